@@ -1,0 +1,62 @@
+"""Importing Keras quietly, and describing the backend and device a run used."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import tempfile
+
+
+def quiet_import():
+    """Import keras with TensorFlow's C++ start-up chatter silenced."""
+    if "keras" in sys.modules:
+        return sys.modules["keras"]
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # TensorFlow's C++ logger writes to fd 2 before any Python setting applies; hold fd 2
+    # aside during the import and replay it only if the import fails.
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            import keras
+        except BaseException:
+            os.dup2(saved, 2)
+            log.seek(0)
+            sys.stderr.write(log.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+    return keras
+
+
+def describe() -> dict:
+    keras = quiet_import()
+    backend = keras.backend.backend()
+    info = {"keras": keras.__version__, "backend": backend}
+    device = "cpu"
+    try:
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            info["tensorflow"] = tf.__version__
+            gpus = tf.config.list_physical_devices("GPU")
+            device = f"gpu ({len(gpus)}x)" if gpus else "cpu"
+        elif backend == "jax":
+            import jax
+
+            info["jax"] = jax.__version__
+            d = jax.devices()[0]
+            device = f"{d.platform} ({getattr(d, 'device_kind', '')})"
+        elif backend == "torch":
+            import torch
+
+            info["torch"] = torch.__version__
+            device = f"cuda ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else "cpu"
+    except Exception:  # describing the device must never stop a run
+        pass
+    info["device"] = device
+    info["cpu"] = platform.processor() or platform.machine()
+    info["cpu_count"] = os.cpu_count()
+    return info

@@ -1,0 +1,375 @@
+"""The experiment config: schema, loading, KEY=VALUE overrides and validation.
+
+A config fully describes a run. It is validated before anything else happens, and the
+resolved form (every default written out, optimizer defaults included) is what a run records.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from hdr.errors import UsageError
+
+Activation = Literal["relu", "leaky_relu", "elu", "selu", "gelu", "swish", "tanh", "sigmoid", "linear"]
+Initializer = Literal[
+    "glorot_uniform", "glorot_normal", "he_uniform", "he_normal",
+    "lecun_uniform", "lecun_normal", "random_normal", "random_uniform",
+]
+PosInt = Annotated[int, Field(gt=0)]
+Rate = Annotated[float, Field(ge=0.0, lt=1.0)]
+PosFloat = Annotated[float, Field(gt=0.0)]
+NonNegFloat = Annotated[float, Field(ge=0.0)]
+
+
+class Strict(BaseModel):
+    # Unknown keys are errors: a typo must never be silently ignored.
+    model_config = ConfigDict(extra="forbid", strict=False, validate_default=True)
+
+
+# ---------------------------------------------------------------- dataset
+
+class Dataset(Strict):
+    name: Literal["mnist", "usps"]
+    validation_split: Annotated[float, Field(gt=0.0, lt=1.0)] | None = Field(
+        0.2, description="fraction of the training set held out for validation; null: none")
+
+
+# ---------------------------------------------------------------- model
+
+class ConvBlock(Strict):
+    filters: PosInt
+    kernel: PosInt = 3
+    activation: Activation | None = Field(None, description="default: model.activation")
+    padding: Literal["valid", "same"] = "valid"
+    pool: Annotated[int, Field(ge=0)] = Field(0, description="max-pooling size after the conv; 0: none")
+    dropout: Rate = 0.0
+    batch_norm: bool = False
+
+
+class _ModelBase(Strict):
+    initializer: Initializer = "glorot_uniform"
+    leaky_relu_slope: NonNegFloat = Field(0.3, description="negative slope when activation is leaky_relu")
+
+
+class SLP(_ModelBase):
+    """Single-layer perceptron: pixels straight into a softmax layer."""
+
+    type: Literal["slp"]
+
+
+class MLP(_ModelBase):
+    """Fully connected hidden layers; dropout > 0 gives the dropout MLP."""
+
+    type: Literal["mlp"]
+    hidden: list[PosInt] = Field(default_factory=lambda: [512, 512])
+    activation: Activation = "relu"
+    dropout: Rate | list[Rate] = 0.0
+
+    @model_validator(mode="after")
+    def _dropout_per_layer(self):
+        if isinstance(self.dropout, list) and len(self.dropout) != len(self.hidden):
+            raise ValueError(
+                f"model.dropout has {len(self.dropout)} rates but model.hidden has "
+                f"{len(self.hidden)} layers; give one rate per hidden layer or a single number")
+        return self
+
+
+class CNN(_ModelBase):
+    """Conv blocks, then dense layers, then softmax."""
+
+    type: Literal["cnn"]
+    activation: Activation = "relu"
+    conv: list[ConvBlock] = Field(default_factory=lambda: [
+        ConvBlock(filters=32, kernel=3, pool=2), ConvBlock(filters=64, kernel=3, pool=2)])
+    dense: list[PosInt] = Field(default_factory=lambda: [100])
+    dropout: Rate = Field(0.0, description="dropout after each dense layer")
+
+    @model_validator(mode="after")
+    def _inherit_activation(self):
+        for block in self.conv:
+            if block.activation is None:
+                block.activation = self.activation
+        return self
+
+
+Model = Annotated[Union[SLP, MLP, CNN], Field(discriminator="type")]
+
+
+# ---------------------------------------------------------------- optimizer
+# Defaults are Keras 3's, written out so that a run records what it used even if Keras
+# changes them (it once changed Adadelta's learning rate from 1.0 to 0.001).
+
+class _OptBase(Strict):
+    learning_rate: PosFloat = 0.001
+    schedule: Literal["constant", "cosine"] = Field(
+        "constant", description="cosine: decay to 0 over the run, after warmup_epochs of linear warm-up")
+    warmup_epochs: NonNegFloat = 0.0
+    clipnorm: PosFloat | None = None
+
+
+class SGD(_OptBase):
+    name: Literal["sgd"]
+    learning_rate: PosFloat = 0.01
+    momentum: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    nesterov: bool = False
+
+
+class Adam(_OptBase):
+    name: Literal["adam"]
+    beta_1: Rate = 0.9
+    beta_2: Rate = 0.999
+    epsilon: PosFloat = 1e-7
+    amsgrad: bool = False
+
+
+class AdamW(_OptBase):
+    name: Literal["adamw"]
+    weight_decay: NonNegFloat = 0.004
+    beta_1: Rate = 0.9
+    beta_2: Rate = 0.999
+    epsilon: PosFloat = 1e-7
+    amsgrad: bool = False
+
+
+class Nadam(_OptBase):
+    name: Literal["nadam"]
+    beta_1: Rate = 0.9
+    beta_2: Rate = 0.999
+    epsilon: PosFloat = 1e-7
+
+
+class Adamax(_OptBase):
+    name: Literal["adamax"]
+    beta_1: Rate = 0.9
+    beta_2: Rate = 0.999
+    epsilon: PosFloat = 1e-7
+
+
+class Adagrad(_OptBase):
+    name: Literal["adagrad"]
+    initial_accumulator_value: NonNegFloat = 0.1
+    epsilon: PosFloat = 1e-7
+
+
+class Adadelta(_OptBase):
+    name: Literal["adadelta"]
+    rho: Rate = 0.95
+    epsilon: PosFloat = 1e-7
+
+
+class RMSprop(_OptBase):
+    name: Literal["rmsprop"]
+    rho: Rate = 0.9
+    momentum: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    epsilon: PosFloat = 1e-7
+    centered: bool = False
+
+
+Optimizer = Annotated[
+    Union[SGD, Adam, AdamW, Nadam, Adamax, Adagrad, Adadelta, RMSprop], Field(discriminator="name")]
+OPTIMIZERS = ("sgd", "adam", "adamw", "nadam", "adamax", "adagrad", "adadelta", "rmsprop")
+
+
+# ---------------------------------------------------------------- training
+
+class Training(Strict):
+    epochs: PosInt = 5
+    batch_size: PosInt = 128
+    seed: Annotated[int, Field(ge=0)] = 1
+    steps_per_execution: PosInt = Field(
+        1, description="batches run per call into the backend; larger is faster, same result")
+    precision: Literal["float32", "mixed_bfloat16", "mixed_float16"] = Field(
+        "float32", description="mixed_bfloat16 is faster on CPUs with AVX-512 BF16, results differ slightly")
+    eval_batch_size: PosInt = Field(1000, description="batch size for validation and test passes")
+
+
+class Config(Strict):
+    dataset: Dataset
+    model: Model
+    optimizer: Optimizer
+    training: Training = Field(default_factory=Training)
+
+    def resolved(self) -> dict:
+        """Plain dict with every default written out, ready to save as YAML."""
+        out = self.model_dump(mode="json")
+        for section, tag in (("model", "type"), ("optimizer", "name")):
+            out[section] = {tag: out[section].pop(tag), **out[section]}
+        return out
+
+
+# ---------------------------------------------------------------- loading
+
+def _load_yaml(path: Path) -> dict:
+    if not path.exists():
+        raise UsageError(f"config file not found: {path} (check the path)")
+    if path.is_dir():
+        raise UsageError(f"config path is a folder, not a file: {path}")
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise UsageError(f"{path}: the config file is empty; see configs/ for examples")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"{path}: not a text file (is it binary?); a config is YAML text") from None
+    if "\x00" in text:
+        raise UsageError(f"{path}: not a text file (is it binary?); a config is YAML text")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise UsageError(f"{path}: YAML syntax error{where}: {problem}") from None
+    if data is None:
+        raise UsageError(f"{path}: the config file is empty; see configs/ for examples")
+    if not isinstance(data, dict):
+        raise UsageError(
+            f"{path}: a config must be a mapping with sections dataset, model, optimizer, training; "
+            f"got a {type(data).__name__}")
+    return data
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    if "=" not in item:
+        raise UsageError(f"override {item!r} is not KEY=VALUE (example: training.epochs=1)")
+    key, value = item.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise UsageError(f"override {item!r}: the key must be a dotted path such as training.epochs")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError:
+        parsed = value  # not valid YAML: take it as a plain string, validation will judge it
+    return key.split("."), parsed
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    data = copy.deepcopy(data)
+    for item in overrides:
+        path, value = parse_override(item)
+        node: Any = data
+        for i, part in enumerate(path[:-1]):
+            dotted = ".".join(path[: i + 1])
+            if isinstance(node, list):
+                node = _list_item(node, part, dotted)
+                continue
+            if not isinstance(node, dict):
+                raise UsageError(f"override {item!r}: {dotted} is not a section")
+            if node.get(part) is None:
+                node[part] = {}
+            node = node[part]
+        last = path[-1]
+        if isinstance(node, list):
+            idx = _index(node, last, ".".join(path))
+            node[idx] = value
+        elif isinstance(node, dict):
+            node[last] = value
+        else:
+            raise UsageError(f"override {item!r}: {'.'.join(path[:-1])} is not a section")
+    return data
+
+
+def _index(node: list, part: str, dotted: str) -> int:
+    try:
+        idx = int(part)
+    except ValueError:
+        raise UsageError(f"{dotted}: this is a list; use a number index such as 0") from None
+    if not -len(node) <= idx < len(node):
+        raise UsageError(f"{dotted}: index {idx} out of range; the list has {len(node)} items")
+    return idx
+
+
+def _list_item(node: list, part: str, dotted: str):
+    return node[_index(node, part, dotted)]
+
+
+def _dotted(loc: tuple) -> str:
+    # pydantic puts the union's tag in the location (model.cnn.conv.0...); drop it.
+    parts = [str(p) for p in loc]
+    out = []
+    for i, p in enumerate(parts):
+        if i == 1 and parts[0] in ("model", "optimizer") and p in (
+                "slp", "mlp", "cnn", *OPTIMIZERS):
+            continue
+        out.append(p)
+    return ".".join(out)
+
+
+def _allowed_keys(cls: type[BaseModel]) -> str:
+    return ", ".join(cls.model_fields)
+
+
+_SECTION_CLASSES = {"dataset": Dataset, "training": Training, "": Config}
+
+
+def _describe_error(err: dict, data: dict) -> str:
+    loc = err["loc"]
+    key = _dotted(loc)
+    kind = err["type"]
+    value = err.get("input")
+    if kind == "extra_forbidden":
+        parent = key.rsplit(".", 1)[0] if "." in key else ""
+        cls = _class_for(parent, data)
+        allowed = f"; allowed keys: {_allowed_keys(cls)}" if cls else ""
+        return f"{key}: unknown key{allowed}"
+    if kind == "missing":
+        return f"{key}: required key is missing"
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        tag = "type" if key == "model" else "name"
+        expected = err.get("ctx", {}).get("expected_tags", "")
+        if kind == "union_tag_not_found":
+            return f"{key}.{tag}: required key is missing; allowed: {expected}"
+        got = err.get("ctx", {}).get("tag")
+        return f"{key}.{tag}: unknown {key} {tag} {got!r}; allowed: {expected}"
+    if kind == "literal_error":
+        expected = err.get("ctx", {}).get("expected", "")
+        return f"{key}: {value!r} is not allowed; allowed: {expected}"
+    msg = err["msg"]
+    if kind == "value_error":
+        msg = msg.removeprefix("Value error, ")
+        return msg if key == "model" or not key else f"{key}: {msg}"
+    shown = repr(value) if not isinstance(value, dict) else "a mapping"
+    return f"{key}: {shown} is invalid: {msg.lower()}"
+
+
+def _class_for(dotted: str, data: dict):
+    if dotted in _SECTION_CLASSES:
+        return _SECTION_CLASSES[dotted]
+    if dotted == "model":
+        return {"slp": SLP, "mlp": MLP, "cnn": CNN}.get((data.get("model") or {}).get("type"))
+    if dotted == "optimizer":
+        name = (data.get("optimizer") or {}).get("name")
+        return {c.model_fields["name"].annotation.__args__[0]: c for c in
+                (SGD, Adam, AdamW, Nadam, Adamax, Adagrad, Adadelta, RMSprop)}.get(name)
+    if dotted.startswith("model.conv."):
+        return ConvBlock
+    return None
+
+
+def validate(data: dict, source: str = "config") -> Config:
+    for section in ("dataset", "model", "optimizer"):
+        if section in data and not isinstance(data[section], dict):
+            raise UsageError(f"{source}: {section}: must be a mapping of keys, got {data[section]!r}")
+    try:
+        return Config.model_validate(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        more = len(e.errors()) - 1
+        extra = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+        raise UsageError(f"{source}: {_describe_error(first, data)}{extra}") from None
+
+
+def load(path: str | Path, overrides: list[str] | None = None) -> Config:
+    path = Path(path)
+    data = _load_yaml(path)
+    data = apply_overrides(data, overrides or [])
+    return validate(data, source=str(path))
+
+
+def dump(cfg: Config) -> str:
+    return yaml.safe_dump(cfg.resolved(), sort_keys=False, default_flow_style=False)

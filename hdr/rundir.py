@@ -1,0 +1,193 @@
+"""The run folder: naming, atomic file writes, and run.json bookkeeping.
+
+Every file is written to a temporary name and renamed into place, so a reader (or a crash)
+never sees half a file. A run folder is created with an exclusive mkdir, so concurrent runs
+never share one and an existing run is never overwritten.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import platform
+import re
+import secrets
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from hdr.errors import UsageError
+
+HISTORY_FIELDS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds"]
+REQUIRED_FILES = ("config.yaml", "run.json")
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
+
+
+def atomic_write(path: Path, data: str | bytes) -> None:
+    path = Path(path)
+    mode = "wb" if isinstance(data, bytes) else "w"
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, obj) -> None:
+    atomic_write(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "run"
+
+
+def create(runs_dir: Path, config_name: str) -> Path:
+    """A new, empty, uniquely named run folder: <time>-<config name>-<random>."""
+    runs_dir = Path(runs_dir)
+    try:
+        runs_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"cannot create runs folder {runs_dir}: {e.strerror}; choose another with --runs-dir") from None
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    for _ in range(100):
+        # The random tail keeps names unique across processes starting in the same second.
+        path = runs_dir / f"{stamp}-{_slug(config_name)}-{secrets.token_hex(2)}"
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise UsageError(f"could not create a unique run folder in {runs_dir}")
+
+
+class RunInfo:
+    """run.json: what ran, where, with what, and how it ended. Rewritten atomically on change."""
+
+    def __init__(self, folder: Path, info: dict):
+        self.folder = Path(folder)
+        self.info = info
+
+    @classmethod
+    def start(cls, folder: Path, *, config_name: str, seed: int, command: list[str], extra: dict | None = None):
+        from hdr import __version__
+
+        info = {
+            "id": Path(folder).name,
+            "status": "running",
+            "config_name": config_name,
+            "started": now_iso(),
+            "ended": None,
+            "command": command,
+            "cwd": os.getcwd(),
+            "pid": os.getpid(),
+            "host": platform.node(),
+            "seed": seed,
+            "versions": {"hdr": __version__, "python": platform.python_version()},
+            "epochs_completed": 0,
+        }
+        info.update(extra or {})
+        run = cls(folder, info)
+        run.save()
+        return run
+
+    @classmethod
+    def load(cls, folder: Path) -> "RunInfo":
+        return cls(folder, read_json(Path(folder) / "run.json"))
+
+    def update(self, **fields) -> None:
+        self.info.update(fields)
+        self.save()
+
+    def finish(self, status: str, **fields) -> None:
+        self.update(status=status, ended=now_iso(), **fields)
+
+    def save(self) -> None:
+        write_json(self.folder / "run.json", self.info)
+
+
+def write_history(path: Path, rows: list[dict]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=HISTORY_FIELDS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in HISTORY_FIELDS})
+    atomic_write(path, buf.getvalue())
+
+
+def read_history(path: Path) -> list[dict]:
+    if not Path(path).exists():
+        return []
+    rows = []
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            parsed = {}
+            for k, v in row.items():
+                if v in ("", None):
+                    parsed[k] = None
+                elif k == "epoch":
+                    parsed[k] = int(v)
+                else:
+                    parsed[k] = float(v)
+            rows.append(parsed)
+    return rows
+
+
+def open_run(path: str | Path) -> Path:
+    """A run folder given by the user, checked to be one."""
+    p = Path(path)
+    if not p.exists():
+        raise UsageError(f"run folder not found: {p} (list runs with: hdr runs)")
+    if not p.is_dir():
+        raise UsageError(f"{p} is not a run folder (expected a folder such as runs/<id>)")
+    missing = [f for f in REQUIRED_FILES if not (p / f).is_file()]
+    if missing:
+        raise UsageError(f"{p} is not a complete run folder: missing {', '.join(missing)}")
+    try:
+        read_json(p / "run.json")
+    except (ValueError, OSError):
+        raise UsageError(f"{p}/run.json is unreadable or corrupt") from None
+    return p
+
+
+def pid_alive(pid: int | None, host: str | None) -> bool:
+    if not pid or (host and host != platform.node()):
+        return True  # cannot tell from here: assume it lives
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def effective_status(info: dict) -> str:
+    """run.json's status, except that a 'running' run whose process is gone is 'crashed'."""
+    status = info.get("status", "unknown")
+    if status == "running" and not pid_alive(info.get("pid"), info.get("host")):
+        return "crashed"
+    return status
+
+
+def command_line() -> list[str]:
+    return [Path(sys.argv[0]).name] + sys.argv[1:]
+
+
+def elapsed(t0: float) -> float:
+    return round(time.perf_counter() - t0, 3)

@@ -45,8 +45,10 @@ class HdrGroup(click.Group):
             module, attr = self.lazy[name].split(":")
             try:
                 return getattr(importlib.import_module(module), attr)
-            except (ImportError, AttributeError):
-                return None  # not built yet: the command is simply absent
+            except ModuleNotFoundError as e:
+                if e.name == module:
+                    return None  # not built yet: the command is simply absent
+                raise
         return super().get_command(ctx, name)
 
     def invoke(self, ctx):
@@ -87,7 +89,9 @@ def _config_name(path: str) -> str:
 @click.option("--resume", "resume_run", type=click.Path(path_type=str), metavar="RUN",
               help="Continue an interrupted run from its last completed epoch.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output; print only the run folder.")
-def train(config, overrides, runs_dir, resume_run, quiet):
+@click.option("--info", "info_items", multiple=True, hidden=True, metavar="KEY=VALUE",
+              help="Extra field recorded in run.json (used by hdr sweep).")
+def train(config, overrides, runs_dir, resume_run, quiet, info_items):
     """Train the model that CONFIG describes and write a run folder.
 
     KEY=VALUE pairs override config keys by dotted path, values read as YAML:
@@ -113,7 +117,11 @@ def train(config, overrides, runs_dir, resume_run, quiet):
         cfg = config_mod.load(config, list(overrides))
         from hdr import train as train_mod
 
-        folder = train_mod.train(cfg, _config_name(config), Path(runs_dir), quiet=quiet)
+        extra = {}
+        for item in info_items:
+            key, _, value = item.partition("=")
+            extra[key] = value
+        folder = train_mod.train(cfg, _config_name(config), Path(runs_dir), quiet=quiet, extra_info=extra)
     if not quiet:
         import json
 

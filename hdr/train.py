@@ -48,9 +48,17 @@ class Prepared:
     val: data_mod.Split | None
 
 
-def prepare(cfg: config_mod.Config, quiet: bool = False) -> Prepared:
+def prepare(cfg: config_mod.Config, quiet: bool = False, val_indices=None) -> Prepared:
+    """Load the data and split off validation: seeded and stratified by default, or exactly the
+    training-set rows in val_indices (cross-validation folds)."""
     data = data_mod.load(cfg.dataset.name, verify=os.environ.get("HDR_NO_VERIFY") != "1", quiet=quiet)
-    train, val = data_mod.split_validation(data.train, cfg.dataset.validation_split, cfg.training.seed)
+    if val_indices is not None:
+        mask = np.ones(len(data.train.y), bool)
+        mask[np.asarray(val_indices)] = False
+        train = data_mod.Split(data.train.x[mask], data.train.y[mask])
+        val = data_mod.Split(data.train.x[~mask], data.train.y[~mask])
+    else:
+        train, val = data_mod.split_validation(data.train, cfg.dataset.validation_split, cfg.training.seed)
     return Prepared(cfg, data, train, val)
 
 
@@ -254,10 +262,14 @@ def _build(cfg, input_shape, steps_per_epoch):
 
 
 def train(cfg: config_mod.Config, config_name: str, runs_dir: Path, quiet: bool = False,
-          extra_info: dict | None = None) -> Path:
-    """Train a validated config into a new run folder; return the folder."""
+          extra_info: dict | None = None, val_indices=None) -> Path:
+    """Train a validated config into a new run folder; return the folder.
+
+    extra_info is merged into run.json (a sweep or cv id, a fold number); val_indices replaces
+    the configured validation split with those training-set rows (cross-validation).
+    """
     t0 = time.perf_counter()
-    prepared = prepare(cfg, quiet=quiet)
+    prepared = prepare(cfg, quiet=quiet, val_indices=val_indices)
     seed_everything(cfg.training.seed)
     steps = max(1, math.ceil(len(prepared.train.y) / cfg.training.batch_size))
     model = _build(cfg, prepared.data.input_shape, steps)  # config errors surface before any folder exists

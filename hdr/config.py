@@ -251,27 +251,40 @@ def parse_override(item: str) -> tuple[list[str], Any]:
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
     data = copy.deepcopy(data)
     for item in overrides:
-        path, value = parse_override(item)
-        node: Any = data
-        for i, part in enumerate(path[:-1]):
-            dotted = ".".join(path[: i + 1])
-            if isinstance(node, list):
-                node = _list_item(node, part, dotted)
-                continue
-            if not isinstance(node, dict):
-                raise UsageError(f"override {item!r}: {dotted} is not a section")
-            if node.get(part) is None:
-                node[part] = {}
-            node = node[part]
-        last = path[-1]
-        if isinstance(node, list):
-            idx = _index(node, last, ".".join(path))
-            node[idx] = value
-        elif isinstance(node, dict):
-            node[last] = value
-        else:
-            raise UsageError(f"override {item!r}: {'.'.join(path[:-1])} is not a section")
+        try:
+            _apply_one(data, item)
+        except UsageError as e:
+            if str(e).startswith("override"):
+                raise
+            raise UsageError(f"override {item!r}: {e}") from None
     return data
+
+
+def _apply_one(data: dict, item: str) -> None:
+    path, value = parse_override(item)
+    node: Any = data
+    for i, part in enumerate(path[:-1]):
+        dotted = ".".join(path[: i + 1])
+        if isinstance(node, list):
+            node = _list_item(node, part, dotted)
+            continue
+        if not isinstance(node, dict):
+            raise UsageError(f"override {item!r}: {dotted} is not a section")
+        if node.get(part) is None:
+            if path[i + 1].lstrip("-").isdigit():
+                raise UsageError(
+                    f"override {item!r}: {dotted} is not in the config, so it has no item {path[i + 1]}; "
+                    f"set the whole list instead ({dotted}=[...])")
+            node[part] = {}
+        node = node[part]
+    last = path[-1]
+    if isinstance(node, list):
+        idx = _index(node, last, ".".join(path))
+        node[idx] = value
+    elif isinstance(node, dict):
+        node[last] = value
+    else:
+        raise UsageError(f"override {item!r}: {'.'.join(path[:-1])} is not a section")
 
 
 def _index(node: list, part: str, dotted: str) -> int:

@@ -1,0 +1,163 @@
+"""Dataset parsing on tiny generated files, corrupt files, the offline path and the split."""
+
+from __future__ import annotations
+
+import gzip
+
+import numpy as np
+import pytest
+
+from hdr import data
+from hdr.errors import DataError
+from tests.conftest import idx_bytes, make_digits, realdata, usps_text, write_tiny_mnist
+
+
+def test_tiny_mnist_parses(tiny_data):
+    d = data.load("mnist", verify=False)
+    assert d.train.x.shape == (300, 28, 28, 1) and d.train.x.dtype == np.uint8
+    assert d.test.x.shape == (100, 28, 28, 1)
+    assert set(np.unique(d.train.y)) == set(range(10))
+    assert d.input_shape == (28, 28, 1)
+    assert len(d.checksums) == 4
+
+
+def test_tiny_usps_parses_and_maps_to_uint8(tiny_data):
+    d = data.load("usps", verify=False)
+    assert d.train.x.shape == (200, 16, 16, 1)
+    # generated pixels were 0..39 and 230: the [-1, 1] text round-trips to the same bytes
+    assert d.train.x.max() == 230 and d.train.x.min() == 0
+
+
+def test_usps_value_mapping():
+    x = np.array([[0, 255] + [128] * 254], dtype=np.uint8).reshape(1, 16, 16)
+    s = data.parse_usps(usps_text(x, np.array([7])), "t")
+    assert s.y.tolist() == [7]
+    assert s.x[0, 0, 0, 0] == 0 and s.x[0, 0, 1, 0] == 255
+
+
+@pytest.mark.parametrize("mutate, expected", [
+    (lambda raw: raw[: len(raw) // 2], "truncated"),
+    (lambda raw: b"\x00\x00\x08\x01" + raw[4:], "magic"),
+    (lambda raw: raw[:10], "too short"),
+])
+def test_corrupt_idx(tiny_data, mutate, expected):
+    p = tiny_data / "mnist" / "train-images-idx3-ubyte.gz"
+    raw = gzip.decompress(p.read_bytes())
+    p.write_bytes(gzip.compress(mutate(raw)))
+    with pytest.raises(DataError, match=expected) as e:
+        data.load("mnist", verify=False)
+    assert str(p) in str(e.value)
+
+
+def test_truncated_gzip(tiny_data):
+    p = tiny_data / "mnist" / "t10k-labels-idx1-ubyte.gz"
+    p.write_bytes(p.read_bytes()[:20])
+    with pytest.raises(DataError, match="corrupt or truncated gzip") as e:
+        data.load("mnist", verify=False)
+    assert str(p) in str(e.value)
+
+
+def test_not_gzip_at_all(tiny_data):
+    p = tiny_data / "usps" / "zip.test.gz"
+    p.write_bytes(b"hello, I am not gzip")
+    with pytest.raises(DataError, match="corrupt or truncated gzip"):
+        data.load("usps", verify=False)
+
+
+@pytest.mark.parametrize("text, expected", [
+    (b"1.0 0.5 0.5\n", "257 numbers"),
+    (b"hello world\n", "not a USPS text file"),
+    (("12.0 " + " ".join(["0.0"] * 256) + "\n").encode(), "labels must be whole numbers 0-9"),
+    (("1.0 " + " ".join(["3.0"] * 256) + "\n").encode(), "outside \\[-1, 1\\]"),
+])
+def test_corrupt_usps(tiny_data, text, expected):
+    (tiny_data / "usps" / "zip.train.gz").write_bytes(gzip.compress(text))
+    with pytest.raises(DataError, match=expected):
+        data.load("usps", verify=False)
+
+
+def test_label_image_count_mismatch(tiny_data):
+    x, y = make_digits(20, 28, np.random.default_rng(0))
+    (tiny_data / "mnist" / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(idx_bytes(y[:10])))
+    with pytest.raises(DataError, match="300 images but 10 labels"):
+        data.load("mnist", verify=False)
+
+
+def test_verification_rejects_files_that_are_not_the_real_ones(tiny_data):
+    with pytest.raises(DataError, match="wrong size|checksum"):
+        data.load("mnist", verify=True)
+
+
+def test_missing_files_offline_names_files_and_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("HDR_DATA_DIR", str(tmp_path))
+    # No network here (and none wanted in a test): every mirror fails fast.
+    monkeypatch.setattr(data, "MNIST_MIRRORS", ("http://127.0.0.1:9/",))
+    monkeypatch.setattr(data, "DATASETS", {**data.DATASETS, "mnist": data.DatasetSpec(
+        "mnist", data.DATASETS["mnist"].files, ("http://127.0.0.1:9/",), (28, 28), 60000, 10000)})
+    with pytest.raises(DataError) as e:
+        data.load("mnist")
+    msg = str(e.value)
+    assert "train-images-idx3-ubyte.gz" in msg and str(tmp_path / "mnist") in msg
+    assert not list((tmp_path / "mnist").glob("*.part"))  # no half-downloaded file left
+
+
+def test_download_from_mirror_with_checksum(tmp_path, monkeypatch):
+    """A local HTTP server stands in for the public mirror; md5 mismatch falls through to the next."""
+    import hashlib
+    import http.server
+    import threading
+
+    src = write_tiny_mnist(tmp_path / "src") / "mnist"
+    good = tmp_path / "good"
+    bad = tmp_path / "bad"
+    good.mkdir()
+    bad.mkdir()
+    files = {}
+    for f in src.iterdir():
+        (good / f.name).write_bytes(f.read_bytes())
+        (bad / f.name).write_bytes(b"garbage")
+        files[f.name] = hashlib.md5(f.read_bytes()).hexdigest()
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, directory=str(tmp_path), **kw)
+
+        def log_message(self, *a):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_port}/"
+        specs = {k: data.FileSpec(fs.name, files[fs.name]) for k, fs in data.DATASETS["mnist"].files.items()}
+        monkeypatch.setattr(data, "DATASETS", {**data.DATASETS, "mnist": data.DatasetSpec(
+            "mnist", specs, (base + "bad/", base + "good/"), (28, 28), 300, 100)})
+        monkeypatch.setenv("HDR_DATA_DIR", str(tmp_path / "cache"))
+        d = data.load("mnist", quiet=True)
+        assert d.train.x.shape == (300, 28, 28, 1)
+        for name in files:
+            assert (tmp_path / "cache" / "mnist" / name).read_bytes() == (good / name).read_bytes()
+    finally:
+        server.shutdown()
+
+
+def test_validation_split_is_stratified_and_seeded(tiny_data):
+    d = data.load("mnist", verify=False)
+    tr1, va1 = data.split_validation(d.train, 0.2, seed=1)
+    tr2, va2 = data.split_validation(d.train, 0.2, seed=1)
+    tr3, va3 = data.split_validation(d.train, 0.2, seed=2)
+    assert len(va1.y) == 60 and len(tr1.y) == 240
+    assert np.array_equal(va1.x, va2.x) and not np.array_equal(va1.x, va3.x)
+    assert np.bincount(va1.y, minlength=10).tolist() == [6] * 10
+    assert data.split_validation(d.train, None, 1)[1] is None
+
+
+@realdata
+def test_real_datasets_verify(real_data):
+    m = data.load("mnist")
+    assert m.train.x.shape == (60000, 28, 28, 1) and m.test.x.shape == (10000, 28, 28, 1)
+    assert m.checksums["train-images-idx3-ubyte.gz"].startswith("ba891046")
+    u = data.load("usps")
+    assert u.train.x.shape == (7291, 16, 16, 1) and u.test.x.shape == (2007, 16, 16, 1)
+    # USPS class proportions as published: 0 is the most frequent digit in both splits
+    assert np.argmax(np.bincount(u.train.y)) == 0 and np.argmax(np.bincount(u.test.y)) == 0

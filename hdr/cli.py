@@ -59,6 +59,12 @@ class HdrGroup(click.Group):
                 raise
             click.echo(f"hdr: error: {e}", err=True)
             sys.exit(e.exit_code)
+        except KeyboardInterrupt:
+            # Ctrl-C before training started (or outside it): nothing was written yet.
+            if ctx.meta.get("hdr.debug"):
+                raise
+            click.echo("hdr: interrupted", err=True)
+            sys.exit(130)
 
 
 @click.group(cls=HdrGroup, lazy=LAZY_COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})

@@ -145,6 +145,8 @@ class Trainer:
             # Second signal: leave at once. Every file on disk is already whole.
             try:
                 self.run.finish("interrupted", reason=f"{signal.Signals(signum).name} (immediate)")
+                for tmp in [*self.folder.glob(".*.tmp"), *self.folder.glob(f"{CKPT_DIR}/.*.tmp.keras")]:
+                    tmp.unlink(missing_ok=True)  # a write cut short: the real file is still the old one
             finally:
                 os._exit(EXIT_SIGINT if signum == signal.SIGINT else EXIT_SIGTERM)
         self.signal_received = signum

@@ -1,0 +1,268 @@
+"""Signals, resume, divergence, failures, crashes and concurrent runs: nothing is ever lost.
+
+These tests start real `hdr train` processes on tiny generated data and send them real signals.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hdr import rundir
+from tests.conftest import CONFIGS, REPO
+
+
+def env_for(data_dir: Path) -> dict:
+    env = dict(os.environ)
+    env.update(HDR_DATA_DIR=str(data_dir), HDR_NO_VERIFY="1", PYTHONUNBUFFERED="1",
+               TF_CPP_MIN_LOG_LEVEL="3")
+    return env
+
+
+def start(tiny_data, runs, *args):
+    return subprocess.Popen([sys.executable, "-m", "hdr.cli", "train", *map(str, args), "--runs-dir", str(runs), "-q"],
+                            cwd=REPO, env=env_for(tiny_data), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def only_run(runs: Path) -> Path:
+    folders = [p for p in runs.iterdir() if p.is_dir()]
+    assert len(folders) == 1
+    return folders[0]
+
+
+def wait_for_epochs(runs: Path, n: int, proc, timeout=120) -> Path:
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        assert proc.poll() is None, proc.stderr.read()
+        if runs.exists():
+            for folder in runs.iterdir():
+                if len(rundir.read_history(folder / "history.csv")) >= n:
+                    return folder
+        time.sleep(0.05)
+    raise AssertionError("training made no progress")
+
+
+def assert_folder_valid(folder: Path) -> list[dict]:
+    """Every file that exists parses, and the history has no gap or duplicate."""
+    yaml.safe_load((folder / "config.yaml").read_text())
+    json.loads((folder / "run.json").read_text())
+    rows = rundir.read_history(folder / "history.csv")
+    assert [r["epoch"] for r in rows] == list(range(1, len(rows) + 1))
+    if (folder / "metrics.json").exists():
+        json.loads((folder / "metrics.json").read_text())
+    assert not list(folder.glob(".*.tmp")), "half-written temporary file left"
+    return rows
+
+
+LONG = [CONFIGS / "mlp_adam.yaml", "model.hidden=[64]", "training.epochs=400", "training.batch_size=16"]
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_stops_cleanly_and_resume_finishes(tiny_data, tmp_path, sig, code):
+    runs = tmp_path / "runs"
+    proc = start(tiny_data, runs, *LONG)
+    folder = wait_for_epochs(runs, 2, proc)
+    t_signal = time.time()
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=30)
+    assert time.time() - t_signal < 10, "did not stop within seconds"
+    assert proc.returncode == code, err
+    assert "resume with: hdr train --resume" in err and "Traceback" not in err
+    info = json.loads((folder / "run.json").read_text())
+    assert info["status"] == "interrupted" and info["ended"]
+    rows = assert_folder_valid(folder)
+    done = len(rows)
+    assert done >= 2 and info["epochs_completed"] == done
+    assert (folder / "checkpoint" / f"epoch-{done:04d}.keras").is_file()
+
+    # resume to the end, with fewer epochs planned so the test stays short
+    cfg = yaml.safe_load((folder / "config.yaml").read_text())
+    cfg["training"]["epochs"] = done + 3
+    rundir.atomic_write(folder / "config.yaml", yaml.safe_dump(cfg))
+    r = subprocess.run([sys.executable, "-m", "hdr.cli", "train", "--resume", str(folder), "-q"], cwd=REPO,
+                       env=env_for(tiny_data), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == str(folder)
+    rows = assert_folder_valid(folder)
+    assert len(rows) == done + 3
+    info = json.loads((folder / "run.json").read_text())
+    assert info["status"] == "completed" and info["resumed"][0]["at_epoch"] == done
+    assert json.loads((folder / "metrics.json").read_text())["epochs"] == done + 3
+
+    # resuming a completed run says so and changes nothing
+    before = (folder / "history.csv").read_bytes()
+    r = subprocess.run([sys.executable, "-m", "hdr.cli", "train", "--resume", str(folder)], cwd=REPO,
+                       env=env_for(tiny_data), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "already completed" in r.stderr
+    assert (folder / "history.csv").read_bytes() == before
+
+
+def test_second_ctrl_c_exits_at_once(tiny_data, tmp_path):
+    runs = tmp_path / "runs"
+    proc = start(tiny_data, runs, *LONG)
+    folder = wait_for_epochs(runs, 1, proc)
+    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert json.loads((folder / "run.json").read_text())["status"] == "interrupted"
+    assert_folder_valid(folder)
+
+
+def test_kill_9_leaves_valid_files_shows_crashed_and_resumes(tiny_data, tmp_path, cli_run):
+    runs = tmp_path / "runs"
+    proc = start(tiny_data, runs, *LONG)
+    folder = wait_for_epochs(runs, 3, proc)
+    proc.kill()
+    proc.communicate(timeout=30)
+    rows = assert_folder_valid(folder)
+    info = json.loads((folder / "run.json").read_text())
+    assert info["status"] == "running"  # nobody could say otherwise
+    assert rundir.effective_status(info) == "crashed"
+    listing = cli_run("runs", runs)
+    assert listing.exit_code == 0 and "crashed" in listing.stdout and folder.name in listing.stdout
+
+    cfg = yaml.safe_load((folder / "config.yaml").read_text())
+    cfg["training"]["epochs"] = len(rows) + 1
+    rundir.atomic_write(folder / "config.yaml", yaml.safe_dump(cfg))
+    r = subprocess.run([sys.executable, "-m", "hdr.cli", "train", "--resume", str(folder), "-q"], cwd=REPO,
+                       env=env_for(tiny_data), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert len(assert_folder_valid(folder)) == len(rows) + 1
+
+
+def test_resume_keeps_optimizer_state_and_does_not_rerun_epochs(cli_run, tiny_data, tmp_path):
+    from hdr import train as train_mod
+    from hdr.backend import quiet_import
+
+    keras = quiet_import()
+    r = cli_run("train", CONFIGS / "mlp_adam.yaml", "model.hidden=[16]", "training.epochs=2",
+                "training.batch_size=32", "--runs-dir", tmp_path / "runs", "-q")
+    assert r.exit_code == 0, r.stderr
+    folder = Path(r.stdout.strip().splitlines()[-1])
+    steps = 8  # ceil(240 / 32)
+    ckpt = keras.models.load_model(folder / "checkpoint" / "epoch-0002.keras")
+    assert int(ckpt.optimizer.iterations) == 2 * steps
+    moments = [v for v in ckpt.optimizer.variables if "momentum" in v.path or "velocity" in v.path]
+    assert moments and any(float(abs(keras.ops.convert_to_numpy(v)).sum()) > 0 for v in moments)
+
+    # pretend it was interrupted after epoch 2 of 4, then resume
+    cfg = yaml.safe_load((folder / "config.yaml").read_text())
+    cfg["training"]["epochs"] = 4
+    rundir.atomic_write(folder / "config.yaml", yaml.safe_dump(cfg))
+    info = rundir.read_json(folder / "run.json")
+    info["status"] = "interrupted"
+    rundir.write_json(folder / "run.json", info)
+    first_two = rundir.read_history(folder / "history.csv")
+    seen_epochs = []
+    real_commit = train_mod.Trainer.commit_epoch
+
+    def spy(self, epoch, logs, model):
+        seen_epochs.append(epoch)
+        if epoch == 3:
+            # the optimizer continued from its saved state: iterations did not restart at 0
+            assert int(model.optimizer.iterations) == 3 * steps
+        return real_commit(self, epoch, logs, model)
+
+    train_mod.Trainer.commit_epoch = spy
+    try:
+        r = cli_run("train", "--resume", folder, "-q")
+    finally:
+        train_mod.Trainer.commit_epoch = real_commit
+    assert r.exit_code == 0, r.stderr
+    assert seen_epochs == [3, 4]  # only the missing epochs ran
+    rows = rundir.read_history(folder / "history.csv")
+    assert rows[:2] == first_two and [x["epoch"] for x in rows] == [1, 2, 3, 4]
+    final = keras.models.load_model(folder / "model.keras")
+    assert int(final.optimizer.iterations) == 4 * steps
+
+
+def test_resume_errors(cli_run, tiny_data, tmp_path):
+    r = cli_run("train", "--resume", tmp_path / "nope")
+    assert r.exit_code == 2 and "run folder not found" in r.stderr
+    (tmp_path / "partial").mkdir()
+    (tmp_path / "partial" / "config.yaml").write_text("dataset: {name: mnist}\n")
+    r = cli_run("train", "--resume", tmp_path / "partial")
+    assert r.exit_code == 2 and "missing run.json" in r.stderr
+    # a run interrupted before its first epoch has no checkpoint
+    r = cli_run("train", CONFIGS / "slp_sgd.yaml", "training.epochs=1", "--runs-dir", tmp_path / "runs", "-q")
+    folder = Path(r.stdout.strip().splitlines()[-1])
+    info = rundir.read_json(folder / "run.json")
+    info["status"] = "interrupted"
+    rundir.write_json(folder / "run.json", info)
+    for f in (folder / "checkpoint").iterdir():
+        f.unlink()
+    r = cli_run("train", "--resume", folder)
+    assert r.exit_code == 2 and "no checkpoint" in r.stderr
+    r = cli_run("train", CONFIGS / "slp_sgd.yaml", "--resume", folder)
+    assert r.exit_code == 2 and "--resume takes only the run folder" in r.stderr
+
+
+def test_divergence_fails_with_epoch_and_advice(cli_run, tiny_data, tmp_path):
+    r = cli_run("train", CONFIGS / "mlp_sgd.yaml", "optimizer.learning_rate=1e30", "training.epochs=3",
+                "--runs-dir", tmp_path / "runs", "-q")
+    assert r.exit_code == 1
+    assert "diverged" in r.stderr and "epoch 1" in r.stderr and "smaller optimizer.learning_rate" in r.stderr
+    folder = only_run(tmp_path / "runs")
+    info = json.loads((folder / "run.json").read_text())
+    assert info["status"] == "failed" and info["diverged_epoch"] == 1 and "diverged" in info["reason"]
+    assert not (folder / "metrics.json").exists()
+
+
+def test_unexpected_failure_is_recorded(cli_run, tiny_data, tmp_path, monkeypatch):
+    from hdr import train as train_mod
+
+    def boom(self, model):
+        raise RuntimeError("simulated backend failure")
+
+    monkeypatch.setattr(train_mod.Trainer, "fit", boom)
+    r = cli_run("train", CONFIGS / "slp_sgd.yaml", "training.epochs=1", "--runs-dir", tmp_path / "runs")
+    assert r.exit_code == 1 and "simulated backend failure" in r.stderr and "Traceback" not in r.stderr
+    info = json.loads((only_run(tmp_path / "runs") / "run.json").read_text())
+    assert info["status"] == "failed" and "simulated backend failure" in info["reason"]
+
+
+def test_debug_shows_traceback(cli_run, tmp_path):
+    from click.testing import CliRunner
+
+    from hdr.cli import cli
+    from hdr.errors import UsageError
+
+    r = CliRunner().invoke(cli, ["--debug", "train", str(tmp_path / "nope.yaml")])
+    assert isinstance(r.exception, UsageError)
+
+
+def test_four_concurrent_runs_each_get_a_folder(tiny_data, tmp_path):
+    runs = tmp_path / "runs"
+    procs = [start(tiny_data, runs, CONFIGS / "slp_sgd.yaml", "training.epochs=2") for _ in range(4)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1] for o in outs]
+    folders = {o[0].strip().splitlines()[-1] for o in outs}
+    assert len(folders) == 4
+    for f in folders:
+        assert json.loads((Path(f) / "run.json").read_text())["status"] == "completed"
+        assert len(assert_folder_valid(Path(f))) == 2
+
+
+def test_atomic_write_never_leaves_partial_file(tmp_path, monkeypatch):
+    target = tmp_path / "metrics.json"
+    rundir.write_json(target, {"a": 1})
+
+    def fail(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", fail)
+    with pytest.raises(OSError):
+        rundir.write_json(target, {"a": 2})
+    assert json.loads(target.read_text()) == {"a": 1}
+    assert list(tmp_path.iterdir()) == [target]

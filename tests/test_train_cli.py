@@ -159,3 +159,17 @@ def test_corrupt_data_is_one_line_and_no_run_folder(cli_run, tiny_data, tmp_path
     assert "corrupt or truncated" in r.stderr and str(p) in r.stderr
     assert "Traceback" not in r.stderr
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["train"], "missing CONFIG"),
+    (["train", "--bogus"], "No such option '--bogus'"),
+    (["nocmd"], "No such command 'nocmd'"),
+    (["runs", "/nonexistent/runs"], "runs folder not found"),
+    (["train", str(CONFIGS / "slp_sgd.yaml"), "epochs"], "is not KEY=VALUE"),
+])
+def test_usage_mistakes_are_one_line_exit_2(cli_run, args, expected):
+    r = cli_run(*args)
+    assert r.exit_code == 2
+    assert r.stderr.startswith("hdr: error:") and expected in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1

@@ -1,0 +1,3 @@
+from hdr.cli import main
+
+main()

@@ -1,0 +1,197 @@
+"""`hdr data describe NAME`: class balance, image size, value range and a sanity check of a dataset.
+
+Reads the data with hdr.data only: no Keras, so it answers in a second or two.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+import numpy as np
+
+from hdr import data as data_mod
+from hdr.errors import UsageError
+
+NUM_CLASSES = 10
+
+
+def class_counts(y: np.ndarray) -> np.ndarray:
+    return np.bincount(np.asarray(y, dtype=np.int64), minlength=NUM_CLASSES)[:NUM_CLASSES]
+
+
+def check_split(x: np.ndarray, y: np.ndarray) -> dict:
+    """Counts of values a model must never see: NaN, pixels outside 0-255, labels outside 0-9,
+    and all-dark images (no digit at all)."""
+    pixels = x.reshape(len(x), -1) if len(x) else x.reshape(0, 0)
+    floating = np.issubdtype(x.dtype, np.floating)
+    return {
+        "nan": int(np.isnan(x).sum()) if floating else 0,
+        "out_of_range": int(((x < 0) | (x > 255)).sum()),
+        "bad_labels": int(((y < 0) | (y > 9)).sum()),
+        "blank_images": int((pixels.max(axis=1) == 0).sum()) if pixels.size else 0,
+    }
+
+
+def describe(d: data_mod.Data) -> dict:
+    """Everything the command prints, as plain numbers (also the content of NAME-classes.csv)."""
+    out = {"name": d.name, "shape": list(d.input_shape), "dtype": str(d.train.x.dtype), "splits": {}}
+    for part, split in (("train", d.train), ("test", d.test)):
+        counts = class_counts(split.y)
+        x = split.x
+        out["splits"][part] = {
+            "size": int(len(split.y)),
+            "counts": counts.tolist(),
+            "proportions": (counts / max(1, counts.sum())).tolist(),
+            # nan-aware, so that a NaN shows up in the check instead of hiding the range
+            "min": float(np.nanmin(x)) if x.size else None,
+            "max": float(np.nanmax(x)) if x.size else None,
+            "mean": float(np.nanmean(x)) if x.size else None,
+            "checks": check_split(x, split.y),
+        }
+    return out
+
+
+def class_table(info: dict, tablefmt: str = "simple") -> str:
+    from tabulate import tabulate
+
+    tr, te = info["splits"]["train"], info["splits"]["test"]
+    rows = [[str(label), tr["counts"][label], 100 * tr["proportions"][label],
+             te["counts"][label], 100 * te["proportions"][label]] for label in range(NUM_CLASSES)]
+    rows.append(["total", tr["size"], 100.0, te["size"], 100.0])
+    return tabulate(rows, headers=["label", "train", "train %", "test", "test %"], tablefmt=tablefmt,
+                    floatfmt=("", "", ".2f", "", ".2f"), colalign=("left", "right", "right", "right", "right"))
+
+
+def text(info: dict) -> str:
+    h, w, c = info["shape"]
+    tr, te = info["splits"]["train"], info["splits"]["test"]
+    lines = [
+        f"{info['name']}: {tr['size']} train + {te['size']} test images, {h}x{w} pixels, "
+        f"{c} channel, {info['dtype']}",
+        f"pixel values: train {tr['min']:g}-{tr['max']:g} (mean {tr['mean']:.1f}), "
+        f"test {te['min']:g}-{te['max']:g} (mean {te['mean']:.1f}); 0 is the background",
+    ]
+    problems = []
+    for part, s in (("train", tr), ("test", te)):
+        ch = s["checks"]
+        for key, what in (("nan", "NaN pixel values"), ("out_of_range", "pixel values outside 0-255"),
+                          ("bad_labels", "labels outside 0-9"), ("blank_images", "blank (all-dark) images")):
+            if ch[key]:
+                problems.append(f"{part}: {ch[key]} {what}")
+    lines.append("check: " + ("; ".join(problems) if problems else
+                              "ok (no NaN, no values outside 0-255, labels all 0-9, no blank images)"))
+    for part, s in (("train", tr), ("test", te)):
+        counts = np.array(s["counts"])
+        if counts.min() > 0:
+            lines.append(f"{part} balance: largest class {counts.argmax()} ({counts.max()}) is "
+                         f"{counts.max() / counts.min():.2f}x the smallest, {counts.argmin()} ({counts.min()})")
+    lines += ["", class_table(info)]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- pictures
+
+def montage(images: np.ndarray, cols: int, pad: int = 2, pad_value: int = 0) -> np.ndarray:
+    """Images (n, h, w[, 1]) tiled into one 2-D array, row by row, `pad` pixels apart."""
+    images = np.asarray(images)
+    if images.ndim == 4:
+        images = images[..., 0]
+    n, h, w = images.shape
+    rows = max(1, -(-n // cols))
+    grid = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad), pad_value, dtype=images.dtype)
+    for i, img in enumerate(images):
+        r, c = divmod(i, cols)
+        grid[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = img
+    return grid
+
+
+def class_distribution_png(info: dict, path: Path) -> None:
+    from hdr.plots import _pyplot, save_figure
+
+    plt = _pyplot()
+    tr, te = info["splits"]["train"], info["splits"]["test"]
+    labels = np.arange(NUM_CLASSES)
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    # Proportions, not counts: train is several times larger than test and would dwarf it.
+    for offset, part, s in ((-0.2, "train", tr), (0.2, "test", te)):
+        bars = ax.bar(labels + offset, 100 * np.array(s["proportions"]), width=0.4,
+                      label=f"{part} (n={s['size']})")
+        ax.bar_label(bars, labels=[str(c) for c in s["counts"]], fontsize=6.5, padding=2, rotation=90)
+    ax.set_xticks(labels)
+    ax.set_xlabel("digit")
+    ax.set_ylabel("% of split")
+    ax.set_ylim(0, 100 * max(max(tr["proportions"]), max(te["proportions"])) * 1.25)
+    ax.set_title(f"{info['name']}: class distribution (bar labels: counts)")
+    ax.legend(loc="upper right", fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    save_figure(fig, path)
+
+
+def samples_png(d: data_mod.Data, path: Path, per_class: int = 10, seed: int = 0) -> None:
+    """A grid with one row per digit class: per_class training images picked at random (seeded)."""
+    from hdr.plots import _pyplot, save_figure
+
+    plt = _pyplot()
+    rng = np.random.default_rng(seed)
+    h, w = d.input_shape[:2]
+    picks = []
+    for label in range(NUM_CLASSES):
+        idx = np.flatnonzero(d.train.y == label)
+        row = np.zeros((per_class, h, w), np.uint8)  # a class with few examples leaves blanks
+        if len(idx):
+            chosen = np.sort(rng.choice(idx, size=min(per_class, len(idx)), replace=False))
+            row[: len(chosen)] = d.train.x[chosen, ..., 0]
+        picks.append(row)
+    pad = 2
+    grid = montage(np.concatenate(picks), cols=per_class, pad=pad)
+    fig, ax = plt.subplots(figsize=(per_class * 0.6 + 0.6, NUM_CLASSES * 0.6 + 0.5))
+    ax.imshow(grid, cmap="gray_r", vmin=0, vmax=255, interpolation="nearest")
+    ax.set_yticks([pad + r * (h + pad) + h / 2 - 0.5 for r in range(NUM_CLASSES)], labels=range(NUM_CLASSES))
+    ax.set_xticks([])
+    ax.tick_params(length=0)
+    for side in ax.spines.values():
+        side.set_visible(False)
+    ax.set_title(f"{d.name}: {per_class} random training digits per class ({h}x{w})", fontsize=9)
+    save_figure(fig, path)
+
+
+def write_outputs(d: data_mod.Data, info: dict, out: Path) -> list[Path]:
+    from hdr.rundir import atomic_write
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"cannot create output folder {out}: {e.strerror}; choose another with --out") from None
+    paths = [out / f"{d.name}-classes.png", out / f"{d.name}-samples.png", out / f"{d.name}-classes.csv"]
+    class_distribution_png(info, paths[0])
+    samples_png(d, paths[1])
+    tr, te = info["splits"]["train"], info["splits"]["test"]
+    lines = ["label,train,train_proportion,test,test_proportion"]
+    lines += [f"{k},{tr['counts'][k]},{tr['proportions'][k]:.6f},{te['counts'][k]},{te['proportions'][k]:.6f}"
+              for k in range(NUM_CLASSES)]
+    atomic_write(paths[2], "\n".join(lines) + "\n")
+    return paths
+
+
+@click.command("describe")
+@click.argument("name", metavar="NAME", type=click.Choice(sorted(data_mod.DATASETS)))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help="Also write NAME-classes.png (class distribution, train vs test), NAME-samples.png "
+                   "(sample digits per class) and NAME-classes.csv into DIR.")
+def command(name, out):
+    """Per-class counts and proportions, image size and value range of dataset NAME (mnist or usps),
+    with a check for NaN, out-of-range values, bad labels and blank images.
+
+    \b
+      hdr data describe mnist --out pictures/
+    """
+    if out is not None and out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; give a folder")
+    d = data_mod.load(name, verify=os.environ.get("HDR_NO_VERIFY") != "1")
+    info = describe(d)
+    click.echo(text(info))
+    if out is not None:
+        for p in write_outputs(d, info, out):
+            click.echo(f"wrote {p}")

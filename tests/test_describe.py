@@ -1,0 +1,168 @@
+"""hdr data describe: class counts, value ranges, the sanity check, and the two pictures."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from hdr.cli import cli
+from hdr.describe import check_split, describe, text
+from hdr import data as data_mod
+
+REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+needs_real = pytest.mark.skipif(not (REAL_DATA / "mnist").is_dir() or not (REAL_DATA / "usps").is_dir(),
+                                reason="real MNIST/USPS files not in ../shared/datasets")
+
+# Deliberately unbalanced, so that a table that mixed up classes or splits would show it.
+TRAIN_COUNTS = [5, 6, 7, 8, 9, 10, 11, 12, 13, 19]
+TEST_COUNTS = [3, 1, 4, 1, 5, 9, 2, 6, 5, 4]
+
+
+def _idx(arr: np.ndarray) -> bytes:
+    head = (0x800 + arr.ndim).to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in arr.shape)
+    return head + arr.astype(np.uint8).tobytes()
+
+
+def _write_mnist(root: Path, blank_test: int = 0) -> None:
+    rng = np.random.default_rng(0)
+    (root / "mnist").mkdir(parents=True)
+    for part, counts in (("train", TRAIN_COUNTS), ("t10k", TEST_COUNTS)):
+        y = np.repeat(np.arange(10), counts).astype(np.uint8)
+        rng.shuffle(y)
+        x = rng.integers(0, 256, (len(y), 28, 28)).astype(np.uint8)
+        if part == "t10k":
+            x[:blank_test] = 0
+        (root / "mnist" / f"{part}-images-idx3-ubyte.gz").write_bytes(gzip.compress(_idx(x)))
+        (root / "mnist" / f"{part}-labels-idx1-ubyte.gz").write_bytes(gzip.compress(_idx(y)))
+
+
+@pytest.fixture
+def fake_mnist(tmp_path, monkeypatch):
+    root = tmp_path / "data"
+    _write_mnist(root, blank_test=2)
+    monkeypatch.setenv("HDR_DATA_DIR", str(root))
+    monkeypatch.setenv("HDR_NO_VERIFY", "1")
+    monkeypatch.setenv("HDR_CACHE_DIR", str(tmp_path / "cache"))
+    return root
+
+
+def hdr(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def table_rows(output: str) -> dict[str, list[str]]:
+    rows = {}
+    for line in output.splitlines():
+        parts = line.split()
+        if len(parts) == 5 and (parts[0].isdigit() or parts[0] == "total"):
+            rows[parts[0]] = parts[1:]
+    return rows
+
+
+def test_counts_and_proportions_table(fake_mnist):
+    r = hdr("data", "describe", "mnist")
+    assert r.exit_code == 0, r.output
+    rows = table_rows(r.stdout)
+    n_train, n_test = sum(TRAIN_COUNTS), sum(TEST_COUNTS)
+    for k in range(10):
+        train, train_pct, test, test_pct = rows[str(k)]
+        assert int(train) == TRAIN_COUNTS[k] and int(test) == TEST_COUNTS[k]
+        assert float(train_pct) == pytest.approx(100 * TRAIN_COUNTS[k] / n_train, abs=0.006)
+        assert float(test_pct) == pytest.approx(100 * TEST_COUNTS[k] / n_test, abs=0.006)
+    assert rows["total"] == [str(n_train), "100.00", str(n_test), "100.00"]
+    assert f"{n_train} train + {n_test} test images, 28x28 pixels" in r.stdout
+    assert "pixel values: train 0-255" in r.stdout
+    # Class 9 (19) against class 0 (5) in train; the two blank test images are reported.
+    assert "largest class 9 (19) is 3.80x the smallest, 0 (5)" in r.stdout
+    assert "check: test: 2 blank (all-dark) images" in r.stdout
+
+
+def test_out_writes_pictures_and_csv(fake_mnist, tmp_path):
+    out = tmp_path / "pictures" / "nested"
+    r = hdr("data", "describe", "mnist", "--out", out)
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in out.iterdir()) == ["mnist-classes.csv", "mnist-classes.png", "mnist-samples.png"]
+    for png, (min_w, min_h) in (("mnist-classes.png", (600, 300)), ("mnist-samples.png", (400, 400))):
+        path = out / png
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        with Image.open(path) as im:
+            im.verify()
+        with Image.open(path) as im:
+            assert min_w <= im.size[0] <= 2500 and min_h <= im.size[1] <= 2500, im.size
+            assert np.asarray(im.convert("L")).std() > 10
+    rows = list(csv.DictReader((out / "mnist-classes.csv").open()))
+    assert [int(r["train"]) for r in rows] == TRAIN_COUNTS
+    assert [int(r["test"]) for r in rows] == TEST_COUNTS
+    assert sum(float(r["train_proportion"]) for r in rows) == pytest.approx(1, abs=1e-5)
+
+
+def test_check_finds_nan_out_of_range_and_bad_labels():
+    x = np.full((4, 2, 2, 1), 10.0)
+    x[0, 0, 0, 0] = np.nan
+    x[1, 0, 0, 0] = 300
+    x[2, 1, 1, 0] = -1
+    x[3] = 0
+    y = np.array([0, 11, 3, -2])
+    assert check_split(x, y) == {"nan": 1, "out_of_range": 2, "bad_labels": 2, "blank_images": 1}
+    clean = check_split(np.full((3, 2, 2, 1), 7, np.uint8), np.array([1, 2, 3], np.uint8))
+    assert clean == {"nan": 0, "out_of_range": 0, "bad_labels": 0, "blank_images": 0}
+
+
+def test_text_reports_problems_by_split():
+    x = np.ones((10, 4, 4, 1), np.float32)
+    x[0, 0, 0, 0] = np.nan
+    d = data_mod.Data("mnist", data_mod.Split(x, np.arange(10) % 10), data_mod.Split(x[1:], np.arange(9) % 10))
+    out = text(describe(d))
+    assert "check: train: 1 NaN pixel values" in out
+    assert "test:" not in out.split("check:")[1].splitlines()[0]
+
+
+def test_does_not_import_keras(fake_mnist):
+    code = ("import sys; from click.testing import CliRunner; from hdr.cli import cli; "
+            "r = CliRunner().invoke(cli, ['data', 'describe', 'mnist']); assert r.exit_code == 0, r.output; "
+            "heavy = [m for m in ('keras', 'tensorflow', 'jax', 'torch') if m in sys.modules]; "
+            "assert not heavy, heavy")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+
+
+def test_bad_input(fake_mnist, tmp_path):
+    r = hdr("data", "describe", "emnist")
+    assert r.exit_code == 2 and "Traceback" not in r.output and "emnist" in r.stderr
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    r = hdr("data", "describe", "mnist", "--out", a_file)
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    # A corrupt dataset file: one line naming the file and the fix.
+    (fake_mnist / "mnist" / "t10k-labels-idx1-ubyte.gz").write_bytes(b"not gzip")
+    r = hdr("data", "describe", "mnist")
+    assert r.exit_code == 1
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("hdr: error: ") and "t10k-labels" in lines[0]
+
+
+@pytest.mark.realdata
+@needs_real
+def test_real_datasets(monkeypatch):
+    monkeypatch.setenv("HDR_DATA_DIR", str(REAL_DATA))
+    monkeypatch.delenv("HDR_NO_VERIFY", raising=False)
+    r = hdr("data", "describe", "mnist")
+    assert r.exit_code == 0, r.output
+    rows = table_rows(r.stdout)
+    assert rows["1"][:3] == ["6742", "11.24", "1135"] and rows["5"][0] == "5421"
+    assert rows["total"] == ["60000", "100.00", "10000", "100.00"]
+    assert "check: ok" in r.stdout
+    r = hdr("data", "describe", "usps")
+    assert r.exit_code == 0, r.output
+    rows = table_rows(r.stdout)
+    assert rows["0"][0] == "1194" and rows["0"][2] == "359"
+    assert rows["total"] == ["7291", "100.00", "2007", "100.00"]
+    assert "16x16 pixels" in r.stdout and "check: ok" in r.stdout

@@ -1,0 +1,182 @@
+"""`hdr cv`: stratified K-fold cross-validation over the training set.
+
+Each fold holds out one K-th of the training set, the same share of every digit, as its
+validation data and trains on the rest; the test set is never used for the folds' choice, only
+scored. Every fold is a complete run folder inside the cv folder, <runs-dir>/cv/<cv-id>/,
+next to cv.json (per-fold and summary numbers) and folds.png (box plot of the accuracies).
+The configured dataset.validation_split does not apply: the fold is the validation set.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import click
+import numpy as np
+
+from hdr import rundir
+from hdr.errors import HdrError, UsageError
+
+
+def stratified_folds(y: np.ndarray, k: int, seed: int) -> list[np.ndarray]:
+    """K disjoint index arrays covering y, each with the same class proportions (to within one
+    example per class) and sizes differing by at most one. Seeded, so a cv is repeatable.
+
+    Each class is shuffled, the classes are laid end to end and position i goes to fold i % k:
+    every class is dealt round-robin over the folds."""
+    rng = np.random.default_rng(seed)
+    order = []
+    for label in np.unique(y):
+        idx = np.flatnonzero(y == label)
+        rng.shuffle(idx)
+        order.append(idx)
+    order = np.concatenate(order) if order else np.array([], int)
+    fold_of = np.empty(len(y), dtype=int)
+    fold_of[order] = np.arange(len(order)) % k
+    return [np.flatnonzero(fold_of == f) for f in range(k)]
+
+
+def _stats(values: list[float]) -> dict:
+    n = len(values)
+    if not n:
+        return {"n": 0, "values": []}
+    mean = sum(values) / n
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
+    return {"mean": mean, "std": std, "min": min(values), "max": max(values), "n": n, "values": values}
+
+
+def box_plot(summary: dict, path: Path, title: str) -> None:
+    from hdr.plots import _pyplot, save_figure
+
+    plt = _pyplot()
+    series = [(name, [100 * v for v in summary[key]["values"]])
+              for name, key in (("validation\n(held-out fold)", "val_accuracy"), ("test set", "test_accuracy"))
+              if summary[key]["n"]]
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    ax.boxplot([v for _, v in series], widths=0.45, showmeans=True,
+               meanprops={"marker": "D", "markerfacecolor": "white", "markeredgecolor": "black"})
+    ax.set_xticks(range(1, len(series) + 1), [name for name, _ in series])
+    rng = np.random.default_rng(0)  # jitter only, so the fold points do not sit on each other
+    for i, (_, values) in enumerate(series, start=1):
+        ax.scatter(i + rng.uniform(-0.08, 0.08, len(values)), values, s=18, color="tab:blue", alpha=0.8, zorder=3)
+    ax.set_ylabel("accuracy (%)")
+    ax.set_xlabel("dots: folds, line: median, diamond: mean, box: quartiles", fontsize=8, color="dimgray")
+    ax.set_title(title)
+    ax.yaxis.get_major_formatter().set_useOffset(False)
+    ax.grid(axis="y", alpha=0.3)
+    save_figure(fig, path)
+
+
+def _fold_run(cv_folder: Path, fold: int) -> Path | None:
+    """The run folder of a fold that failed after creating it."""
+    for child in cv_folder.iterdir():
+        try:
+            if rundir.read_json(child / "run.json").get("fold") == fold:
+                return child
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+@click.command()
+@click.argument("config", type=click.Path(dir_okay=False, path_type=str))
+@click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
+@click.option("--folds", "-k", "k", default=5, show_default=True, type=int,
+              help="Number of folds (at least 2).")
+@click.option("--runs-dir", default="runs", show_default=True, type=click.Path(file_okay=False, path_type=Path),
+              help="The cv folder is created in RUNS_DIR/cv/.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress output; print the results and the cv folder.")
+def command(config, overrides, k, runs_dir, quiet):
+    """Stratified K-fold cross-validation of CONFIG over the training set.
+
+    Each fold is trained and scored as its own run; the mean ± std of the folds' validation
+    accuracy is printed and a box plot written. The last line printed is the cv folder.
+
+    \b
+      hdr cv configs/cnn_adam.yaml --folds 5 training.epochs=3
+    """
+    if k < 2:
+        raise UsageError(f"--folds {k}: cross-validation needs at least 2 folds (5 is usual)")
+    from hdr import config as config_mod
+    from hdr import data as data_mod
+
+    cfg = config_mod.load(config, list(overrides))
+    data = data_mod.load(cfg.dataset.name, verify=os.environ.get("HDR_NO_VERIFY") != "1", quiet=quiet)
+    counts = np.bincount(data.train.y)
+    smallest = int(counts[counts > 0].min())
+    if k > smallest:
+        raise UsageError(f"--folds {k}: the rarest digit has only {smallest} training examples, so some folds "
+                         f"would lack it; use at most {smallest} folds")
+    folds = stratified_folds(data.train.y, k, cfg.training.seed)
+    del data
+
+    name = Path(config).stem
+    folder = rundir.create(runs_dir / "cv", name)
+    info = {
+        "id": folder.name, "status": "running", "config": config, "config_name": name,
+        "overrides": list(overrides), "folds": k, "seed": cfg.training.seed, "dataset": cfg.dataset.name,
+        "fold_sizes": [len(f) for f in folds],
+        "note": "each fold is the validation set of its run; dataset.validation_split does not apply",
+        "started": rundir.now_iso(), "ended": None, "command": rundir.command_line(), "cwd": os.getcwd(),
+        "results": [],
+    }
+    rundir.write_json(folder / "cv.json", info)
+
+    from hdr import train as train_mod
+    from hdr.backend import quiet_import
+
+    failed = []
+    current = 0
+    try:
+        for i, val_idx in enumerate(folds, start=1):
+            current = i
+            if not quiet:
+                click.echo(f"fold {i}/{k}: {len(val_idx)} validation examples", err=True)
+            result = {"fold": i, "val_size": int(len(val_idx))}
+            try:
+                run = train_mod.train(cfg, name, folder, quiet=quiet,
+                                      extra_info={"cv_id": folder.name, "fold": i, "folds": k}, val_indices=val_idx)
+                m = rundir.read_json(run / "metrics.json")
+                result.update(status="completed", run=run.name, val_accuracy=m["val_accuracy"],
+                              best_val_accuracy=m.get("best_val_accuracy"), test_accuracy=m["test_accuracy"])
+                click.echo(f"fold {i}/{k}: validation accuracy {100 * m['val_accuracy']:.3f}%, "
+                           f"test accuracy {100 * m['test_accuracy']:.3f}% ({run.name})")
+            except train_mod.Interrupted:
+                run = _fold_run(folder, i)
+                result.update(status="interrupted", run=run.name if run else None)
+                info["results"].append(result)
+                raise
+            except HdrError as e:
+                # A diverged or crashed fold is recorded; the other folds still run.
+                run = _fold_run(folder, i)
+                result.update(status="failed", run=run.name if run else None, error=str(e))
+                failed.append(f"fold {i}: {e}")
+                click.echo(f"fold {i}/{k}: failed: {e}", err=True)
+            info["results"].append(result)
+            rundir.write_json(folder / "cv.json", info)
+            quiet_import().backend.clear_session()  # free the fold's graph before the next one
+    except (KeyboardInterrupt, train_mod.Interrupted) as e:
+        info.update(status="interrupted", ended=rundir.now_iso())
+        rundir.write_json(folder / "cv.json", info)
+        # Not the fold's "resume with hdr train --resume": a resumed run would forget its fold
+        # and validate on the configured split instead.
+        err = HdrError(f"cross-validation interrupted in fold {current} of {k}; "
+                       f"finished folds are in {folder}/cv.json; run hdr cv again for a complete result")
+        err.exit_code = getattr(e, "exit_code", 130)
+        raise err from None
+
+    done = [r for r in info["results"] if r["status"] == "completed"]
+    summary = {key: _stats([r[key] for r in done]) for key in ("val_accuracy", "test_accuracy")}
+    info.update(status="failed" if failed else "completed", ended=rundir.now_iso(), summary=summary,
+                std="sample standard deviation over folds (ddof=1)")
+    rundir.write_json(folder / "cv.json", info)
+    if done:
+        box_plot(summary, folder / "folds.png", f"{k}-fold cross-validation: {name} ({cfg.dataset.name})")
+        v, t = summary["val_accuracy"], summary["test_accuracy"]
+        click.echo(f"accuracy: mean={100 * v['mean']:.3f}% std={100 * v['std']:.3f}% n={v['n']}")
+        click.echo(f"test accuracy: mean={100 * t['mean']:.3f}% std={100 * t['std']:.3f}% n={t['n']}")
+    click.echo(str(folder))
+    if failed:
+        raise HdrError(f"{len(failed)} of {k} folds failed: {'; '.join(failed)} (see {folder}/cv.json)")

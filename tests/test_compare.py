@@ -1,0 +1,262 @@
+"""hdr compare over fabricated run folders: differing keys, mixed and failed runs, seed groups,
+fairness notes, outputs, and that it never imports TensorFlow."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+from click.testing import CliRunner
+
+from hdr import compare
+from hdr.cli import cli
+from hdr.rundir import write_history
+
+BASE = {
+    "dataset": {"name": "mnist", "validation_split": 0.2},
+    "model": {"type": "mlp", "initializer": "glorot_uniform", "hidden": [512, 512], "activation": "relu",
+              "dropout": 0.0},
+    "optimizer": {"name": "adam", "learning_rate": 0.001, "beta_1": 0.9, "epsilon": 1e-7},
+    "training": {"epochs": 3, "batch_size": 128, "seed": 1},
+}
+RUNTIME = {"keras": "3.15.1", "backend": "tensorflow", "tensorflow": "2.21.0", "device": "cpu"}
+CHECKSUMS = {"train-images-idx3-ubyte.gz": "aaa", "t10k-images-idx3-ubyte.gz": "bbb"}
+
+
+def set_key(cfg: dict, dotted: str, value) -> None:
+    node = cfg
+    *parents, last = dotted.split(".")
+    for p in parents:
+        node = node[p]
+    node[last] = value
+
+
+def make_run(root: Path, name: str, *, overrides: dict | None = None, val_acc=(0.90, 0.95, 0.97),
+             test_acc: float | None = 0.96, status: str = "completed", config: dict | None = None,
+             runtime: dict | None = None, checksums: dict | None = None, info: dict | None = None,
+             reason: str | None = None) -> Path:
+    """A run folder as hdr train writes it; val_acc None entries mean no validation data."""
+    cfg = copy.deepcopy(config or BASE)
+    for k, v in (overrides or {}).items():
+        set_key(cfg, k, v)
+    folder = root / name
+    folder.mkdir(parents=True)
+    (folder / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    history = [{"epoch": i + 1, "loss": 1.0 / (i + 1), "accuracy": 0.8 + 0.01 * i,
+                "val_loss": None if v is None else 1.0 - v, "val_accuracy": v, "learning_rate": 0.001,
+                "seconds": 2.0} for i, v in enumerate(val_acc)]
+    write_history(folder / "history.csv", history)
+    run_info = {"id": name, "status": status, "config_name": "test", "pid": None, "seed": cfg["training"]["seed"],
+                "epochs_completed": len(history), "dataset": cfg["dataset"]["name"],
+                "epochs_planned": cfg["training"]["epochs"], "runtime": runtime or RUNTIME,
+                "data_checksums": checksums or CHECKSUMS}
+    if reason:
+        run_info["reason"] = reason
+    run_info.update(info or {})
+    (folder / "run.json").write_text(json.dumps(run_info))
+    if status == "completed":
+        vals = [v for v in val_acc if v is not None]
+        metrics = {"test_accuracy": test_acc, "test_loss": 0.1, "params": 669706,
+                   "train_seconds": 2.0 * len(history), "epochs": len(history)}
+        if vals:
+            metrics["best_val_accuracy"] = max(vals)
+        (folder / "metrics.json").write_text(json.dumps(metrics))
+    return folder
+
+
+def run_cli(*args):
+    result = CliRunner().invoke(cli, list(args))
+    return result
+
+
+def test_flatten_dotted_keys_and_lists():
+    flat = compare.flatten({"a": {"b": 1, "c": [1, 2]}, "conv": [{"filters": 32}, {"filters": 64}]})
+    assert flat == {"a.b": 1, "a.c": (1, 2), "conv.0.filters": 32, "conv.1.filters": 64}
+
+
+def test_differing_keys_found_and_variant_keys_hidden():
+    configs = [compare.flatten(c) for c in (
+        {"optimizer": {"name": "adam", "learning_rate": 0.001, "beta_1": 0.9}, "training": {"seed": 1}},
+        {"optimizer": {"name": "sgd", "learning_rate": 0.01, "momentum": 0.0}, "training": {"seed": 1}},
+        {"optimizer": {"name": "adam", "learning_rate": 0.001, "beta_1": 0.5}, "training": {"seed": 1}},
+    )]
+    # beta_1 takes two values among the runs that have it: shown; momentum exists only for
+    # sgd with one value: it follows from optimizer.name, so it is not a column.
+    assert compare.differing_keys(configs) == ["optimizer.name", "optimizer.learning_rate", "optimizer.beta_1"]
+
+
+def test_compare_table_shows_only_differing_keys(tmp_path):
+    make_run(tmp_path, "r1", overrides={"optimizer.name": "adam"}, test_acc=0.97)
+    make_run(tmp_path, "r2", overrides={"optimizer.name": "adagrad"}, test_acc=0.93)
+    make_run(tmp_path, "r3", overrides={"optimizer.name": "adadelta"}, test_acc=0.91)
+    result = run_cli("compare", str(tmp_path / "r1"), str(tmp_path / "r2"), str(tmp_path / "r3"))
+    assert result.exit_code == 0, result.output
+    header = result.output.splitlines()[0]
+    assert "optimizer.name" in header
+    assert "learning_rate" not in header and "training.seed" not in header and "hidden" not in header
+    assert "97.00" in result.output and "adagrad" in result.output
+    assert "fairness" not in result.output  # same versions, data, batch size, epochs
+
+
+def test_mixed_failed_interrupted_and_no_validation_runs(tmp_path):
+    make_run(tmp_path, "a-long", overrides={"model.hidden": [256]}, val_acc=(0.9, 0.95, 0.97))
+    make_run(tmp_path, "b-failed", overrides={"model.hidden": [128]}, val_acc=(0.5,), status="failed",
+             reason="training diverged: the loss became NaN")
+    make_run(tmp_path, "c-interrupted", overrides={"model.hidden": [64]}, val_acc=(0.8, 0.85),
+             status="interrupted")
+    make_run(tmp_path, "d-noval", overrides={"model.hidden": [32], "dataset.validation_split": None},
+             val_acc=(None, None, None), test_acc=0.9)
+    out = tmp_path / "report"
+    result = run_cli("compare", str(tmp_path / "a-long"), str(tmp_path / "b-failed"),
+                     str(tmp_path / "c-interrupted"), str(tmp_path / "d-noval"), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    lines = {line.split()[0]: line for line in result.output.splitlines() if line[:2] in ("a-", "b-", "c-", "d-")}
+    assert set(lines) == {"a-long", "b-failed", "c-interrupted", "d-noval"}  # marked, not dropped
+    assert "failed" in lines["b-failed"] and "1/3" in lines["b-failed"]
+    assert "interrupted" in lines["c-interrupted"] and "2/3" in lines["c-interrupted"]
+    assert "[256]" in lines["a-long"]
+    assert "not completed" in result.output and "diverged" in result.output
+    rows = {r["run"]: r for r in csv.DictReader((out / "compare.csv").open())}
+    assert rows["d-noval"]["best_val_accuracy"] == "" and rows["d-noval"]["test_accuracy"] == "0.9"
+    assert rows["b-failed"]["test_accuracy"] == "" and rows["b-failed"]["status"] == "failed"
+    assert float(rows["a-long"]["best_val_accuracy"]) == 0.97 and rows["a-long"]["best_epoch"] == "3"
+    assert rows["c-interrupted"]["model.hidden"] == "[64]"
+    md = (out / "compare.md").read_text()
+    assert "| a-long" in md and "not completed" in md
+    for png in ("val_accuracy.png", "val_loss.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_glob_skips_non_runs_but_missing_path_is_error(tmp_path):
+    make_run(tmp_path, "r1")
+    make_run(tmp_path, "r2", overrides={"training.seed": 2})
+    (tmp_path / "sweeps").mkdir()
+    (tmp_path / "notes.txt").write_text("hello")
+    paths = sorted(str(p) for p in tmp_path.iterdir())
+    result = CliRunner().invoke(cli, ["compare", *paths])
+    assert result.exit_code == 0, result.output
+    assert "skipping" in result.stderr and "notes.txt" in result.stderr and "sweeps" in result.stderr
+    assert "r1" in result.stdout and "r2" in result.stdout
+    assert "2 seeds of one setting: test accuracy 96.00 ± 0.00 %" in result.stdout
+    result = CliRunner().invoke(cli, ["compare", str(tmp_path / "r1"), str(tmp_path / "nope")])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("hdr: error: not found:") and "nope" in result.stderr
+    result = CliRunner().invoke(cli, ["compare", str(tmp_path / "notes.txt")])
+    assert result.exit_code == 2 and "no run folders" in result.stderr
+
+
+def test_sort_and_unknown_sort_key(tmp_path):
+    make_run(tmp_path, "low", overrides={"optimizer.learning_rate": 0.1}, test_acc=0.80)
+    make_run(tmp_path, "high", overrides={"optimizer.learning_rate": 0.01}, test_acc=0.99)
+    make_run(tmp_path, "mid", overrides={"optimizer.learning_rate": 0.001}, test_acc=0.90)
+    result = run_cli("compare", str(tmp_path), "--sort", "test_accuracy")
+    assert result.exit_code == 0, result.output
+    order = [line.split()[0] for line in result.output.splitlines()[2:5]]
+    assert order == ["high", "mid", "low"]  # accuracies sort best first
+    result = run_cli("compare", str(tmp_path), "--sort", "optimizer.learning_rate")
+    assert [line.split()[0] for line in result.output.splitlines()[2:5]] == ["mid", "high", "low"]
+    result = CliRunner().invoke(cli, ["compare", str(tmp_path), "--sort", "accuracy"])
+    assert result.exit_code == 2
+    assert "unknown column" in result.stderr and "test_accuracy" in result.stderr
+    assert "optimizer.learning_rate" in result.stderr
+
+
+def test_fairness_line_names_what_else_differs(tmp_path):
+    make_run(tmp_path, "r1", overrides={"optimizer.name": "adam"})
+    make_run(tmp_path, "r2", overrides={"optimizer.name": "sgd", "training.batch_size": 64},
+             runtime={**RUNTIME, "keras": "3.3.3"}, checksums={**CHECKSUMS, "t10k-images-idx3-ubyte.gz": "ccc"})
+    result = run_cli("compare", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    fair = [line for line in result.output.splitlines() if line.startswith("fairness:")]
+    assert len(fair) == 1
+    assert "training.batch_size (128, 64)" in fair[0]
+    assert "keras (3.15.1, 3.3.3)" in fair[0]
+    assert "mnist dataset checksum" in fair[0]
+    assert "optimizer.name" not in fair[0]
+
+
+def test_single_differing_key_is_the_subject_not_a_confounder(tmp_path):
+    make_run(tmp_path, "r1", overrides={"training.batch_size": 64})
+    make_run(tmp_path, "r2", overrides={"training.batch_size": 256})
+    result = run_cli("compare", str(tmp_path))
+    assert "fairness" not in result.output
+
+
+def test_seed_groups_mean_std_and_noise_flag(tmp_path):
+    # adam and rmsprop overlap within seed noise; sgd is clearly worse.
+    accs = {"adam": (0.980, 0.982, 0.978), "rmsprop": (0.979, 0.983, 0.977), "sgd": (0.950, 0.951, 0.949)}
+    for opt, values in accs.items():
+        for seed, acc in enumerate(values, start=1):
+            make_run(tmp_path, f"{opt}-{seed}", overrides={"optimizer.name": opt, "training.seed": seed},
+                     test_acc=acc)
+    result = run_cli("compare", str(tmp_path), "--sort", "test_accuracy", "--out", str(tmp_path / "out"))
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "seeds" in lines[0] and "training.seed" not in lines[0]
+    rows = [line for line in lines[2:5]]
+    assert rows[0].startswith("adam") and "98.00 ± 0.20" in rows[0] and "best" in rows[0]
+    assert rows[1].startswith("rmsprop") and "~noise" in rows[1]
+    assert rows[2].startswith("sgd") and "-3.00" in rows[2] and "~noise" not in rows[2]
+    assert "within seed noise of the best (optimizer.name=adam): optimizer.name=rmsprop" in result.output
+    assert "Welch" in result.output
+    md = (tmp_path / "out" / "compare.md").read_text()
+    assert "mean ± std over seeds" in md and "| adam-1" in md
+
+
+def test_within_noise_rule():
+    g = lambda m, s, n: {"x": m, "x_std": s, "x_n": n}  # noqa: E731
+    assert compare.within_noise(g(0.98, 0.002, 3), g(0.979, 0.003, 3), "x") is True
+    assert compare.within_noise(g(0.98, 0.001, 3), g(0.95, 0.001, 3), "x") is False
+    # Same gap, more seeds: the noise estimate shrinks and the gap becomes real.
+    assert compare.within_noise(g(0.980, 0.002, 3), g(0.976, 0.002, 3), "x") is True
+    assert compare.within_noise(g(0.980, 0.002, 20), g(0.976, 0.002, 20), "x") is False
+    assert compare.within_noise(g(0.98, 0.0, 1), g(0.97, 0.0, 3), "x") is None
+
+
+def test_sweep_and_cv_folders_expand_to_their_runs(tmp_path):
+    runs = tmp_path / "runs"
+    make_run(runs, "p1", overrides={"optimizer.name": "adam"}, info={"sweep_id": "S1"})
+    make_run(runs, "p2", overrides={"optimizer.name": "sgd", "training.batch_size": 64}, info={"sweep_id": "S1"})
+    make_run(runs, "other", overrides={"optimizer.name": "nadam"})
+    sweep = runs / "sweeps" / "S1"
+    sweep.mkdir(parents=True)
+    (sweep / "sweep.json").write_text(json.dumps({
+        "id": "S1", "grid": {"optimizer.name": ["adam", "sgd"], "training.batch_size": [128, 64]}, "seeds": [1],
+        "points": [{"label": "a", "run": "../../p1"}, {"label": "b", "run": "../../p2"},
+                   {"label": "c", "run": None}]}))
+    result = CliRunner().invoke(cli, ["compare", str(sweep)])
+    assert result.exit_code == 0, result.output
+    assert "p1" in result.stdout and "p2" in result.stdout and "other" not in result.stdout
+    assert "fairness" not in result.stdout  # batch size was swept on purpose
+    cv = runs / "cv" / "C1"
+    for k in (1, 2):
+        make_run(cv, f"fold{k}", info={"cv_id": "C1", "fold": k}, val_acc=(0.9, 0.9 + k / 100))
+    result = CliRunner().invoke(cli, ["compare", str(cv)])
+    assert result.exit_code == 0, result.output
+    assert "fold" in result.stdout.splitlines()[0] and "fold1" in result.stdout
+
+
+def test_compare_does_not_import_tensorflow_and_is_fast(tmp_path):
+    for i in range(200):
+        make_run(tmp_path, f"run{i:03d}", overrides={"optimizer.learning_rate": 0.0001 * (i + 1)})
+    code = ("import sys; from hdr.cli import cli\n"
+            "try:\n    cli(['compare', sys.argv[1], '--sort', 'test_accuracy'], prog_name='hdr')\n"
+            "except SystemExit as e:\n    assert not e.code, e.code\n"
+            "bad = [m for m in ('tensorflow', 'keras', 'jax', 'torch', 'pydantic', 'matplotlib') if m in sys.modules]\n"
+            "assert not bad, bad\nprint('IMPORTS-OK')\n")
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    elapsed = time.perf_counter() - t0
+    assert proc.returncode == 0, proc.stderr
+    assert "IMPORTS-OK" in proc.stdout and proc.stdout.count("run1") >= 100
+    # Target is under a second; the bound leaves room for a busy shared machine, while still
+    # failing if TensorFlow (several seconds to import) crept in.
+    assert elapsed < 3.0, elapsed

@@ -1,0 +1,175 @@
+"""hdr sweep: grid parsing and expansion, validation before launch, and real tiny parallel sweeps."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from hdr import sweep
+from hdr.cli import cli
+from hdr.errors import UsageError
+
+ROOT = Path(__file__).resolve().parents[1]
+SLP = str(ROOT / "configs" / "slp_sgd.yaml")
+DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+realdata = pytest.mark.skipif(not (DATA / "usps").is_dir(), reason="real datasets not in ../shared/datasets")
+# USPS is small: a one-epoch single-layer perceptron trains in about a second.
+TINY = ["dataset.name=usps", "training.epochs=1", "training.batch_size=512"]
+
+
+@pytest.fixture
+def data_env(monkeypatch):
+    monkeypatch.setenv("HDR_DATA_DIR", str(DATA))
+    monkeypatch.delenv("HDR_NO_VERIFY", raising=False)
+
+
+def test_split_values_keeps_lists_whole():
+    assert sweep.split_values("adam,sgd") == ["adam", "sgd"]
+    assert sweep.split_values("[256],[512, 512]") == ["[256]", "[512, 512]"]
+    assert sweep.split_values("'a,b',c") == ["'a,b'", "c"]
+    assert sweep.split_values("0.1") == ["0.1"]
+
+
+@pytest.mark.parametrize("item, message", [
+    ("optimizer.name", "expected KEY=V1,V2"),
+    ("=adam", "expected KEY=V1,V2"),
+    ("optimizer.name=adam,,sgd", "empty value"),
+    ("optimizer.name=adam,adam", "listed twice"),
+])
+def test_parse_grid_rejects_malformed_items(item, message):
+    with pytest.raises(UsageError, match=message):
+        sweep.parse_grid([item])
+
+
+def test_parse_grid_rejects_repeated_key():
+    with pytest.raises(UsageError, match="given twice"):
+        sweep.parse_grid(["optimizer.name=adam", "optimizer.name=sgd"])
+
+
+def test_plan_is_the_cartesian_product_with_overrides_and_seeds():
+    grid = sweep.parse_grid(["optimizer.name=sgd,adam", "model.hidden=[64],[32,32]"])
+    points = sweep.plan(str(ROOT / "configs" / "mlp_adam.yaml"), ["training.seed=7"], grid, seeds=2)
+    assert len(points) == 2 * 2 * 2
+    assert [p.index for p in points] == list(range(8))
+    assert points[0].overrides == ["optimizer.name=sgd", "model.hidden=[64]", "training.seed=7"]
+    assert points[1].overrides == ["optimizer.name=sgd", "model.hidden=[64]", "training.seed=8"]
+    assert points[3].label == "optimizer.name=sgd,model.hidden=[32,32]" and points[3].seed == 8
+    assert {p.label for p in points} == {f"optimizer.name={o},model.hidden={h}"
+                                         for o in ("sgd", "adam") for h in ("[64]", "[32,32]")}
+
+
+def test_plan_rejects_key_in_grid_and_overrides_and_double_seed():
+    with pytest.raises(UsageError, match="both a --grid key and a KEY=VALUE"):
+        sweep.plan(SLP, ["optimizer.name=adam"], {"optimizer.name": ["sgd", "adam"]}, 1)
+    with pytest.raises(UsageError, match="both set the seed"):
+        sweep.plan(SLP, [], {"training.seed": ["1", "2"]}, 3)
+
+
+def test_bad_grid_value_is_usage_error_and_creates_nothing(tmp_path):
+    runs = tmp_path / "runs"
+    result = CliRunner().invoke(cli, ["sweep", SLP, "--grid", "optimizer.name=adam,adamm", "--runs-dir", str(runs)])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("hdr: error: grid point optimizer.name=adamm:")
+    assert "allowed:" in result.stderr and "Traceback" not in result.output
+    assert not runs.exists()
+    result = CliRunner().invoke(cli, ["sweep", SLP, "--grid", "training.epochs=1,0", "--runs-dir", str(runs)])
+    assert result.exit_code == 2 and "training.epochs" in result.stderr and not runs.exists()
+
+
+def test_dry_run_lists_points_and_runs_nothing(tmp_path):
+    result = CliRunner().invoke(cli, ["sweep", SLP, "--grid", "optimizer.learning_rate=0.1,0.01",
+                                      "--seeds", "3", "--dry-run", "--runs-dir", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert len(lines) == 7 and "6 runs (2 points x 3 seeds)" in lines[-1]
+    assert lines[0].split() == ["0", "optimizer.learning_rate=0.1", "training.seed=1"]
+    assert lines[5].split() == ["5", "optimizer.learning_rate=0.01", "training.seed=3"]
+    assert not (tmp_path / "r").exists()
+
+
+def test_thread_budget_split_between_jobs(tmp_path, monkeypatch):
+    for var in sweep.THREAD_VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    assert sweep.threads_per_job(3) == 2 and sweep.threads_per_job(16) == 1
+    points = sweep.plan(SLP, [], {}, 1)
+    s = sweep.Sweep(tmp_path, SLP, [], {}, points, tmp_path, jobs=4, seeds=1, quiet=True)
+    env = s.env()
+    assert all(env[v] == "2" for v in sweep.THREAD_VARS)
+    monkeypatch.setenv("OMP_NUM_THREADS", "5")  # the user's own setting is kept
+    assert s.env()["OMP_NUM_THREADS"] == "5"
+
+
+@realdata
+def test_parallel_sweep_one_folder_per_point_and_failures_reported(tmp_path, data_env):
+    runs = tmp_path / "runs"
+    # lr=1e39 overflows float32: that point diverges at run time (after validation passed).
+    result = CliRunner().invoke(cli, ["sweep", SLP, "--grid", "optimizer.learning_rate=0.01,1e39", "--seeds", "2",
+                                      "--jobs", "2", "--runs-dir", str(runs), *TINY])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.splitlines()[-1].startswith("hdr: error: 2 of 4 runs failed:")
+    assert "diverged" in result.stderr
+    sweep_dir = Path(result.stdout.splitlines()[-1])
+    assert sweep_dir.parent == runs / "sweeps"
+    info = json.loads((sweep_dir / "sweep.json").read_text())
+    assert info["status"] == "failed" and info["grid"] == {"optimizer.learning_rate": ["0.01", "1e39"]}
+    assert info["seeds"] == [1, 2] and info["threads_per_job"] >= 1
+    points = info["points"]
+    assert [(p["label"], p["seed"]) for p in points] == [
+        ("optimizer.learning_rate=0.01", 1), ("optimizer.learning_rate=0.01", 2),
+        ("optimizer.learning_rate=1e39", 1), ("optimizer.learning_rate=1e39", 2)]
+    assert [p["exit_code"] for p in points] == [0, 0, 1, 1]
+    folders = [(sweep_dir / p["run"]).resolve() for p in points]
+    assert len(set(folders)) == 4 and all(f.parent == runs.resolve() for f in folders)
+    for p, folder in zip(points, folders):
+        run = json.loads((folder / "run.json").read_text())
+        assert run["sweep_id"] == sweep_dir.name and run["sweep_point"] == p["label"]
+        assert run["seed"] == p["seed"]
+        if p["exit_code"] == 0:
+            assert run["status"] == "completed"
+            for name in ("config.yaml", "history.csv", "metrics.json", "model.keras", "accuracy.png"):
+                assert (folder / name).is_file(), name
+            assert json.loads((folder / "metrics.json").read_text())["test_accuracy"] == p["test_accuracy"]
+        else:
+            assert run["status"] == "failed" and "diverged" in p["error"]
+        assert (sweep_dir / "logs" / f"point-{p['index']:03d}.log").is_file()
+    # The compare table of the sweep: grouped by setting, two seeds each.
+    assert "seeds" in result.stdout and "2 completed" in result.stdout and "2 failed" in result.stdout
+    assert (sweep_dir / "compare.md").is_file() and (sweep_dir / "compare.csv").is_file()
+    assert (sweep_dir / "val_accuracy.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@realdata
+def test_sigint_stops_sweep_and_marks_points(tmp_path):
+    runs = tmp_path / "runs"
+    env = {**os.environ, "HDR_DATA_DIR": str(DATA)}
+    proc = subprocess.Popen([sys.executable, "-m", "hdr.cli", "sweep", SLP, "--grid", "optimizer.learning_rate=0.01,0.02",
+                             "--runs-dir", str(runs), "dataset.name=usps", "training.epochs=200",
+                             "training.batch_size=512"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+    deadline = time.time() + 120
+    while time.time() < deadline:  # wait until the first point has committed an epoch
+        done = [json.loads(p.read_text()).get("epochs_completed", 0) for p in runs.glob("*/run.json")]
+        if done and max(done) >= 1:
+            break
+        time.sleep(0.3)
+    else:
+        proc.kill()
+        pytest.fail("the first point never finished an epoch")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted by SIGINT" in err
+    info = json.loads(next(runs.glob("sweeps/*/sweep.json")).read_text())
+    assert info["status"] == "interrupted"
+    assert [p["status"] for p in info["points"]] == ["interrupted", "not run"]
+    run = json.loads((runs / "sweeps" / info["id"] / info["points"][0]["run"] / "run.json").read_text())
+    assert run["status"] == "interrupted"  # resumable: hdr train --resume

@@ -102,3 +102,22 @@ def cli_run(monkeypatch):
         return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def mnist_mlp_run(tmp_path_factory) -> Path:
+    """One real MNIST run per test session: a 1-epoch MLP (about 97% test accuracy, ~20 s).
+    Used by hdr predict and hdr draw tests, which need a model that reads real digits."""
+    import subprocess
+    import sys
+
+    if not have_real_data():
+        pytest.skip(f"real datasets not found in {REAL_DATA}")
+    runs = tmp_path_factory.mktemp("mnist_mlp_runs")
+    env = {**os.environ, "HDR_DATA_DIR": str(REAL_DATA)}
+    env.pop("HDR_NO_VERIFY", None)
+    out = subprocess.run([sys.executable, "-m", "hdr.cli", "train", str(CONFIGS / "mlp_adam.yaml"),
+                          "training.epochs=1", "model.hidden=[128]", "--runs-dir", str(runs), "-q"],
+                         env=env, capture_output=True, text=True, cwd=REPO)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return Path(out.stdout.strip().splitlines()[-1])

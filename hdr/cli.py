@@ -26,6 +26,23 @@ LAZY_COMMANDS = {
     "draw": "hdr.draw:command",
 }
 
+# The one-line help of each lazy command, so `hdr --help` lists the commands without importing
+# their modules (several import numpy: half of the 0.3 s budget for `hdr --help`).
+# tests/test_perf_paths.py checks every entry against the command's own help.
+LAZY_HELP = {
+    "hdr.evaluate:command": "Evaluate the model of run folder RUN: loss, accuracy, confusion matrix, per-class "
+                            "figures and the misclassified digits, written with report.md into RUN/eval/ "
+                            "(RUN/eval-val/ for --split val, RUN/eval-on-DATASET/ for --on).",
+    "hdr.compare:command": "Compare runs side by side: the config keys that differ, accuracy, loss, time, status.",
+    "hdr.sweep:command": "Train CONFIG at every point of a grid, each point its own run folder, then compare them.",
+    "hdr.cv:command": "Stratified K-fold cross-validation of CONFIG over the training set.",
+    "hdr.predict:command": "Predict the digit in each IMAGE with the model of the run folder RUN.",
+    "hdr.draw:command": "Draw a digit with the mouse and watch the model of run folder RUN guess it.",
+    "hdr.describe:command": "Per-class counts and proportions, image size and value range of dataset NAME "
+                            "(mnist or usps), with a check for NaN, out-of-range values, bad labels and blank "
+                            "images.",
+}
+
 
 class HdrGroup(click.Group):
     """Turns hdr's own errors into one line on stderr and the right exit code, and loads
@@ -57,11 +74,24 @@ class HdrGroup(click.Group):
     def list_commands(self, ctx):
         return sorted(set(super().list_commands(ctx)) | set(self.lazy))
 
+    def format_commands(self, ctx, formatter):
+        self._listing = True  # get_command describes lazy commands from LAZY_HELP instead of importing them
+        try:
+            super().format_commands(ctx, formatter)
+        finally:
+            self._listing = False
+
     def get_command(self, ctx, name):
         if name in self.lazy:
             import importlib
 
             module, attr = self.lazy[name].split(":")
+            if getattr(self, "_listing", False) and self.lazy[name] in LAZY_HELP:
+                import importlib.util
+
+                if importlib.util.find_spec(module) is None:
+                    return None  # not built yet
+                return click.Command(name, help=LAZY_HELP[self.lazy[name]])
             try:
                 return getattr(importlib.import_module(module), attr)
             except ModuleNotFoundError as e:

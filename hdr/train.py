@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,9 +63,18 @@ def prepare(cfg: config_mod.Config, quiet: bool = False, val_indices=None) -> Pr
     return Prepared(cfg, data, train, val)
 
 
-def _set_precision(cfg: config_mod.Config) -> None:
+@contextmanager
+def precision(cfg: config_mod.Config):
+    """The config's dtype policy while a model is built or loaded. Layers keep the policy they
+    were made with, so the global one is put back at once: later models in the same process
+    (cv folds, sweeps, tests) must not inherit it."""
     keras = quiet_import()
+    previous = keras.mixed_precision.dtype_policy()
     keras.mixed_precision.set_dtype_policy(cfg.training.precision)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_dtype_policy(previous)
 
 
 def seed_everything(seed: int) -> None:
@@ -258,9 +268,9 @@ def _finalize(trainer: Trainer, model, t0: float) -> dict:
 def _build(cfg, input_shape, steps_per_epoch):
     from hdr import models
 
-    _set_precision(cfg)
-    model = models.build(cfg, input_shape)
-    return models.compile_model(model, cfg, steps_per_epoch)
+    with precision(cfg):
+        model = models.build(cfg, input_shape)
+        return models.compile_model(model, cfg, steps_per_epoch)
 
 
 def train(cfg: config_mod.Config, config_name: str, runs_dir: Path, quiet: bool = False,
@@ -311,11 +321,11 @@ def resume(folder: Path, quiet: bool = False) -> Path:
         raise UsageError(f"{folder} has no checkpoint of a completed epoch to resume from; start a new run instead")
     prepared = prepare(cfg, quiet=quiet)
     keras = quiet_import()
-    _set_precision(cfg)
     # The seed moves on with the epoch, so a resumed run is itself reproducible.
     seed_everything(cfg.training.seed + len(history))
     try:
-        model = keras.models.load_model(ckpt)
+        with precision(cfg):
+            model = keras.models.load_model(ckpt)
     except Exception as e:
         raise HdrError(f"{ckpt}: cannot load the checkpoint ({type(e).__name__}); the run cannot be resumed") from None
     run = rundir.RunInfo(folder, info)

@@ -1,0 +1,209 @@
+"""The fast paths stay fast and give the same results. No timings are asserted here (the CPUs
+are shared and noisy; figures live in BENCHMARKS.md, made by bench/run.py): these tests check
+the properties the speed rests on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CONFIGS, REPO
+
+HEAVY = ("tensorflow", "keras", "jax", "torch")
+
+# Runs the CLI in a fresh interpreter and reports which heavy frameworks ended up imported.
+PROBE = """
+import json, sys
+from hdr.cli import cli
+try:
+    cli.main(args=sys.argv[1:], prog_name="hdr", standalone_mode=True)
+except SystemExit as e:
+    code = e.code
+else:
+    code = 0
+print("PROBE " + json.dumps({"code": code, "heavy": sorted(m for m in %r if m in sys.modules)}))
+""" % (HEAVY,)
+
+
+def probe(*args, env=None) -> dict:
+    out = subprocess.run([sys.executable, "-c", PROBE, *map(str, args)], capture_output=True, text=True,
+                         cwd=REPO, env={**os.environ, **(env or {})}, timeout=120)
+    line = [ln for ln in out.stdout.splitlines() if ln.startswith("PROBE ")]
+    assert line, out.stderr
+    return json.loads(line[-1][6:])
+
+
+def test_help_does_not_import_tensorflow_or_keras():
+    r = probe("--help")
+    assert r["code"] == 0
+    assert r["heavy"] == []
+
+
+def test_train_help_does_not_import_tensorflow_or_keras():
+    r = probe("train", "--help")
+    assert r["code"] == 0
+    assert r["heavy"] == []
+
+
+def test_help_lists_every_command_as_its_own_help_says():
+    """`hdr --help` describes lazy commands from cli.LAZY_HELP, without importing them; each entry
+    must say what the command's own help says (update LAZY_HELP when a command's help changes)."""
+    import importlib
+
+    import click
+
+    from hdr import cli
+
+    targets = set(cli.LAZY_COMMANDS.values()) | {"hdr.describe:command"}
+    assert targets <= set(cli.LAZY_HELP), "add the new command's one-line help to hdr.cli.LAZY_HELP"
+    for target in sorted(targets):
+        module, attr = target.split(":")
+        try:
+            real = getattr(importlib.import_module(module), attr)
+        except ModuleNotFoundError:
+            continue  # not built yet: not listed either
+        listed = click.Command("x", help=cli.LAZY_HELP[target])
+        assert listed.get_short_help_str(1000) == real.get_short_help_str(1000), target
+
+
+def fake_run(folder: Path, lr: float) -> Path:
+    from hdr import config, rundir
+
+    cfg = config.load(CONFIGS / "slp_sgd.yaml", [f"optimizer.learning_rate={lr}"])
+    folder.mkdir(parents=True)
+    rundir.atomic_write(folder / "config.yaml", config.dump(cfg))
+    rundir.write_json(folder / "run.json", {"id": folder.name, "status": "completed", "config_name": "slp_sgd",
+                                            "pid": 1, "seed": 1, "epochs_completed": 1})
+    rundir.write_history(folder / "history.csv", [{"epoch": 1, "loss": 0.5, "accuracy": 0.9, "val_loss": 0.4,
+                                                   "val_accuracy": 0.91, "learning_rate": lr, "seconds": 1.0}])
+    rundir.write_json(folder / "metrics.json", {"epochs": 1, "test_accuracy": 0.9, "val_accuracy": 0.91,
+                                                "test_loss": 0.4, "best_val_accuracy": 0.91, "best_epoch": 1})
+    return folder
+
+
+def test_compare_does_not_import_tensorflow_or_keras(tmp_path):
+    pytest.importorskip("hdr.compare")
+    a, b = fake_run(tmp_path / "a", 0.01), fake_run(tmp_path / "b", 0.1)
+    r = probe("compare", a, b)
+    assert r["code"] == 0
+    assert r["heavy"] == []
+
+
+# ------------------------------------------------------------------------ the array cache
+
+def test_unverified_loads_leave_no_cache(tiny_data, tmp_path, monkeypatch):
+    from hdr import data
+
+    monkeypatch.setenv("HDR_CACHE_DIR", str(tmp_path / "cache"))
+    d = data.load("mnist", verify=False)
+    assert len(d.train.y) == 300
+    assert not (tmp_path / "cache").exists()
+
+
+@pytest.mark.realdata
+def test_cached_arrays_equal_decoded_and_follow_the_files(real_data, tmp_path, monkeypatch):
+    import numpy as np
+
+    from hdr import data
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("HDR_CACHE_DIR", str(cache))
+    first = data.load("usps")  # decodes, verifies, fills the cache
+    entries = [p.name for p in cache.iterdir()]
+    assert len(entries) == 1 and entries[0].startswith("usps-")
+    again = data.load("usps")  # from the cache
+    for a, b in ((first.train.x, again.train.x), (first.train.y, again.train.y),
+                 (first.test.x, again.test.x), (first.test.y, again.test.y)):
+        assert a.dtype == b.dtype == np.uint8 and np.array_equal(a, b)
+    assert again.checksums == first.checksums and len(first.checksums) == 2
+
+    # A copy of the files elsewhere is a different source: a new entry replaces the old one.
+    other = tmp_path / "data" / "usps"
+    other.mkdir(parents=True)
+    for f in (real_data / "usps").iterdir():
+        (other / f.name).write_bytes(f.read_bytes())
+    monkeypatch.setenv("HDR_DATA_DIR", str(tmp_path / "data"))
+    third = data.load("usps")
+    assert np.array_equal(third.train.x, first.train.x)
+    now = [p.name for p in cache.iterdir()]
+    assert len(now) == 1 and now != entries
+
+    # A damaged entry is ignored (decoded again), never trusted.
+    (cache / now[0] / "train_x.npy").write_bytes(b"not numpy")
+    fourth = data.load("usps")
+    assert np.array_equal(fourth.train.x, first.train.x)
+
+
+@pytest.mark.realdata
+def test_unwritable_cache_dir_only_costs_speed(real_data, tmp_path, monkeypatch):
+    from hdr import data
+
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("HDR_CACHE_DIR", str(blocker / "cache"))
+    d = data.load("usps")
+    assert len(d.train.y) == 7291
+
+
+# ------------------------------------------------------------------------ same results, faster
+
+def history(folder: Path) -> list[dict]:
+    from hdr import rundir
+
+    return rundir.read_history(folder / "history.csv")
+
+
+@pytest.mark.realdata
+def test_steps_per_execution_gives_the_same_history(cli_run, real_data, tmp_path):
+    """steps_per_execution only changes how many batches run per call into the backend: one
+    epoch of the SLP (48 batches of 1000, a learning rate that gets somewhere in 48 steps) must
+    give the same numbers at 1 and at 16."""
+    out = {}
+    for spe in (1, 16):
+        r = cli_run("train", CONFIGS / "slp_sgd.yaml", "training.epochs=1", "training.batch_size=1000",
+                    "optimizer.learning_rate=0.5", f"training.steps_per_execution={spe}",
+                    "--runs-dir", tmp_path / f"spe{spe}", "-q")
+        assert r.exit_code == 0, r.stderr
+        folder = Path(r.stdout.strip().splitlines()[-1])
+        out[spe] = (history(folder), json.loads((folder / "metrics.json").read_text()))
+    (h1, m1), (h16, m16) = out[1], out[16]
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        assert h16[0][key] == pytest.approx(h1[0][key], rel=1e-5, abs=1e-6), key
+    assert m16["test_accuracy"] == pytest.approx(m1["test_accuracy"], abs=1e-6)
+    assert m1["test_accuracy"] > 0.85  # it did learn
+
+
+@pytest.mark.realdata
+def test_bfloat16_stays_in_the_float32_accuracy_band(cli_run, real_data, tmp_path):
+    """mixed_bfloat16 changes the numbers slightly, never the outcome: one SLP epoch lands
+    within half a point of float32."""
+    acc = {}
+    for precision in ("float32", "mixed_bfloat16"):
+        r = cli_run("train", CONFIGS / "slp_sgd.yaml", "training.epochs=1", "training.batch_size=500",
+                    "optimizer.learning_rate=0.5", f"training.precision={precision}",
+                    "--runs-dir", tmp_path / precision, "-q")
+        assert r.exit_code == 0, r.stderr
+        folder = Path(r.stdout.strip().splitlines()[-1])
+        acc[precision] = json.loads((folder / "metrics.json").read_text())["test_accuracy"]
+    assert acc["float32"] > 0.85
+    assert abs(acc["mixed_bfloat16"] - acc["float32"]) <= 0.005
+
+
+def test_precision_applies_to_the_run_only(cli_run, tiny_data, tmp_path):
+    """A bf16 run in this process must leave Keras's global dtype policy as it was: later
+    models (the next cv fold, sweep point or caller) are float32 unless they ask otherwise."""
+    from hdr.backend import quiet_import
+
+    keras = quiet_import()
+    r = cli_run("train", CONFIGS / "slp_sgd.yaml", "training.epochs=1", "training.precision=mixed_bfloat16",
+                "--runs-dir", tmp_path, "-q")
+    assert r.exit_code == 0, r.stderr
+    assert keras.mixed_precision.dtype_policy().name == "float32"
+    model = keras.models.load_model(Path(r.stdout.strip().splitlines()[-1]) / "model.keras")
+    assert any(layer.dtype_policy.name == "mixed_bfloat16" for layer in model.layers)

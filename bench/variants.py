@@ -23,6 +23,8 @@ import subprocess
 import sys
 import time
 
+DEFAULT_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "datasets")
+
 VARIANTS = {
     # name: (description, settings)
     "base": ("fp32, steps_per_execution 1, op determinism", {}),
@@ -39,6 +41,11 @@ VARIANTS = {
     "jax": ("KERAS_BACKEND=jax (XLA on CPU)", {"env": {"KERAS_BACKEND": "jax"}}),
     "onednn0": ("TF_ENABLE_ONEDNN_OPTS=0 (Eigen kernels)", {"env": {"TF_ENABLE_ONEDNN_OPTS": "0"}}),
     "best": ("steps_per_execution 16 + inter_op 1", {"spe": 16, "inter": 1}),
+    # Combinations for CPUs with native bf16 (AVX-512 BF16 / AMX).
+    "bf16s": ("mixed_bfloat16 + steps_per_execution 16", {"precision": "mixed_bfloat16", "spe": 16}),
+    "bf16s_nodet": ("mixed_bfloat16 + spe 16, no op determinism",
+                    {"precision": "mixed_bfloat16", "spe": 16, "determinism": False}),
+    "bf16s_inter1": ("mixed_bfloat16 + spe 16 + inter_op 1", {"precision": "mixed_bfloat16", "spe": 16, "inter": 1}),
     "evalbig": ("validation batch = whole val set", {"eval_batch": 100000}),
     "noval": ("no validation pass", {"no_val": True}),
 }
@@ -112,7 +119,7 @@ def main():
         for v in args.variants:
             cmd = [sys.executable, __file__, "--child", v, "--samples", str(args.samples), "--epochs", str(args.epochs),
                    "--config", args.config]
-            env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **VARIANTS[v][1].get("env", {})}
+            env = {"HDR_DATA_DIR": DEFAULT_DATA, **os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **VARIANTS[v][1].get("env", {})}
             out = subprocess.run(cmd, capture_output=True, text=True, env=env)
             line = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
             if not line:

@@ -60,3 +60,14 @@ def describe() -> dict:
     info["cpu"] = platform.processor() or platform.machine()
     info["cpu_count"] = os.cpu_count()
     return info
+
+
+def cpu_has_native_bf16() -> bool | None:
+    """Whether this CPU computes bfloat16 natively (AVX-512 BF16 or AMX); None where it cannot be
+    told (not Linux). Without it, mixed_bfloat16 is emulated and several times slower."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return None
+    return "avx512_bf16" in flags or "amx_bf16" in flags

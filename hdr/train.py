@@ -22,7 +22,7 @@ import numpy as np
 from hdr import config as config_mod
 from hdr import data as data_mod
 from hdr import rundir
-from hdr.backend import describe, quiet_import
+from hdr.backend import cpu_has_native_bf16, describe, quiet_import
 from hdr.errors import HdrError, UsageError
 
 CKPT_DIR = "checkpoint"
@@ -298,6 +298,11 @@ def train(cfg: config_mod.Config, config_name: str, runs_dir: Path, quiet: bool 
         "runtime": describe(),
     }
     info.update(extra_info or {})
+    if not quiet and cfg.training.precision == "mixed_bfloat16" and info["runtime"]["device"] == "cpu" \
+            and cpu_has_native_bf16() is False:
+        print("hdr: warning: this CPU has no native bfloat16 (AVX-512 BF16 or AMX), so "
+              "training.precision=mixed_bfloat16 is emulated and several times slower than float32",
+              file=sys.stderr)
     run = rundir.RunInfo.start(folder, config_name=config_name, seed=cfg.training.seed,
                                command=rundir.command_line(), extra=info)
     _run_loop(Trainer(prepared, folder, run, quiet), model, t0)

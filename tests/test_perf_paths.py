@@ -207,3 +207,15 @@ def test_precision_applies_to_the_run_only(cli_run, tiny_data, tmp_path):
     assert keras.mixed_precision.dtype_policy().name == "float32"
     model = keras.models.load_model(Path(r.stdout.strip().splitlines()[-1]) / "model.keras")
     assert any(layer.dtype_policy.name == "mixed_bfloat16" for layer in model.layers)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_on_a_cpu_without_native_bf16_warns(cli_run, tiny_data, tmp_path, monkeypatch, native):
+    """Emulated bf16 is several times slower: a user who picks it there is told, once, up front."""
+    import hdr.train
+
+    monkeypatch.setattr(hdr.train, "cpu_has_native_bf16", lambda: native)
+    r = cli_run("train", CONFIGS / "slp_sgd.yaml", "training.epochs=1", "training.precision=mixed_bfloat16",
+                "--runs-dir", tmp_path)
+    assert r.exit_code == 0, r.stderr
+    assert ("no native bfloat16" in r.stderr) is (not native)

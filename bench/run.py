@@ -5,7 +5,7 @@ same invocation, alternated A/B/A/B, and the report gives medians. Raw results g
 bench/results/<name>-<time>.json, a markdown table to the .md beside it and to stdout.
 
     python bench/run.py train --model cnn --epochs 2 --pairs 3            # hdr train vs plain Keras
-    python bench/run.py train --model cnn --epochs 2 --pairs 3 --config configs/cnn_adam_fast.yaml
+    python bench/run.py train --model cnn --epochs 2 --pairs 3 --config configs/cnn_adam_bf16.yaml
     python bench/run.py train --model mlp --epochs 2 --pairs 3
     python bench/run.py cli                                               # hdr --help, hdr compare x200
     python bench/run.py predict                                           # images per second

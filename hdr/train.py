@@ -101,6 +101,9 @@ def _make_callback(keras, run: "Trainer"):
         """Progress bar, divergence check, stop-on-signal, and the per-epoch commit."""
 
         def on_epoch_begin(self, epoch, logs=None):
+            # Again here: a process's first fit call draws a shuffle of its own while Keras
+            # builds the step (JAX, torch), after the reseed before fit and before this epoch's.
+            seed_epoch(self.model, run.cfg.training.seed, epoch)
             run.epoch_started = time.perf_counter()
             run.bar = _progress(run.steps_per_epoch, epoch + 1, run.cfg.training.epochs, run.quiet)
 
@@ -202,20 +205,40 @@ class Trainer:
 
     # --- the loop ------------------------------------------------------------------------
     def fit(self, model) -> None:
+        """One model.fit call per epoch, each drawing its randomness from (seed, epoch) alone, so
+        that a run resumed at epoch k (weights and optimizer state from the checkpoint) goes on
+        exactly as the uninterrupted run did. Keras keeps the compiled step between calls."""
         keras = quiet_import()
         val = self.p.val
-        start = len(self.history)
-        model.fit(
-            self.p.train.x, self.p.train.y,
-            batch_size=self.cfg.training.batch_size,
-            epochs=self.cfg.training.epochs,
-            initial_epoch=start,
-            validation_data=(val.x, val.y) if val is not None else None,
-            validation_batch_size=self.cfg.training.eval_batch_size,
-            shuffle=True,
-            verbose=0,
-            callbacks=[_make_callback(keras, self)],
-        )
+        callback = _make_callback(keras, self)
+        for epoch in range(len(self.history), self.cfg.training.epochs):
+            seed_epoch(model, self.cfg.training.seed, epoch)  # TF fixes its shuffle seeds when fit starts
+            model.fit(
+                self.p.train.x, self.p.train.y,
+                batch_size=self.cfg.training.batch_size,
+                epochs=epoch + 1,
+                initial_epoch=epoch,
+                validation_data=(val.x, val.y) if val is not None else None,
+                validation_batch_size=self.cfg.training.eval_batch_size,
+                shuffle=True,
+                verbose=0,
+                callbacks=[callback],
+            )
+            if self.signal_received is not None or self.diverged_at is not None:
+                break
+
+
+def seed_epoch(model, seed: int, epoch: int) -> None:
+    """Make every random draw of this epoch a function of (seed, epoch): the shuffle order (drawn
+    from the global RNGs that set_random_seed resets) and the dropout masks (each layer's own
+    seed generator, whose state .keras files do not keep)."""
+    keras = quiet_import()
+    base = int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0] >> 1)  # < 2**31
+    keras.utils.set_random_seed(base)
+    for i, layer in enumerate(model.layers):
+        gen = getattr(layer, "seed_generator", None)
+        if gen is not None:
+            gen.state.assign(keras.ops.convert_to_tensor([(base + i) % 2**31, 0], dtype=gen.state.dtype))
 
 
 def _f(v):
@@ -326,8 +349,7 @@ def resume(folder: Path, quiet: bool = False) -> Path:
         raise UsageError(f"{folder} has no checkpoint of a completed epoch to resume from; start a new run instead")
     prepared = prepare(cfg, quiet=quiet)
     keras = quiet_import()
-    # The seed moves on with the epoch, so a resumed run is itself reproducible.
-    seed_everything(cfg.training.seed + len(history))
+    seed_everything(cfg.training.seed)  # op determinism; the epochs reseed themselves (Trainer.fit)
     try:
         with precision(cfg):
             model = keras.models.load_model(ckpt)

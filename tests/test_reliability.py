@@ -64,7 +64,9 @@ def assert_folder_valid(folder: Path) -> list[dict]:
     return rows
 
 
-LONG = [CONFIGS / "mlp_adam.yaml", "model.hidden=[64]", "training.epochs=400", "training.batch_size=16"]
+LONG = [CONFIGS / "mlp_adam.yaml", "model.hidden=[64]", "model.dropout=0.3", "training.epochs=400",
+        "training.batch_size=16"]
+CURVES = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate")
 
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
@@ -97,7 +99,18 @@ def test_signal_stops_cleanly_and_resume_finishes(tiny_data, tmp_path, sig, code
     assert len(rows) == done + 3
     info = json.loads((folder / "run.json").read_text())
     assert info["status"] == "completed" and info["resumed"][0]["at_epoch"] == done
-    assert json.loads((folder / "metrics.json").read_text())["epochs"] == done + 3
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["epochs"] == done + 3
+
+    # the interrupted-and-resumed run is the run left alone: same shuffles, same dropout masks
+    alone = subprocess.run([sys.executable, "-m", "hdr.cli", "train", *map(str, LONG[:-2]),
+                            f"training.epochs={done + 3}", LONG[-1], "--runs-dir", str(tmp_path / "alone"), "-q"],
+                           cwd=REPO, env=env_for(tiny_data), capture_output=True, text=True, timeout=120)
+    assert alone.returncode == 0, alone.stderr
+    alone_folder = Path(alone.stdout.strip().splitlines()[-1])
+    assert [{k: r[k] for k in CURVES} for r in rows] == \
+           [{k: r[k] for k in CURVES} for r in rundir.read_history(alone_folder / "history.csv")]
+    assert json.loads((alone_folder / "metrics.json").read_text())["test_loss"] == metrics["test_loss"]
 
     # resuming a completed run says so and changes nothing
     before = (folder / "history.csv").read_bytes()

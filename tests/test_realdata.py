@@ -34,7 +34,8 @@ def test_seed_003_cnn_one_epoch(cli_run, real_data, tmp_path):
     assert m["params"] == 159254
 
 
-def test_usps_cnn_three_epochs(cli_run, real_data, tmp_path):
-    m, _ = train_metrics(cli_run, tmp_path, "usps_cnn.yaml", "training.epochs=3")
-    assert m["test_accuracy"] >= 0.90
+def test_usps_cnn_five_epochs(cli_run, real_data, tmp_path):
+    # 3 epochs land at 0.899-0.903 across seeds 1-3, too close to any bar; 5 land at 0.919-0.929.
+    m, _ = train_metrics(cli_run, tmp_path, "usps_cnn.yaml", "training.epochs=5")
+    assert m["test_accuracy"] >= 0.91
     assert m["test_size"] == 2007

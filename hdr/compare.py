@@ -278,6 +278,9 @@ def _swept_keys(runs: list[Run]) -> set[str] | None:
     return keys
 
 
+MAX_LABEL = 60  # characters: longer legend entries push the curves out of the picture
+
+
 class Comparison:
     """Rows, optional seed groups and notes for a set of runs."""
 
@@ -296,9 +299,11 @@ class Comparison:
         self.notes = self._fairness() + self._incomplete()
 
     def label(self, run: Run, keys=None) -> str:
+        """The differing keys and their values; the run's folder name (time and config name) when
+        that is empty or too long to read, as for runs of unrelated configs."""
         keys = self.keys if keys is None else keys
-        parts = [f"{k}={fmt_value(run.config[k])}" for k in keys if k in run.config]
-        return ", ".join(parts) or run.folder.name
+        text = ", ".join(f"{k}={fmt_value(run.config[k])}" for k in keys if k in run.config)
+        return text if text and len(text) <= MAX_LABEL else run.folder.name
 
     # --- seed groups -----------------------------------------------------------------------
     def _group(self) -> list[dict] | None:

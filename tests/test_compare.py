@@ -260,3 +260,18 @@ def test_compare_does_not_import_tensorflow_and_is_fast(tmp_path):
     # Target is under a second; the bound leaves room for a busy shared machine, while still
     # failing if TensorFlow (several seconds to import) crept in.
     assert elapsed < 3.0, elapsed
+
+
+def test_runs_of_unrelated_configs_are_labelled_by_folder(tmp_path):
+    """A label listing many differing keys would be wider than the plot: such runs go by name."""
+    a = make_run(tmp_path, "20261124-061952-usps_cnn-c2f9", overrides={"dataset.name": "usps"})
+    b = make_run(tmp_path, "20261124-062217-mlp_sgd-cf99", overrides={
+        "optimizer.name": "sgd", "optimizer.learning_rate": 0.01, "training.batch_size": 64,
+        "model.hidden": [64, 64], "model.dropout": 0.3})
+    c = make_run(tmp_path, "20261124-062300-mlp_lr-0001", overrides={"optimizer.learning_rate": 0.01})
+    labels = {r.folder.name: r.row["label"] for r in compare.Comparison([compare.load_run(f) for f in (a, b, c)]).runs}
+    assert labels[b.name] == b.name                      # seven differing keys: too long
+    assert all(len(v) <= compare.MAX_LABEL for v in labels.values())
+    two = compare.Comparison([compare.load_run(a), compare.load_run(c)])
+    assert [r.row["label"] for r in two.runs] == ["dataset.name=usps, optimizer.learning_rate=0.001",
+                                                  "dataset.name=mnist, optimizer.learning_rate=0.01"]

@@ -101,8 +101,6 @@ def _make_callback(keras, run: "Trainer"):
         """Progress bar, divergence check, stop-on-signal, and the per-epoch commit."""
 
         def on_epoch_begin(self, epoch, logs=None):
-            # Again here: a process's first fit call draws a shuffle of its own while Keras
-            # builds the step (JAX, torch), after the reseed before fit and before this epoch's.
             seed_epoch(self.model, run.cfg.training.seed, epoch)
             run.epoch_started = time.perf_counter()
             run.bar = _progress(run.steps_per_epoch, epoch + 1, run.cfg.training.epochs, run.quiet)
@@ -205,36 +203,60 @@ class Trainer:
 
     # --- the loop ------------------------------------------------------------------------
     def fit(self, model) -> None:
-        """One model.fit call per epoch, each drawing its randomness from (seed, epoch) alone, so
-        that a run resumed at epoch k (weights and optimizer state from the checkpoint) goes on
-        exactly as the uninterrupted run did. Keras keeps the compiled step between calls."""
         keras = quiet_import()
         val = self.p.val
-        callback = _make_callback(keras, self)
-        for epoch in range(len(self.history), self.cfg.training.epochs):
-            seed_epoch(model, self.cfg.training.seed, epoch)  # TF fixes its shuffle seeds when fit starts
-            model.fit(
-                self.p.train.x, self.p.train.y,
-                batch_size=self.cfg.training.batch_size,
-                epochs=epoch + 1,
-                initial_epoch=epoch,
-                validation_data=(val.x, val.y) if val is not None else None,
-                validation_batch_size=self.cfg.training.eval_batch_size,
-                shuffle=True,
-                verbose=0,
-                callbacks=[callback],
-            )
-            if self.signal_received is not None or self.diverged_at is not None:
-                break
+        start = len(self.history)
+        model.fit(
+            epoch_batches(keras, self.p.train, self.cfg.training.batch_size, self.cfg.training.seed, start),
+            epochs=self.cfg.training.epochs,
+            initial_epoch=start,
+            shuffle=False,  # the batches shuffle themselves; Keras would reorder them from Python's RNG
+            validation_data=(val.x, val.y) if val is not None else None,
+            validation_batch_size=self.cfg.training.eval_batch_size,
+            verbose=0,
+            callbacks=[_make_callback(keras, self)],
+        )
+
+
+def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
+    """The order of the n training examples in this epoch: a function of (seed, epoch) alone."""
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+def epoch_batches(keras, data: data_mod.Split, batch_size: int, seed: int, first_epoch: int):
+    """The training set in batches, shuffled anew every epoch by epoch_order.
+
+    hdr shuffles itself instead of fit(shuffle=True) because Keras's shuffle cannot be resumed
+    (its random stream is not in the checkpoint) and, on TensorFlow with a global seed, repeats
+    the first epoch's order in every epoch. One fit call over this dataset costs the same as
+    Keras's own shuffling; a fit call per epoch cost ~0.35 s an epoch (BENCHMARKS.md)."""
+
+    class EpochBatches(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__()  # one worker, no multiprocessing: batches are read in order
+            self.epoch = first_epoch
+            self.order = epoch_order(seed, first_epoch, len(data.y))
+
+        def __len__(self):
+            return math.ceil(len(data.y) / batch_size)
+
+        def __getitem__(self, i):
+            rows = self.order[i * batch_size:(i + 1) * batch_size]
+            return data.x[rows], data.y[rows]
+
+        def on_epoch_end(self):
+            self.epoch += 1
+            self.order = epoch_order(seed, self.epoch, len(data.y))
+
+    return EpochBatches()
 
 
 def seed_epoch(model, seed: int, epoch: int) -> None:
-    """Make every random draw of this epoch a function of (seed, epoch): the shuffle order (drawn
-    from the global RNGs that set_random_seed resets) and the dropout masks (each layer's own
-    seed generator, whose state .keras files do not keep)."""
+    """Make this epoch's dropout masks a function of (seed, epoch): each random layer's own seed
+    generator, whose state .keras files do not keep. (Not the global seed: resetting it on
+    TensorFlow every epoch costs more than the epoch itself on small datasets.)"""
     keras = quiet_import()
     base = int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0] >> 1)  # < 2**31
-    keras.utils.set_random_seed(base)
     for i, layer in enumerate(model.layers):
         gen = getattr(layer, "seed_generator", None)
         if gen is not None:

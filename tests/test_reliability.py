@@ -282,31 +282,36 @@ def test_atomic_write_never_leaves_partial_file(tmp_path, monkeypatch):
 
 
 def test_each_epoch_gets_its_own_shuffle_drawn_from_seed_and_epoch():
-    """What exact resume rests on, checked against Keras's own array iterator: after seed_epoch
-    the shuffle depends on (seed, epoch) alone. Also what plain Keras on TensorFlow gets wrong
-    with a global seed: its single fit call repeats the first epoch's order every epoch."""
+    """What exact resume rests on: an epoch's batches depend on (seed, epoch) alone, every example
+    comes once per epoch, and the order changes from epoch to epoch (plain Keras on TensorFlow
+    with a global seed repeats the first epoch's order). Dropout masks move on with the epoch."""
     import numpy as np
 
     from hdr.backend import quiet_import
-    from hdr.train import seed_epoch
-    from keras.src.trainers.data_adapters.array_data_adapter import ArrayDataAdapter
+    from hdr.data import Split
+    from hdr.train import epoch_batches, seed_epoch
 
     keras = quiet_import()
+    data = Split(np.arange(503).astype(np.uint8).reshape(503, 1, 1, 1), np.arange(503))
+
+    def epoch(seed, first_epoch, advance=0):
+        batches = epoch_batches(keras, data, 50, seed, first_epoch)
+        for _ in range(advance):
+            batches.on_epoch_end()
+        return [int(v) for i in range(len(batches)) for v in batches[i][1]]
+
+    orders = [epoch(1, 0, advance=e) for e in range(3)]          # one run going through 3 epochs
+    assert all(sorted(o) == list(range(503)) for o in orders)       # each example once an epoch
+    assert len({tuple(o) for o in orders}) == 3                     # a new order every epoch
+    assert epoch(1, 2) == orders[2]                                 # resumed at epoch 2: the same order
+    assert epoch(2, 2) != orders[2]                                 # another seed: another order
+    assert len(epoch_batches(keras, data, 50, 1, 0)) == 11          # the last, partial batch included
+
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dropout(0.5), keras.layers.Dense(2)])
-    y = np.arange(500)
-
-    def first_batch(seed, epoch):
-        seed_epoch(model, seed, epoch)
-        adapter = ArrayDataAdapter(y, y, batch_size=50, shuffle=True)
-        batches = adapter.get_tf_dataset() if keras.backend.backend() == "tensorflow" else adapter.get_numpy_iterator()
-        return [int(v) for v in np.asarray(next(iter(batches))[1])]
-
-    orders = [first_batch(1, e) for e in range(3)]
-    assert len({tuple(o) for o in orders}) == 3                      # a new order every epoch
-    assert first_batch(1, 1) == orders[1]                              # the same epoch again: the same order
-    assert first_batch(2, 1) != orders[1]                              # another seed: another order
-    dropout = model.layers[0].seed_generator.state
+    state = model.layers[0].seed_generator.state
     seed_epoch(model, 1, 1)
-    before = keras.ops.convert_to_numpy(dropout.value).tolist()
+    before = keras.ops.convert_to_numpy(state.value).tolist()
     seed_epoch(model, 1, 2)
-    assert keras.ops.convert_to_numpy(dropout.value).tolist() != before  # dropout masks move on too
+    assert keras.ops.convert_to_numpy(state.value).tolist() != before
+    seed_epoch(model, 1, 1)
+    assert keras.ops.convert_to_numpy(state.value).tolist() == before

@@ -12,11 +12,11 @@ from click.testing import CliRunner
 
 from hdr.cli import cli
 from hdr.cv import stratified_folds
+from tests.conftest import REAL_DATA, realdata
 
 ROOT = Path(__file__).resolve().parents[1]
 SLP = str(ROOT / "configs" / "slp_sgd.yaml")
-DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets"
-realdata = pytest.mark.skipif(not (DATA / "usps").is_dir(), reason="real datasets not in ../shared/datasets")
+DATA = REAL_DATA
 
 
 @pytest.fixture

@@ -16,10 +16,9 @@ from PIL import Image
 from hdr.cli import cli
 from hdr.describe import check_split, describe, text
 from hdr import data as data_mod
+from tests.conftest import REAL_DATA, realdata
 
-REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets"
-needs_real = pytest.mark.skipif(not (REAL_DATA / "mnist").is_dir() or not (REAL_DATA / "usps").is_dir(),
-                                reason="real MNIST/USPS files not in ../shared/datasets")
+needs_real = realdata
 
 # Deliberately unbalanced, so that a table that mixed up classes or splits would show it.
 TRAIN_COUNTS = [5, 6, 7, 8, 9, 10, 11, 12, 13, 19]

@@ -25,11 +25,10 @@ from PIL import Image
 
 from hdr.cli import cli
 from hdr.transfer import reframe
+from tests.conftest import REAL_DATA, have_real_data, realdata
 
 REPO = Path(__file__).resolve().parents[1]
-REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets"
-needs_real = pytest.mark.skipif(not (REAL_DATA / "mnist").is_dir() or not (REAL_DATA / "usps").is_dir(),
-                                 reason="real MNIST/USPS files not in ../shared/datasets")
+needs_real = realdata
 
 
 # ---------------------------------------------------------------- tiny generated datasets
@@ -457,8 +456,8 @@ def test_any_blob_ends_up_inside_the_frame(top, left, h, w, size):
 
 @pytest.fixture(scope="session")
 def real_run(tmp_path_factory):
-    if not (REAL_DATA / "mnist").is_dir():
-        pytest.skip("real data missing")
+    if not have_real_data():
+        pytest.skip(f"real datasets not found in {REAL_DATA}")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HDR_DATA_DIR", str(REAL_DATA))
         mp.delenv("HDR_NO_VERIFY", raising=False)

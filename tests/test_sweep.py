@@ -16,11 +16,11 @@ from click.testing import CliRunner
 from hdr import sweep
 from hdr.cli import cli
 from hdr.errors import UsageError
+from tests.conftest import REAL_DATA, realdata
 
 ROOT = Path(__file__).resolve().parents[1]
 SLP = str(ROOT / "configs" / "slp_sgd.yaml")
-DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets"
-realdata = pytest.mark.skipif(not (DATA / "usps").is_dir(), reason="real datasets not in ../shared/datasets")
+DATA = REAL_DATA
 # USPS is small: a one-epoch single-layer perceptron trains in about a second.
 TINY = ["dataset.name=usps", "training.epochs=1", "training.batch_size=512"]
 

@@ -41,14 +41,11 @@ VARIANTS = {
     "jax": ("KERAS_BACKEND=jax (XLA on CPU)", {"env": {"KERAS_BACKEND": "jax"}}),
     "onednn0": ("TF_ENABLE_ONEDNN_OPTS=0 (Eigen kernels)", {"env": {"TF_ENABLE_ONEDNN_OPTS": "0"}}),
     "best": ("steps_per_execution 16 + inter_op 1", {"spe": 16, "inter": 1}),
-    "spe16_pe": ("steps_per_execution 16, one fit call per epoch", {"spe": 16, "fit_per_epoch": True}),
     "spe16_eb": ("steps_per_execution 16, hdr's epoch_batches", {"spe": 16, "epoch_batches": True}),
     # Combinations for CPUs with native bf16 (AVX-512 BF16 / AMX).
     "bf16s": ("mixed_bfloat16 + steps_per_execution 16", {"precision": "mixed_bfloat16", "spe": 16}),
     "bf16s_eb": ("mixed_bfloat16 + spe 16, hdr's epoch_batches", {"precision": "mixed_bfloat16", "spe": 16,
                                                                    "epoch_batches": True}),
-    "bf16s_pe": ("mixed_bfloat16 + spe 16, one fit call per epoch",
-                 {"precision": "mixed_bfloat16", "spe": 16, "fit_per_epoch": True}),
     "bf16s_nodet": ("mixed_bfloat16 + spe 16, no op determinism",
                     {"precision": "mixed_bfloat16", "spe": 16, "determinism": False}),
     "bf16s_inter1": ("mixed_bfloat16 + spe 16 + inter_op 1", {"precision": "mixed_bfloat16", "spe": 16, "inter": 1}),
@@ -101,13 +98,7 @@ def child(settings: dict, samples: int, epochs: int, config_name: str) -> dict:
 
     fit = dict(verbose=0, callbacks=[T()], validation_data=None if settings.get("no_val") else (xv, yv),
                validation_batch_size=settings.get("eval_batch", 1000))
-    if settings.get("fit_per_epoch"):  # one fit call per epoch, reseeded (hdr's loop before epoch_batches)
-        losses = []
-        for e in range(epochs):
-            train.seed_epoch(model, 1, e)
-            losses += model.fit(x, y, epochs=e + 1, initial_epoch=e, batch_size=cfg.training.batch_size,
-                                shuffle=True, **fit).history["loss"]
-    elif settings.get("epoch_batches"):  # hdr's loop: one fit call over batches it shuffles itself
+    if settings.get("epoch_batches"):  # hdr's loop: one fit call over batches it shuffles itself
         batches = train.epoch_batches(keras, data.Split(x, y), cfg.training.batch_size, 1, 0)
         losses = model.fit(batches, epochs=epochs, shuffle=False, **fit).history["loss"]
     else:

@@ -371,7 +371,7 @@ def resume(folder: Path, quiet: bool = False) -> Path:
         raise UsageError(f"{folder} has no checkpoint of a completed epoch to resume from; start a new run instead")
     prepared = prepare(cfg, quiet=quiet)
     keras = quiet_import()
-    seed_everything(cfg.training.seed)  # op determinism; the epochs reseed themselves (Trainer.fit)
+    seed_everything(cfg.training.seed)  # op determinism; each epoch's draws follow from (seed, epoch)
     try:
         with precision(cfg):
             model = keras.models.load_model(ckpt)

@@ -1,119 +1,95 @@
 """The hdr command line. Heavy imports (Keras, TensorFlow) happen inside the commands that need them,
-so `hdr --help` and `hdr compare` start at once.
-
-Exit codes: 0 success, 1 runtime failure, 2 usage or config mistake, 130/143 interrupted.
+so `hdr --help` and `hdr compare` start at once. Exit codes: hdr/errors.py.
 """
 
 from __future__ import annotations
 
-import os
-import sys
+import importlib
+import traceback
 from pathlib import Path
 
 import click
 
 from hdr import __version__
-from hdr.errors import HdrError
+from hdr.errors import HdrError, Stopped, UsageError
 
-
-# Commands that live in their own modules, imported only when listed or run: "name": "module:attr".
+# Commands that live in their own modules, imported only when run: name -> (module:attr, the
+# one-line help that `hdr --help` lists). The short help is said here once; the command's own
+# docstring is the long help of `hdr NAME --help`.
 LAZY_COMMANDS = {
-    "evaluate": "hdr.evaluate:command",
-    "compare": "hdr.compare:command",
-    "sweep": "hdr.sweep:command",
-    "cv": "hdr.cv:command",
-    "predict": "hdr.predict:command",
-    "draw": "hdr.draw:command",
+    "evaluate": ("hdr.evaluate:command", "Confusion matrix, per-class figures and misclassified digits of a run."),
+    "compare": ("hdr.compare:command", "Runs side by side: the config keys that differ, accuracy, curves."),
+    "sweep": ("hdr.sweep:command", "Train a config at every point of a grid, then compare the runs."),
+    "cv": ("hdr.cv:command", "Stratified K-fold cross-validation of a config over the training set."),
+    "predict": ("hdr.predict:command", "The digit in your own image files, read by a run's model."),
+    "draw": ("hdr.draw:command", "Draw a digit with the mouse and watch a run's model guess it."),
+}
+DATA_COMMANDS = {
+    "describe": ("hdr.describe:command", "Class counts, value range, checks and sample grid of a dataset."),
 }
 
-# The one-line help of each lazy command, so `hdr --help` lists the commands without importing
-# their modules (several import numpy: half of the 0.3 s budget for `hdr --help`).
-# tests/test_perf_paths.py checks every entry against the command's own help.
-LAZY_HELP = {
-    "hdr.evaluate:command": "Evaluate the model of run folder RUN: loss, accuracy, confusion matrix, per-class "
-                            "figures and the misclassified digits, written with report.md into RUN/eval/ "
-                            "(RUN/eval-val/ for --split val, RUN/eval-on-DATASET/ for --on).",
-    "hdr.compare:command": "Compare runs side by side: the config keys that differ, accuracy, loss, time, status.",
-    "hdr.sweep:command": "Train CONFIG at every point of a grid, each point its own run folder, then compare them.",
-    "hdr.cv:command": "Stratified K-fold cross-validation of CONFIG over the training set.",
-    "hdr.predict:command": "Predict the digit in each IMAGE with the model of the run folder RUN.",
-    "hdr.draw:command": "Draw a digit with the mouse and watch the model of run folder RUN guess it.",
-    "hdr.describe:command": "Per-class counts and proportions, image size and value range of dataset NAME "
-                            "(mnist or usps), with a check for NaN, out-of-range values, bad labels and blank "
-                            "images.",
-}
+
+def _one_line(e: click.UsageError) -> UsageError:
+    hint = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
+    return UsageError(f"{e.format_message()}{hint}")
 
 
 class HdrGroup(click.Group):
-    """Turns hdr's own errors into one line on stderr and the right exit code, and loads
-    commands lazily (click's documented LazyGroup pattern) so start-up stays fast."""
+    """click's LazyGroup recipe, plus hdr's one-line form of click's own usage errors and
+    --debug tracebacks. Every other error is a click exception already (hdr.errors)."""
 
     def __init__(self, *args, lazy: dict | None = None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.lazy = dict(lazy or {})
-
-    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
-        if not standalone_mode:
-            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        try:
-            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        except click.exceptions.NoArgsIsHelpError as e:
-            click.echo(e.ctx.get_help())
-            sys.exit(0)
-        except click.ClickException as e:
-            # click's usage errors, as one line like every other hdr error.
-            ctx = getattr(e, "ctx", None)
-            hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
-            click.echo(f"hdr: error: {e.format_message()}{hint}", err=True)
-            sys.exit(e.exit_code)
-        except click.exceptions.Abort:
-            click.echo("hdr: aborted", err=True)
-            sys.exit(1)
-        sys.exit(rv if isinstance(rv, int) else 0)
+        self.lazy = lazy if lazy is not None else {}
 
     def list_commands(self, ctx):
         return sorted(set(super().list_commands(ctx)) | set(self.lazy))
 
     def format_commands(self, ctx, formatter):
-        self._listing = True  # get_command describes lazy commands from LAZY_HELP instead of importing them
+        self._listing = True  # list lazy commands by their registered help, without importing them
         try:
             super().format_commands(ctx, formatter)
         finally:
             self._listing = False
 
     def get_command(self, ctx, name):
-        if name in self.lazy:
-            import importlib
+        if name not in self.lazy:
+            return super().get_command(ctx, name)
+        target, short = self.lazy[name]
+        if getattr(self, "_listing", False):
+            return click.Command(name, short_help=short)
+        module, attr = target.split(":")
+        # An import error here is a bug in hdr, not a user mistake: it propagates as a traceback.
+        cmd = getattr(importlib.import_module(module), attr)
+        cmd.short_help = short
+        return cmd
 
-            module, attr = self.lazy[name].split(":")
-            if getattr(self, "_listing", False) and self.lazy[name] in LAZY_HELP:
-                import importlib.util
-
-                if importlib.util.find_spec(module) is None:
-                    return None  # not built yet
-                return click.Command(name, help=LAZY_HELP[self.lazy[name]])
-            try:
-                return getattr(importlib.import_module(module), attr)
-            except ModuleNotFoundError as e:
-                if e.name == module:
-                    return None  # not built yet: the command is simply absent
+    def parse_args(self, ctx, args):
+        try:
+            return super().parse_args(ctx, args)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.UsageError as e:
+            if isinstance(e, HdrError):
                 raise
-        return super().get_command(ctx, name)
+            raise _one_line(e) from None
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except HdrError as e:
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except HdrError:
             if ctx.meta.get("hdr.debug"):
-                raise
-            click.echo(f"hdr: error: {e}", err=True)
-            sys.exit(e.exit_code)
+                traceback.print_exc()  # then click prints the one line and exits with its code
+            raise
+        except click.UsageError as e:
+            raise _one_line(e) from None
         except KeyboardInterrupt:
             # Ctrl-C before training started (or outside it): nothing was written yet.
             if ctx.meta.get("hdr.debug"):
                 raise
-            click.echo("hdr: interrupted", err=True)
-            sys.exit(130)
+            raise Stopped("interrupted; nothing was written") from None
 
 
 @click.group(cls=HdrGroup, lazy=LAZY_COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
@@ -156,8 +132,6 @@ def train(config, overrides, runs_dir, resume_run, quiet, info_items):
 
     The last line printed on stdout is the path of the run folder.
     """
-    from hdr.errors import UsageError
-
     if resume_run:
         if config or overrides:
             raise UsageError("--resume takes only the run folder; the config is the run's own config.yaml")
@@ -196,7 +170,7 @@ def runs(runs_dir, show_all):
     click.echo(list_runs(Path(runs_dir), show_all=show_all))
 
 
-@cli.group(cls=HdrGroup, lazy={"describe": "hdr.describe:command"})
+@cli.group(cls=HdrGroup, lazy=DATA_COMMANDS)
 def data():
     """Download and inspect the datasets."""
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 from pathlib import Path
 
 import click
 import numpy as np
 
 from hdr import rundir
-from hdr.errors import HdrError, UsageError
+from hdr.errors import HdrError, Stopped, UsageError
 
 
 def stratified_folds(y: np.ndarray, k: int, seed: int) -> list[np.ndarray]:
@@ -162,10 +163,9 @@ def command(config, overrides, k, runs_dir, quiet):
         rundir.write_json(folder / "cv.json", info)
         # Not the fold's "resume with hdr train --resume": a resumed run would forget its fold
         # and validate on the configured split instead.
-        err = HdrError(f"cross-validation interrupted in fold {current} of {k}; "
-                       f"finished folds are in {folder}/cv.json; run hdr cv again for a complete result")
-        err.exit_code = getattr(e, "exit_code", 130)
-        raise err from None
+        raise Stopped(f"cross-validation stopped in fold {current} of {k}; finished folds are in "
+                      f"{folder}/cv.json; run hdr cv again for a complete result",
+                      getattr(e, "signum", signal.SIGINT)) from None
 
     done = [r for r in info["results"] if r["status"] == "completed"]
     summary = {key: _stats([r[key] for r in done]) for key in ("val_accuracy", "test_accuracy")}

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import base64
 import io
+import signal
 import sys
 from pathlib import Path
 
 import click
 import numpy as np
 
-from hdr.errors import HdrError
+from hdr.errors import EXIT_SIGNAL, HdrError
 
 CANVAS = 280  # 10x MNIST's 28, the size the canvas and its PIL twin share
 BRUSH = 24    # pen width in canvas pixels: MNIST-like strokes (2.4 px of 28) for a digit drawn ~3/4 of the canvas high
@@ -237,7 +238,7 @@ def command(run):
         tick()
         root.mainloop()
     except KeyboardInterrupt:
-        sys.exit(130)
+        sys.exit(EXIT_SIGNAL[signal.SIGINT])
     finally:
         try:
             root.destroy()

@@ -24,16 +24,10 @@ from pathlib import Path
 import click
 
 from hdr import rundir
-from hdr.errors import HdrError, UsageError
+from hdr.errors import EXIT_SIGNAL, HdrError, Stopped, UsageError
 
 THREAD_VARS = ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
 SEED_KEY = "training.seed"
-
-
-class SweepStopped(HdrError):
-    def __init__(self, msg: str, exit_code: int):
-        super().__init__(msg)
-        self.exit_code = exit_code
 
 
 # ------------------------------------------------------------------------------ the grid
@@ -196,7 +190,7 @@ class Sweep:
         else:
             p.run = self.find_run(p)
         p.status = ("completed" if proc.returncode == 0 else
-                    "interrupted" if proc.returncode in (130, 143, -2, -15) else "failed")
+                    "interrupted" if proc.returncode in (*EXIT_SIGNAL.values(), *(-s for s in EXIT_SIGNAL)) else "failed")
         errors = [x for x in err.splitlines() if x.strip()]
         if proc.returncode != 0:
             p.error = errors[-1].removeprefix("hdr: error: ")[:500] if errors else f"exit code {proc.returncode}"
@@ -332,9 +326,8 @@ def command(config, overrides, grid_items, seeds, jobs, runs_dir, dry_run, quiet
     click.echo(str(folder))
     bad = [p for p in points if p.status != "completed"]
     if signum is not None:
-        raise SweepStopped(f"sweep interrupted by {signal.Signals(signum).name}: "
-                           f"{len(points) - len(bad)} of {len(points)} runs completed ({folder}/sweep.json)",
-                           130 if signum == signal.SIGINT else 143)
+        raise Stopped(f"sweep stopped by {signal.Signals(signum).name}: "
+                      f"{len(points) - len(bad)} of {len(points)} runs completed ({folder}/sweep.json)", signum)
     if bad:
         same: dict[tuple, list[str]] = {}  # one entry per (point, error), listing its seeds
         for p in bad:

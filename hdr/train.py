@@ -8,6 +8,7 @@ interruption at any moment leaves a folder that `hdr train --resume` can continu
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import signal
@@ -23,22 +24,21 @@ from hdr import config as config_mod
 from hdr import data as data_mod
 from hdr import rundir
 from hdr.backend import cpu_has_native_bf16, describe, quiet_import
-from hdr.errors import HdrError, UsageError
+from hdr.errors import STOP_SIGNALS, HdrError, Stopped, UsageError, exit_code_for_signal
 
 CKPT_DIR = "checkpoint"
-EXIT_SIGINT, EXIT_SIGTERM = 130, 143
 
 
 class Diverged(HdrError):
     pass
 
 
-class Interrupted(HdrError):
-    def __init__(self, signum: int, folder: Path):
-        self.signum = signum
+class Interrupted(Stopped):
+    def __init__(self, signum: int, folder: Path, epochs: int = 0):
         self.folder = folder
-        self.exit_code = EXIT_SIGINT if signum == signal.SIGINT else EXIT_SIGTERM
-        super().__init__(f"interrupted by {signal.Signals(signum).name}; resume with: hdr train --resume {folder}")
+        kept = f"epochs 1-{epochs} are kept" if epochs else "no epoch was completed"
+        super().__init__(f"stopped by {signal.Signals(signum).name}; {kept} in {folder}; "
+                         f"continue with: hdr train --resume {folder}", signum)
 
 
 @dataclass
@@ -159,14 +159,15 @@ class Trainer:
                 for tmp in [*self.folder.glob(".*.tmp"), *self.folder.glob(f"{CKPT_DIR}/.*.tmp.keras")]:
                     tmp.unlink(missing_ok=True)  # a write cut short: the real file is still the old one
             finally:
-                os._exit(EXIT_SIGINT if signum == signal.SIGINT else EXIT_SIGTERM)
+                os._exit(exit_code_for_signal(signum))
         self.signal_received = signum
         if not self.quiet:
-            print(f"\n{signal.Signals(signum).name}: stopping after the current batch "
+            print(f"\n{signal.Signals(signum).name}: stopping after the current "
+                  f"{self.cfg.training.steps_per_execution} batches, keeping every completed epoch "
                   "(again to stop at once)", file=sys.stderr)
 
     def install_signal_handlers(self):
-        self._old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        self._old = {s: signal.signal(s, self._on_signal) for s in STOP_SIGNALS}
 
     def restore_signal_handlers(self):
         for s, h in getattr(self, "_old", {}).items():
@@ -392,7 +393,7 @@ def _run_loop(trainer: Trainer, model, t0: float) -> None:
         trainer.fit(model)
         if trainer.signal_received is not None:
             run.finish("interrupted", reason=signal.Signals(trainer.signal_received).name)
-            raise Interrupted(trainer.signal_received, trainer.folder)
+            raise Interrupted(trainer.signal_received, trainer.folder, len(trainer.history))
         if trainer.diverged_at is not None:
             lr = trainer.cfg.optimizer.learning_rate
             msg = (f"training diverged: the loss became NaN or infinite in epoch {trainer.diverged_at}; "
@@ -405,12 +406,12 @@ def _run_loop(trainer: Trainer, model, t0: float) -> None:
         raise
     except KeyboardInterrupt:
         run.finish("interrupted", reason="SIGINT")
-        raise Interrupted(signal.SIGINT, trainer.folder) from None
+        raise Interrupted(signal.SIGINT, trainer.folder, len(trainer.history)) from None
     except BaseException as e:
         reason = f"{type(e).__name__}: {e}".strip()
         if isinstance(e, MemoryError):
             reason = "out of memory; try a smaller training.batch_size or model"
-        elif isinstance(e, OSError) and e.errno == 28:
+        elif isinstance(e, OSError) and e.errno == errno.ENOSPC:
             reason = "disk full; free space and resume with hdr train --resume"
         run.finish("failed", reason=reason[:2000])
         raise HdrError(f"training failed: {reason.splitlines()[0][:300]} (details in {trainer.folder}/run.json)") from e

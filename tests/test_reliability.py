@@ -246,13 +246,12 @@ def test_unexpected_failure_is_recorded(cli_run, tiny_data, tmp_path, monkeypatc
 
 
 def test_debug_shows_traceback(cli_run, tmp_path):
-    from click.testing import CliRunner
-
-    from hdr.cli import cli
-    from hdr.errors import UsageError
-
-    r = CliRunner().invoke(cli, ["--debug", "train", str(tmp_path / "nope.yaml")])
-    assert isinstance(r.exception, UsageError)
+    plain = cli_run("train", tmp_path / "nope.yaml")
+    assert plain.exit_code == 2 and "Traceback" not in plain.stderr
+    r = cli_run("--debug", "train", tmp_path / "nope.yaml")
+    assert r.exit_code == 2
+    assert "Traceback (most recent call last)" in r.stderr and "config.py" in r.stderr
+    assert r.stderr.strip().splitlines()[-1].startswith("hdr: error: config file not found")
 
 
 def test_four_concurrent_runs_each_get_a_folder(tiny_data, tmp_path):

@@ -9,9 +9,9 @@ The configured dataset.validation_split does not apply: the fold is the validati
 
 from __future__ import annotations
 
-import math
 import os
 import signal
+import statistics
 from pathlib import Path
 
 import click
@@ -39,13 +39,34 @@ def stratified_folds(y: np.ndarray, k: int, seed: int) -> list[np.ndarray]:
     return [np.flatnonzero(fold_of == f) for f in range(k)]
 
 
+# A fold's run records which fold it held out; hdr evaluate --split val reads it back. Both go
+# through these two functions, so the numbering (1-based, as printed) is decided here only.
+
+def fold_fields(cv_id: str, fold: int, folds: int, seed: int) -> dict:
+    """The run.json fields of the run that holds out fold number `fold` (1..folds)."""
+    return {"cv_id": cv_id, "fold": fold, "folds": folds, "fold_seed": seed}
+
+
+def held_out_rows(info: dict, labels: np.ndarray) -> np.ndarray | None:
+    """The training-set rows a cross-validation run held out, from its run.json; None for a run
+    that is not a fold."""
+    if info.get("fold") is None:
+        return None
+    try:
+        fold, folds, seed = int(info["fold"]), int(info["folds"]), int(info["fold_seed"])
+    except (KeyError, TypeError, ValueError):
+        raise UsageError("run.json names a cross-validation fold without a valid fold, folds and fold_seed; "
+                         "run hdr cv again") from None
+    if not 1 <= fold <= folds:
+        raise UsageError(f"run.json names fold {fold} of {folds}; run hdr cv again")
+    return stratified_folds(labels, folds, seed)[fold - 1]
+
+
 def _stats(values: list[float]) -> dict:
-    n = len(values)
-    if not n:
+    if not values:
         return {"n": 0, "values": []}
-    mean = sum(values) / n
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
-    return {"mean": mean, "std": std, "min": min(values), "max": max(values), "n": n, "values": values}
+    return {"mean": statistics.mean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "min": min(values), "max": max(values), "n": len(values), "values": values}
 
 
 def box_plot(summary: dict, path: Path, title: str) -> None:
@@ -104,7 +125,7 @@ def command(config, overrides, k, runs_dir, quiet):
     from hdr import data as data_mod
 
     cfg = config_mod.load(config, list(overrides))
-    data = data_mod.load(cfg.dataset.name, verify=os.environ.get("HDR_NO_VERIFY") != "1", quiet=quiet)
+    data = data_mod.load(cfg.dataset.name, quiet=quiet)
     counts = np.bincount(data.train.y)
     smallest = int(counts[counts > 0].min())
     if k > smallest:
@@ -138,7 +159,8 @@ def command(config, overrides, k, runs_dir, quiet):
             result = {"fold": i, "val_size": int(len(val_idx))}
             try:
                 run = train_mod.train(cfg, name, folder, quiet=quiet,
-                                      extra_info={"cv_id": folder.name, "fold": i, "folds": k}, val_indices=val_idx)
+                                      extra_info=fold_fields(folder.name, i, k, cfg.training.seed),
+                                      val_indices=val_idx)
                 m = rundir.read_json(run / "metrics.json")
                 result.update(status="completed", run=run.name, val_accuracy=m["val_accuracy"],
                               best_val_accuracy=m.get("best_val_accuracy"), test_accuracy=m["test_accuracy"])

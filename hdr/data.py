@@ -289,11 +289,13 @@ def _write_cache(data: Data, key: str) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def load(name: str, verify: bool = True, quiet: bool = False) -> Data:
+def load(name: str, verify: bool | None = None, quiet: bool = False) -> Data:
     """Load a dataset's train and test splits as uint8 arrays.
 
-    Verified loads go through the array cache; unverified ones (HDR_NO_VERIFY, made-up test
-    files) always decode the files and leave no cache behind."""
+    Verified loads go through the array cache; unverified ones (HDR_NO_VERIFY=1, for made-up
+    test files) always decode the files and leave no cache behind."""
+    if verify is None:
+        verify = os.environ.get("HDR_NO_VERIFY") != "1"
     paths = ensure_files(name, quiet=quiet)
     if not verify:
         return _decode(name, paths, verify)
@@ -336,17 +338,22 @@ def _decode(name: str, paths: dict[str, Path], verify: bool) -> Data:
     return Data(name, splits["train"], splits["test"], sums)
 
 
+def validation_indices(y: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """The sorted training-set rows held out for validation: a seeded fraction of every class."""
+    rng = np.random.default_rng(seed)
+    val_idx = []
+    for label in np.unique(y):
+        idx = np.flatnonzero(y == label)
+        rng.shuffle(idx)
+        val_idx.append(idx[: int(round(len(idx) * fraction))])
+    return np.sort(np.concatenate(val_idx))
+
+
 def split_validation(train: Split, fraction: float | None, seed: int) -> tuple[Split, Split | None]:
     """Hold out a stratified, seeded fraction of the training set for validation."""
     if not fraction:
         return train, None
-    rng = np.random.default_rng(seed)
-    val_idx = []
-    for label in np.unique(train.y):
-        idx = np.flatnonzero(train.y == label)
-        rng.shuffle(idx)
-        val_idx.append(idx[: int(round(len(idx) * fraction))])
-    val = np.sort(np.concatenate(val_idx))
+    val = validation_indices(train.y, fraction, seed)
     mask = np.ones(len(train.y), bool)
     mask[val] = False
     return Split(train.x[mask], train.y[mask]), Split(train.x[val], train.y[val])

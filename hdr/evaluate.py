@@ -29,7 +29,6 @@ from hdr import rundir
 from hdr.data import DATASETS
 from hdr.errors import HdrError, UsageError
 
-NUM_CLASSES = 10
 PER_PAGE = 100          # misclassified digits per picture: 10 x 10 stays readable
 EPSILON = 1e-7          # Keras clips probabilities the same way before taking the log
 
@@ -40,7 +39,8 @@ class Evaluation:
     split: str              # "test" or "val"
     x: np.ndarray           # the images the model saw (re-framed when --on)
     y: np.ndarray
-    probs: np.ndarray       # (n, 10) softmax outputs
+    probs: np.ndarray       # (n, classes) softmax outputs
+    index: np.ndarray       # each image's row in its split's file (the training file for --split val)
     reframed: str | None = None
 
     @property
@@ -50,7 +50,7 @@ class Evaluation:
 
 # ---------------------------------------------------------------- numbers
 
-def confusion_matrix(y_true, y_pred, k: int = NUM_CLASSES) -> np.ndarray:
+def confusion_matrix(y_true, y_pred, k: int) -> np.ndarray:
     """Counts, rows = true label, columns = predicted label."""
     cm = np.zeros((k, k), np.int64)
     np.add.at(cm, (np.asarray(y_true, np.int64), np.asarray(y_pred, np.int64)), 1)
@@ -86,8 +86,9 @@ def summary(ev: Evaluation, cm: np.ndarray, classes: list[dict]) -> dict:
         "dataset": ev.dataset,
         "split": ev.split,
         "size": int(n),
-        "test_loss": loss,
-        "test_accuracy": accuracy,
+        # Named after the split, so a validation figure can never be read as a test figure.
+        f"{ev.split}_loss": loss,
+        f"{ev.split}_accuracy": accuracy,
         "error_rate": errors / n if n else float("nan"),  # not 1 - accuracy: that prints 0.14390000000000003
         "errors": errors,
         "macro_precision": float(np.mean([c["precision"] for c in classes])),
@@ -111,6 +112,17 @@ def confusion_csv(cm: np.ndarray) -> str:
     w.writerow(["true\\pred"] + list(range(len(cm))))
     for k, row in enumerate(cm):
         w.writerow([k] + [int(v) for v in row])
+    return buf.getvalue()
+
+
+def predictions_csv(ev: Evaluation) -> str:
+    """Every digit: its row in the split's file, label, prediction and the prediction's probability."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["index", "label", "predicted", "confidence"])
+    pred = ev.pred
+    for i, y, p, c in zip(ev.index, ev.y, pred, ev.probs[np.arange(len(pred)), pred]):
+        w.writerow([int(i), int(y), int(p), f"{c:.6f}"])
     return buf.getvalue()
 
 
@@ -249,7 +261,8 @@ def report_md(run: Path, metrics: dict, cm: np.ndarray, classes: list[dict], pag
         lines += [f"Images re-framed: {m['reframed']}.", ""]
     lines += ["## Metrics", ""]
     rows = [{"metric": k, "value": f"{m[k]:.4f}"} for k in
-            ("test_loss", "test_accuracy", "error_rate", "macro_precision", "macro_recall", "macro_f1")]
+            (f"{m['split']}_loss", f"{m['split']}_accuracy", "error_rate", "macro_precision", "macro_recall",
+             "macro_f1")]
     rows.insert(3, {"metric": "errors", "value": f"{m['errors']} of {m['size']}"})
     if m.get("in_domain_accuracy") is not None:
         rows += [{"metric": f"in-domain accuracy ({m['in_domain_dataset']} test)",
@@ -305,23 +318,19 @@ def in_domain_accuracy(folder: Path) -> float | None:
     return None
 
 
-def validation_split(folder: Path, cfg):
-    """The exact rows the run validated on: its fold for a cross-validation run (hdr cv records
-    fold and folds in run.json), else the seeded, stratified split of dataset.validation_split."""
-    from hdr.train import prepare
+def validation_rows(folder: Path, cfg, labels: np.ndarray) -> np.ndarray:
+    """The training-set rows the run validated on: its fold for a cross-validation run, else
+    the seeded, stratified split of dataset.validation_split."""
+    from hdr import cv
+    from hdr import data as data_mod
 
-    info = rundir.read_json(folder / "run.json")
-    if info.get("fold") is not None and info.get("folds"):
-        from hdr import data as data_mod
-        from hdr.cv import stratified_folds
-
-        labels = data_mod.load(cfg.dataset.name, verify=os.environ.get("HDR_NO_VERIFY") != "1", quiet=True).train.y
-        rows = stratified_folds(labels, int(info["folds"]), cfg.training.seed)[int(info["fold"])]
-        return prepare(cfg, quiet=True, val_indices=rows).val
+    rows = cv.held_out_rows(rundir.read_json(folder / "run.json"), labels)
+    if rows is not None:
+        return rows
     if not cfg.dataset.validation_split:
         raise UsageError(f"{folder} was trained without a validation split "
                          "(dataset.validation_split: null); use --split test")
-    return prepare(cfg, quiet=True).val
+    return data_mod.validation_indices(labels, cfg.dataset.validation_split, cfg.training.seed)
 
 
 def gather(folder: Path, cfg, model, split: str, on: str | None) -> Evaluation:
@@ -331,12 +340,14 @@ def gather(folder: Path, cfg, model, split: str, on: str | None) -> Evaluation:
     want = tuple(model.input_shape[1:])
     reframed = None
     if on is None and split == "val":
-        val = validation_split(folder, cfg)
-        x, y, dataset = val.x, val.y, cfg.dataset.name
+        dataset = cfg.dataset.name
+        train = data_mod.load(dataset, quiet=True).train
+        index = validation_rows(folder, cfg, train.y)
+        x, y = train.x[index], train.y[index]
     else:
         dataset = on or cfg.dataset.name
-        test = data_mod.load(dataset, verify=os.environ.get("HDR_NO_VERIFY") != "1", quiet=True).test
-        x, y = test.x, test.y
+        test = data_mod.load(dataset, quiet=True).test
+        x, y, index = test.x, test.y, np.arange(len(test.y))
         if on is not None and x.shape[1:] != want:
             from hdr.transfer import reframe, style_for
 
@@ -349,7 +360,7 @@ def gather(folder: Path, cfg, model, split: str, on: str | None) -> Evaluation:
         raise HdrError(f"{folder}/model.keras takes {want[0]}x{want[1]} images but {dataset} has "
                        f"{x.shape[1]}x{x.shape[2]}; config.yaml and model.keras disagree")
     probs = model.predict(x, batch_size=cfg.training.eval_batch_size, verbose=0)
-    return Evaluation(dataset, split, x, np.asarray(y), np.asarray(probs, dtype=np.float64), reframed)
+    return Evaluation(dataset, split, x, np.asarray(y), np.asarray(probs, dtype=np.float64), index, reframed)
 
 
 def out_name(split: str, on: str | None) -> str:
@@ -398,7 +409,7 @@ def evaluate(folder: Path, split: str = "test", on: str | None = None) -> tuple[
     model = load_model(folder)
     ev = gather(folder, cfg, model, split, on)
 
-    cm = confusion_matrix(ev.y, ev.pred)
+    cm = confusion_matrix(ev.y, ev.pred, ev.probs.shape[1])
     classes = per_class(cm)
     metrics = summary(ev, cm, classes)
     metrics.update(model_dataset=cfg.dataset.name, run=folder.name, evaluated=rundir.now_iso())
@@ -417,6 +428,7 @@ def evaluate(folder: Path, split: str = "test", on: str | None = None) -> tuple[
         confusion_png(cm, tmp / "confusion_matrix.png", title)
         rundir.atomic_write(tmp / "confusion_matrix.csv", confusion_csv(cm))
         rundir.atomic_write(tmp / "per_class.csv", per_class_csv(classes))
+        rundir.atomic_write(tmp / "predictions.csv", predictions_csv(ev))
         rundir.write_json(tmp / "metrics.json", metrics)
         config_text = (folder / "config.yaml").read_text()
         rundir.atomic_write(tmp / "report.md", report_md(folder, metrics, cm, classes, pages, config_text))
@@ -432,8 +444,8 @@ def summary_text(metrics: dict, classes: list[dict]) -> str:
     from tabulate import tabulate
 
     m = metrics
-    lines = [f"{m['dataset']} {m['split']} ({m['size']} digits): loss {m['test_loss']:.4f}, "
-             f"accuracy {m['test_accuracy']:.4f}, error rate {m['error_rate']:.4f} ({m['errors']} wrong)",
+    lines = [f"{m['dataset']} {m['split']} ({m['size']} digits): loss {m[m['split'] + '_loss']:.4f}, "
+             f"accuracy {m[m['split'] + '_accuracy']:.4f}, error rate {m['error_rate']:.4f} ({m['errors']} wrong)",
              f"macro precision {m['macro_precision']:.4f}, recall {m['macro_recall']:.4f}, f1 {m['macro_f1']:.4f}"]
     if m.get("reframed"):
         lines.append(f"re-framed: {m['reframed']}")

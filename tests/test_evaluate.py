@@ -129,14 +129,27 @@ def read_per_class(path: Path) -> list[dict]:
     return rows
 
 
+def confusion_of(preds: np.ndarray) -> np.ndarray:
+    cm = np.zeros((10, 10), int)
+    np.add.at(cm, (preds[:, 1].astype(int), preds[:, 2].astype(int)), 1)
+    return cm
+
+
 def check_consistent(out: Path, size: int) -> dict:
     """Everything in an eval folder agrees with everything else in it."""
     m = json.loads((out / "metrics.json").read_text())
     cm = read_matrix(out / "confusion_matrix.csv")
     assert cm.sum() == size == m["size"]
-    assert np.trace(cm) / size == pytest.approx(m["test_accuracy"], abs=1e-12)
-    assert m["error_rate"] == pytest.approx(1 - m["test_accuracy"], abs=1e-12)
+    split = m["split"]
+    other = {"test": "val", "val": "test"}[split]
+    assert f"{other}_accuracy" not in m and f"{other}_loss" not in m  # one split's figures, named for it
+    assert np.trace(cm) / size == pytest.approx(m[f"{split}_accuracy"], abs=1e-12)
+    assert m["error_rate"] == pytest.approx(1 - m[f"{split}_accuracy"], abs=1e-12)
     assert m["errors"] == size - np.trace(cm)
+    preds = np.loadtxt(out / "predictions.csv", delimiter=",", skiprows=1, ndmin=2)
+    assert len(preds) == size and len(np.unique(preds[:, 0])) == size  # one row per digit
+    assert np.mean(preds[:, 1] == preds[:, 2]) == pytest.approx(m[f"{split}_accuracy"], abs=1e-12)
+    assert confusion_of(preds).tolist() == cm.tolist()
     rows = read_per_class(out / "per_class.csv")
     for k, r in enumerate(rows):
         assert int(r["label"]) == k
@@ -185,7 +198,7 @@ def test_evaluate_writes_consistent_files(fake_env, run_copy):
     assert "accuracy" in r.stdout and "error rate" in r.stdout
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith("misclassified-")) == [
         "confusion_matrix.csv", "confusion_matrix.png", "metrics.json", "misclassified.png", "per_class.csv",
-        "report.md"]
+        "predictions.csv", "report.md"]
     m = check_consistent(out, 120)
     trained = json.loads((run_copy / "metrics.json").read_text())
     # The same model on the same data: what training measured with model.evaluate.
@@ -201,7 +214,7 @@ def test_split_val_rebuilds_the_validation_split(fake_env, run_copy):
     m = check_consistent(run_copy / "eval-val", trained["val_size"])
     assert m["split"] == "val"
     # Same rows as training used: the accuracy agrees with the last epoch's val_accuracy.
-    assert m["test_accuracy"] == pytest.approx(trained["val_accuracy"], abs=1e-6)
+    assert m["val_accuracy"] == pytest.approx(trained["val_accuracy"], abs=1e-6)
     assert not (run_copy / "eval").exists()
 
 
@@ -254,7 +267,7 @@ def test_misclassified_order_is_worst_first():
         [0.05, 0.95] + [0] * 8,  # wrong, 0.95
         [0.45, 0.55] + [0] * 8,  # wrong, 0.55
     ])
-    ev = Evaluation("mnist", "test", np.zeros((4, 28, 28, 1), np.uint8), np.array([0, 0, 0, 0]), probs)
+    ev = Evaluation("mnist", "test", np.zeros((4, 28, 28, 1), np.uint8), np.array([0, 0, 0, 0]), probs, np.arange(4))
     assert misclassified_order(ev).tolist() == [2, 1, 3]
 
 
@@ -362,7 +375,7 @@ def test_per_class_figures_from_a_known_matrix():
 
     y_true = [0, 0, 0, 1, 1, 2]
     y_pred = [0, 0, 1, 1, 2, 2]
-    cm = confusion_matrix(y_true, y_pred)
+    cm = confusion_matrix(y_true, y_pred, 10)
     assert cm[:3, :3].tolist() == [[2, 1, 0], [0, 1, 1], [0, 0, 1]]
     rows = per_class(cm)
     assert rows[0]["recall"] == pytest.approx(2 / 3) and rows[0]["precision"] == 1.0
@@ -491,7 +504,7 @@ def test_real_val_split_is_the_training_one(real_env, real_run):
     assert hdr("evaluate", real_run, "--split", "val", "-q").exit_code == 0
     m = check_consistent(real_run / "eval-val", 12000)
     trained = json.loads((real_run / "metrics.json").read_text())
-    assert m["test_accuracy"] == pytest.approx(trained["val_accuracy"], abs=1e-6)
+    assert m["val_accuracy"] == pytest.approx(trained["val_accuracy"], abs=1e-6)
 
 
 @pytest.mark.realdata
@@ -533,15 +546,27 @@ def test_reframing_real_digits(real_env):
         assert max(r1 - r0, c1 - c0) + 1 >= 15      # fills the 16x16 frame
 
 
-def test_split_val_of_a_cross_validation_fold(fake_env, tmp_path):
-    cv = pytest.importorskip("hdr.cv")
-    from hdr import config, data, train
+def test_evaluate_val_of_every_cv_fold_scores_exactly_its_held_out_rows(fake_env, tmp_path):
+    """hdr cv, then hdr evaluate --split val on each fold run, through the real commands: the rows
+    scored are the fold's own held-out rows (the folds partition the training set, each eval's
+    rows number the fold's val_size, and its accuracy is the one training measured on them)."""
+    from hdr import data
 
-    cfg = config.load(REPO / "configs" / "slp_sgd.yaml", ["training.epochs=1", "training.batch_size=32"])
-    folds = cv.stratified_folds(data.load("mnist", verify=False).train.y, 3, cfg.training.seed)
-    run = train.train(cfg, "slp_sgd", tmp_path, quiet=True, extra_info={"fold": 1, "folds": 3},
-                      val_indices=folds[1])
-    assert hdr("evaluate", run, "--split", "val", "-q").exit_code == 0
-    trained = json.loads((run / "metrics.json").read_text())
-    m = check_consistent(run / "eval-val", len(folds[1]))
-    assert m["test_accuracy"] == pytest.approx(trained["val_accuracy"], abs=1e-6)
+    r = hdr("cv", REPO / "configs" / "slp_sgd.yaml", "--folds", "3", "training.epochs=1",
+            "training.batch_size=32", "--runs-dir", tmp_path, "-q")
+    assert r.exit_code == 0, r.output
+    cv_folder = Path(r.stdout.strip().splitlines()[-1])
+    results = json.loads((cv_folder / "cv.json").read_text())["results"]
+    assert [f["fold"] for f in results] == [1, 2, 3]
+    seen = []
+    for fold in results:
+        run = cv_folder / fold["run"]
+        e = hdr("evaluate", run, "--split", "val", "-q")
+        assert e.exit_code == 0, e.output
+        trained = json.loads((run / "metrics.json").read_text())
+        m = check_consistent(run / "eval-val", trained["val_size"])
+        assert m["val_accuracy"] == pytest.approx(trained["val_accuracy"], abs=1e-6)
+        rows = np.loadtxt(run / "eval-val" / "predictions.csv", delimiter=",", skiprows=1, ndmin=2)[:, 0]
+        seen.append(set(rows.astype(int)))
+    n = len(data.load("mnist").train.y)
+    assert sum(len(s) for s in seen) == n and set().union(*seen) == set(range(n))  # disjoint and covering

@@ -29,6 +29,20 @@ DATA_COMMANDS = {
 }
 
 
+class DatasetName(click.ParamType):
+    """A registered dataset's name (hdr.data.DATASETS), looked up only when a command runs, so
+    that listing the commands does not import the data module."""
+
+    name = "dataset"
+
+    def convert(self, value, param, ctx):
+        from hdr.data import DATASETS
+
+        if value in DATASETS:
+            return value
+        self.fail(f"unknown dataset {value!r}; allowed: {', '.join(DATASETS)}", param, ctx)
+
+
 def _one_line(e: click.UsageError) -> UsageError:
     hint = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
     return UsageError(f"{e.format_message()}{hint}")
@@ -176,12 +190,13 @@ def data():
 
 
 @data.command("download")
-@click.argument("names", nargs=-1, type=click.Choice(["mnist", "usps"]))
+@click.argument("names", nargs=-1, type=DatasetName())
 def data_download(names):
-    """Download and verify datasets into the data folder (HDR_DATA_DIR or the user cache)."""
+    """Download and verify datasets into the data folder (HDR_DATA_DIR or the user cache); all
+    of them when no NAME is given."""
     from hdr import data as data_mod
 
-    for name in names or ("mnist", "usps"):
+    for name in names or tuple(data_mod.DATASETS):
         paths = data_mod.ensure_files(name)
         data_mod.load(name)
         click.echo(f"{name}: ok ({paths[next(iter(paths))].parent})")

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hdr.errors import UsageError
 
@@ -34,9 +34,23 @@ class Strict(BaseModel):
 # ---------------------------------------------------------------- dataset
 
 class Dataset(Strict):
-    name: Literal["mnist", "usps"]
+    name: str = Field(description="a dataset of hdr.data.DATASETS")
     validation_split: Annotated[float, Field(gt=0.0, lt=1.0)] | None = Field(
         0.2, description="fraction of the training set held out for validation; null: none")
+
+    @field_validator("name")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        from hdr.data import DATASETS
+
+        if name not in DATASETS:
+            raise ValueError(f"{name!r} is not allowed; allowed: {_either(DATASETS)}")
+        return name
+
+
+def _either(names) -> str:
+    quoted = [repr(n) for n in names]
+    return " or ".join(quoted) if len(quoted) < 3 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
 
 
 # ---------------------------------------------------------------- model
@@ -97,17 +111,30 @@ class CNN(_ModelBase):
         return self
 
 
-Model = Annotated[Union[SLP, MLP, CNN], Field(discriminator="type")]
+def _tag(cls: type[BaseModel], field: str) -> str:
+    return cls.model_fields[field].annotation.__args__[0]
+
+
+# The one list of model types: the config's union, the builders (hdr.models) and the docs follow it.
+MODEL_TYPES = {_tag(c, "type"): c for c in (SLP, MLP, CNN)}
+Model = Annotated[Union[tuple(MODEL_TYPES.values())], Field(discriminator="type")]
 
 
 # ---------------------------------------------------------------- optimizer
 # Defaults are Keras 3's, written out so that a run records what it used even if Keras
 # changes them (it once changed Adadelta's learning rate from 1.0 to 0.001).
 
+# Learning-rate schedules by name; hdr.models implements each.
+SCHEDULES = {
+    "constant": "the learning rate throughout",
+    "cosine": "decay to 0 over the run, after warmup_epochs of linear warm-up",
+}
+
+
 class _OptBase(Strict):
     learning_rate: PosFloat = 0.001
-    schedule: Literal["constant", "cosine"] = Field(
-        "constant", description="cosine: decay to 0 over the run, after warmup_epochs of linear warm-up")
+    schedule: Literal[tuple(SCHEDULES)] = Field("constant", description="; ".join(
+        f"{k}: {v}" for k, v in SCHEDULES.items()))
     warmup_epochs: NonNegFloat = 0.0
     clipnorm: PosFloat | None = None
 
@@ -170,9 +197,11 @@ class RMSprop(_OptBase):
     centered: bool = False
 
 
-Optimizer = Annotated[
-    Union[SGD, Adam, AdamW, Nadam, Adamax, Adagrad, Adadelta, RMSprop], Field(discriminator="name")]
-OPTIMIZERS = ("sgd", "adam", "adamw", "nadam", "adamax", "adagrad", "adadelta", "rmsprop")
+# The one list of optimizers. Each class is named as its Keras class (keras.optimizers.<name>),
+# its fields are that class's arguments, and its defaults are Keras 3's. Adding an optimizer is
+# a class here and its entry in this tuple.
+OPTIMIZERS = {_tag(c, "name"): c for c in (SGD, Adam, AdamW, Nadam, Adamax, Adagrad, Adadelta, RMSprop)}
+Optimizer = Annotated[Union[tuple(OPTIMIZERS.values())], Field(discriminator="name")]
 
 
 # ---------------------------------------------------------------- training
@@ -309,8 +338,7 @@ def _dotted(loc: tuple) -> str:
     parts = [str(p) for p in loc]
     out = []
     for i, p in enumerate(parts):
-        if i == 1 and parts[0] in ("model", "optimizer") and p in (
-                "slp", "mlp", "cnn", *OPTIMIZERS):
+        if i == 1 and parts[0] in ("model", "optimizer") and p in (*MODEL_TYPES, *OPTIMIZERS):
             continue
         out.append(p)
     return ".".join(out)
@@ -357,11 +385,9 @@ def _class_for(dotted: str, data: dict):
     if dotted in _SECTION_CLASSES:
         return _SECTION_CLASSES[dotted]
     if dotted == "model":
-        return {"slp": SLP, "mlp": MLP, "cnn": CNN}.get((data.get("model") or {}).get("type"))
+        return MODEL_TYPES.get((data.get("model") or {}).get("type"))
     if dotted == "optimizer":
-        name = (data.get("optimizer") or {}).get("name")
-        return {c.model_fields["name"].annotation.__args__[0]: c for c in
-                (SGD, Adam, AdamW, Nadam, Adamax, Adagrad, Adadelta, RMSprop)}.get(name)
+        return OPTIMIZERS.get((data.get("optimizer") or {}).get("name"))
     if dotted.startswith("model.conv."):
         return ConvBlock
     return None

@@ -15,9 +15,11 @@ import io
 import json
 import os
 import shutil
+import sys
 import tempfile
 import urllib.request
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,15 +27,10 @@ import numpy as np
 
 from hdr.errors import DataError, UsageError
 
-MNIST_MIRRORS = (
-    "https://ossci-datasets.s3.amazonaws.com/mnist/",
-    "https://storage.googleapis.com/cvdf-datasets/mnist/",
-    "http://yann.lecun.com/exdb/mnist/",
-)
-USPS_MIRRORS = (
-    "https://hastie.su.domains/ElemStatLearn/datasets/",
-    "https://web.stanford.edu/~hastie/ElemStatLearn/datasets/",
-)
+@dataclass
+class Split:
+    x: np.ndarray  # uint8, (n, h, w, 1)
+    y: np.ndarray  # uint8, (n,)
 
 
 @dataclass(frozen=True)
@@ -46,49 +43,49 @@ class FileSpec:
 
 @dataclass(frozen=True)
 class DatasetSpec:
+    """Everything hdr knows about one dataset. Adding a dataset is one of these, registered,
+    plus its files; nothing else in hdr names a dataset or its number of classes."""
+
     name: str
-    files: dict[str, FileSpec]
-    mirrors: tuple[str, ...]
-    shape: tuple[int, int]
-    n_train: int
-    n_test: int
+    files: dict[str, FileSpec]         # role -> file; the roles are the decoder's
+    mirrors: tuple[str, ...]           # base URLs the files are downloaded from
+    decode: Callable                   # (spec, read: role -> raw bytes, where: role -> str) -> {"train": Split, "test": Split}
+    image_size: tuple[int, int]        # (height, width)
+    class_names: tuple[str, ...]       # label k is class_names[k]
+    value_range: str                   # the pixel values as published (hdr keeps uint8 0-255)
+    framing: str                       # how a digit sits in its frame (hdr.transfer): "centred" or "fill"
+    sizes: dict[str, int] | None = None  # examples per split, checked when verifying
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
 
 
-DATASETS = {
-    "mnist": DatasetSpec(
-        "mnist",
-        {
-            "train_images": FileSpec("train-images-idx3-ubyte.gz", "f68b3c2dcbeaaa9fbdd348bbdeb94873",
-                                     "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db", 47040016),
-            "train_labels": FileSpec("train-labels-idx1-ubyte.gz", "d53e105ee54ea40749a09fcbcd1e9432",
-                                     "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5", 60008),
-            "test_images": FileSpec("t10k-images-idx3-ubyte.gz", "9fb629c4189551a2d022fa330f9573f3",
-                                    "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7", 7840016),
-            "test_labels": FileSpec("t10k-labels-idx1-ubyte.gz", "ec29112dd5afa0611ce80d1b7f02629c",
-                                    "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2", 10008),
-        },
-        MNIST_MIRRORS, (28, 28), 60000, 10000,
-    ),
-    "usps": DatasetSpec(
-        "usps",
-        {"train": FileSpec("zip.train.gz"), "test": FileSpec("zip.test.gz")},
-        USPS_MIRRORS, (16, 16), 7291, 2007,
-    ),
-}
+DATASETS: dict[str, DatasetSpec] = {}
 
 
-@dataclass
-class Split:
-    x: np.ndarray  # uint8, (n, h, w, 1)
-    y: np.ndarray  # uint8, (n,)
+def register(spec: DatasetSpec) -> DatasetSpec:
+    DATASETS[spec.name] = spec
+    return spec
+
+
+def get(name: str) -> DatasetSpec:
+    try:
+        return DATASETS[name]
+    except KeyError:
+        raise UsageError(f"unknown dataset {name!r}; allowed: {', '.join(DATASETS)}") from None
 
 
 @dataclass
 class Data:
-    name: str
+    spec: DatasetSpec
     train: Split
     test: Split
     checksums: dict[str, str] = field(default_factory=dict)  # file name -> sha256 of content
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -98,7 +95,11 @@ class Data:
 def data_dir() -> Path:
     env = os.environ.get("HDR_DATA_DIR")
     if env:
-        return Path(env).expanduser()
+        path = Path(env).expanduser()
+        if path.exists() and not path.is_dir():
+            raise UsageError(f"HDR_DATA_DIR={env} is a file, not a folder; point it at the folder holding "
+                             f"{', '.join(d + '/' for d in DATASETS)}")
+        return path
     from platformdirs import user_cache_dir
 
     return Path(user_cache_dir("hdr")) / "datasets"
@@ -121,6 +122,9 @@ def _gunzip(path: Path) -> bytes:
     try:
         with gzip.open(path, "rb") as f:
             return f.read()
+    except PermissionError:
+        raise DataError(f"{path}: permission denied; make the file readable (chmod a+r) or set HDR_DATA_DIR "
+                        "to a copy you can read") from None
     except (OSError, EOFError, zlib.error) as e:
         raise DataError(
             f"{path}: corrupt or truncated gzip file ({e}); delete it and run again to re-download") from None
@@ -145,25 +149,79 @@ def parse_idx(raw: bytes, expect_dims: int, where: str) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=start).reshape(dims)
 
 
-def parse_usps(raw: bytes, where: str) -> Split:
-    """One digit a line: the label, then 256 grey values in [-1, 1]."""
+def parse_text(raw: bytes, size: tuple[int, int], num_classes: int, where: str) -> Split:
+    """One digit a line: the label, then h*w grey values in [-1, 1] (USPS's published format)."""
     try:
         table = np.loadtxt(io.BytesIO(raw), dtype=np.float32, ndmin=2)
     except ValueError as e:
-        raise DataError(f"{where}: not a USPS text file ({str(e).splitlines()[0]}); delete it and re-download") from None
-    if table.size == 0 or table.shape[1] != 257:
+        raise DataError(f"{where}: not a text file of digits ({str(e).splitlines()[0]}); delete it and re-download") from None
+    width = 1 + size[0] * size[1]
+    if table.size == 0 or table.shape[1] != width:
         raise DataError(
-            f"{where}: expected 257 numbers a line (label + 16x16 pixels), found {table.shape[1] if table.size else 0}; "
-            "delete it and re-download")
+            f"{where}: expected {width} numbers a line (label + {size[0]}x{size[1]} pixels), found "
+            f"{table.shape[1] if table.size else 0}; delete it and re-download")
     labels = table[:, 0]
     pixels = table[:, 1:]
     if not np.all(np.isfinite(pixels)) or pixels.min() < -1.0001 or pixels.max() > 1.0001:
         raise DataError(f"{where}: pixel values outside [-1, 1]; the file is corrupt, delete it and re-download")
-    if not np.all((labels >= 0) & (labels <= 9) & (labels == np.round(labels))):
-        raise DataError(f"{where}: labels must be whole numbers 0-9; the file is corrupt, delete it and re-download")
+    if not np.all((labels >= 0) & (labels < num_classes) & (labels == np.round(labels))):
+        raise DataError(f"{where}: labels must be whole numbers 0-{num_classes - 1}; the file is corrupt, "
+                        "delete it and re-download")
     # [-1, 1] -> [0, 255]; -1 is the background, as 0 is in MNIST.
-    x = np.clip(np.round((pixels + 1.0) * 127.5), 0, 255).astype(np.uint8).reshape(-1, 16, 16, 1)
+    x = np.clip(np.round((pixels + 1.0) * 127.5), 0, 255).astype(np.uint8).reshape(-1, *size, 1)
     return Split(x, labels.astype(np.uint8))
+
+
+def decode_idx(spec: DatasetSpec, read, where) -> dict[str, Split]:
+    """IDX files (MNIST's format, also Fashion-MNIST's and EMNIST's): roles train_images,
+    train_labels, test_images, test_labels."""
+    splits = {}
+    for part in ("train", "test"):
+        x = parse_idx(read(f"{part}_images"), 3, where(f"{part}_images"))
+        y = parse_idx(read(f"{part}_labels"), 1, where(f"{part}_labels"))
+        if len(x) != len(y):
+            raise DataError(f"{where(f'{part}_images')}: {len(x)} images but {len(y)} labels; re-download both")
+        if y.size and y.max() >= spec.num_classes:
+            raise DataError(f"{where(f'{part}_labels')}: labels outside 0-{spec.num_classes - 1}; the file is corrupt")
+        if x.shape[1:] != spec.image_size:
+            raise DataError(f"{where(f'{part}_images')}: images are {x.shape[1]}x{x.shape[2]}, "
+                            f"{spec.name} has {spec.image_size[0]}x{spec.image_size[1]}; the file is not {spec.name}'s")
+        splits[part] = Split(x.reshape(-1, *x.shape[1:], 1), y)
+    return splits
+
+
+def decode_text(spec: DatasetSpec, read, where) -> dict[str, Split]:
+    """Text files of labelled grey values in [-1, 1] (USPS's format): roles train, test."""
+    return {part: parse_text(read(part), spec.image_size, spec.num_classes, where(part)) for part in ("train", "test")}
+
+
+DIGITS = tuple(str(d) for d in range(10))
+
+register(DatasetSpec(
+    "mnist",
+    {
+        "train_images": FileSpec("train-images-idx3-ubyte.gz", "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+                                 "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db", 47040016),
+        "train_labels": FileSpec("train-labels-idx1-ubyte.gz", "d53e105ee54ea40749a09fcbcd1e9432",
+                                 "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5", 60008),
+        "test_images": FileSpec("t10k-images-idx3-ubyte.gz", "9fb629c4189551a2d022fa330f9573f3",
+                                "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7", 7840016),
+        "test_labels": FileSpec("t10k-labels-idx1-ubyte.gz", "ec29112dd5afa0611ce80d1b7f02629c",
+                                "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2", 10008),
+    },
+    mirrors=("https://ossci-datasets.s3.amazonaws.com/mnist/", "https://storage.googleapis.com/cvdf-datasets/mnist/",
+             "http://yann.lecun.com/exdb/mnist/"),
+    decode=decode_idx, image_size=(28, 28), class_names=DIGITS, value_range="uint8 0-255",
+    framing="centred", sizes={"train": 60000, "test": 10000},
+))
+register(DatasetSpec(
+    "usps",
+    {"train": FileSpec("zip.train.gz"), "test": FileSpec("zip.test.gz")},  # no published checksum
+    mirrors=("https://hastie.su.domains/ElemStatLearn/datasets/",
+             "https://web.stanford.edu/~hastie/ElemStatLearn/datasets/"),
+    decode=decode_text, image_size=(16, 16), class_names=DIGITS, value_range="float -1..1, mapped to 0-255",
+    framing="fill", sizes={"train": 7291, "test": 2007},
+))
 
 
 # ---------------------------------------------------------------- download
@@ -176,49 +234,73 @@ def _md5(path: Path) -> str:
     return h.hexdigest()
 
 
+def _reason(e: Exception) -> str:
+    """Why a download failed, in a few words: DNS, refused, timeout, an HTTP status, a checksum."""
+    import socket
+    import urllib.error
+
+    if isinstance(e, urllib.error.HTTPError):
+        return f"HTTP {e.code} {e.reason}"
+    cause = getattr(e, "reason", e)
+    if isinstance(cause, socket.gaierror):
+        return "host not found (DNS; no network?)"
+    if isinstance(cause, (TimeoutError, socket.timeout)):
+        return "timed out"
+    if isinstance(cause, ConnectionRefusedError):
+        return "connection refused"
+    return str(cause) or type(cause).__name__
+
+
 def _download(spec: DatasetSpec, fs: FileSpec, dest: Path, quiet: bool = False) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    """Fetch one file from the first mirror that serves it whole; on failure raise a DataError
+    that names every mirror's reason."""
     errors = []
     for mirror in spec.mirrors:
         url = mirror + fs.name
         fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{fs.name}.", suffix=".part")
         try:
             if not quiet:
-                import sys
                 print(f"downloading {url}", file=sys.stderr)
             with urllib.request.urlopen(url, timeout=30) as r, os.fdopen(fd, "wb") as out:
                 shutil.copyfileobj(r, out)
             if fs.gz_md5 and _md5(Path(tmp)) != fs.gz_md5:
-                raise OSError("checksum mismatch")
+                raise ValueError("checksum mismatch (MD5 differs from the published one)")
+            os.chmod(tmp, 0o666 & ~_umask())
             os.replace(tmp, dest)
             return
         except Exception as e:  # any network or checksum failure: try the next mirror
-            errors.append(f"{url}: {e}")
+            errors.append(f"{url}: {_reason(e)}")
             Path(tmp).unlink(missing_ok=True)
-    raise DataError(
-        f"could not download {fs.name} ({'; '.join(errors)}); put the file in {dest.parent} "
-        "or set HDR_DATA_DIR to a folder that has it")
+    raise DataError("; ".join(errors))
 
 
-def ensure_files(name: str, download: bool = True, quiet: bool = False) -> dict[str, Path]:
-    """Path of every file of a dataset, downloading the missing ones."""
-    if name not in DATASETS:
-        raise UsageError(f"unknown dataset {name!r}; allowed: {', '.join(DATASETS)}")
-    spec = DATASETS[name]
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def ensure_files(name: str, quiet: bool = False) -> dict[str, Path]:
+    """Path of every file of a dataset, downloading the missing ones. A failed download leaves
+    nothing behind: no partial file, no empty folder."""
+    ds = get(name)
     folder = data_dir() / name
-    paths = {key: folder / fs.name for key, fs in spec.files.items()}
+    paths = {key: folder / fs.name for key, fs in ds.files.items()}
     missing = [key for key, p in paths.items() if not p.is_file()]
-    if missing and not download:
-        names = ", ".join(spec.files[k].name for k in missing)
-        raise DataError(f"{name} files missing: {names}; put them in {folder} (or set HDR_DATA_DIR)")
-    for key in missing:
-        try:
-            _download(spec, spec.files[key], paths[key], quiet=quiet)
-        except DataError:
-            names = ", ".join(spec.files[k].name for k in missing)
-            raise DataError(
-                f"{name} files missing and could not be downloaded: {names}; put them in {folder} "
-                "(or set HDR_DATA_DIR to a folder holding {name}/)".replace("{name}", name)) from None
+    if not missing:
+        return paths
+    created = not folder.exists()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for key in missing:
+            _download(ds, ds.files[key], paths[key], quiet=quiet)
+    except (DataError, OSError) as e:
+        if created:
+            shutil.rmtree(folder, ignore_errors=True)
+        names = ", ".join(ds.files[k].name for k in missing)
+        why = str(e) if isinstance(e, DataError) else f"cannot write {folder}: {e.strerror}"
+        raise DataError(f"{name} files missing and could not be downloaded: {names} ({why}); put them in "
+                        f"{folder} (or set HDR_DATA_DIR to a folder holding {name}/)") from None
     return paths
 
 
@@ -235,33 +317,48 @@ def _checked(raw: bytes, fs: FileSpec, path: Path) -> str:
 
 # ---------------------------------------------------------------- array cache
 # Gunzip + sha256 + parsing cost ~0.3 s for MNIST and for USPS (text) on every run; reading the
-# verified arrays back from .npy files costs ~0.02 s (BENCHMARKS.md). An entry is keyed by the
-# identity of the source files (path, size, mtime, inode), so replacing or touching a file makes
-# a new entry, which is decoded and verified again.
+# verified arrays back from .npy files is much cheaper (BENCHMARKS.md). An entry is keyed by the
+# SHA-256 of the source files as they are now, and holds the SHA-256 of each array: a replaced
+# or edited source file makes a new entry, and an edited or damaged array is never used.
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 _CACHE_ARRAYS = ("train_x", "train_y", "test_x", "test_y")
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _array_sha256(a: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(a).data).hexdigest()
 
 
 def _cache_key(name: str, paths: dict[str, Path]) -> str:
     h = hashlib.sha256(f"hdr-arrays-v{CACHE_VERSION}:{name}".encode())
     for key in sorted(paths):
-        st = paths[key].stat()
-        h.update(f"|{paths[key].resolve()}:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}".encode())
+        try:
+            h.update(f"|{key}:{_file_sha256(paths[key])}".encode())
+        except PermissionError:
+            raise DataError(f"{paths[key]}: permission denied; make the file readable (chmod a+r) or set "
+                            "HDR_DATA_DIR to a copy you can read") from None
     return h.hexdigest()[:24]
 
 
-def _read_cache(name: str, key: str) -> Data | None:
-    folder = cache_dir() / f"{name}-{key}"
+def _read_cache(ds: DatasetSpec, key: str) -> Data | None:
+    folder = cache_dir() / f"{ds.name}-{key}"
     try:
-        sums = json.loads((folder / "meta.json").read_text())["checksums"]
+        meta = json.loads((folder / "meta.json").read_text())
         a = {k: np.load(folder / f"{k}.npy", allow_pickle=False) for k in _CACHE_ARRAYS}
+        if any(_array_sha256(a[k]) != meta["arrays"][k] for k in _CACHE_ARRAYS):
+            return None  # edited or damaged: decode the files again (and replace the entry)
+        sums = meta["checksums"]
     except (OSError, ValueError, KeyError, TypeError):
         return None  # missing, half-removed or damaged entry: decode the files instead
-    if any(v.dtype != np.uint8 for v in a.values()) or len(a["train_x"]) != len(a["train_y"]) \
-            or len(a["test_x"]) != len(a["test_y"]) or a["train_x"].ndim != 4:
-        return None
-    return Data(name, Split(a["train_x"], a["train_y"]), Split(a["test_x"], a["test_y"]), sums)
+    return Data(ds, Split(a["train_x"], a["train_y"]), Split(a["test_x"], a["test_y"]), sums)
 
 
 def _write_cache(data: Data, key: str) -> None:
@@ -271,10 +368,13 @@ def _write_cache(data: Data, key: str) -> None:
     try:
         root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{data.name}-"))
-        for k, arr in zip(_CACHE_ARRAYS, (data.train.x, data.train.y, data.test.x, data.test.y)):
+        arrays = dict(zip(_CACHE_ARRAYS, (data.train.x, data.train.y, data.test.x, data.test.y)))
+        for k, arr in arrays.items():
             np.save(tmp / f"{k}.npy", arr, allow_pickle=False)
-        (tmp / "meta.json").write_text(json.dumps({"checksums": data.checksums}))
+        meta = {"checksums": data.checksums, "arrays": {k: _array_sha256(a) for k, a in arrays.items()}}
+        (tmp / "meta.json").write_text(json.dumps(meta))
         final = root / f"{data.name}-{key}"
+        shutil.rmtree(final, ignore_errors=True)  # a damaged entry under the same key
         os.rename(tmp, final)  # atomic: readers see a whole entry or none; a racing writer's wins
         tmp = None
         # One entry per dataset: older ones are of replaced files (or of another data dir, which
@@ -296,46 +396,35 @@ def load(name: str, verify: bool | None = None, quiet: bool = False) -> Data:
     test files) always decode the files and leave no cache behind."""
     if verify is None:
         verify = os.environ.get("HDR_NO_VERIFY") != "1"
+    ds = get(name)
     paths = ensure_files(name, quiet=quiet)
     if not verify:
-        return _decode(name, paths, verify)
+        return _decode(ds, paths, verify)
     key = _cache_key(name, paths)
-    data = _read_cache(name, key)
+    data = _read_cache(ds, key)
     if data is None:
-        data = _decode(name, paths, verify)
+        data = _decode(ds, paths, verify)
         _write_cache(data, key)
     return data
 
 
-def _decode(name: str, paths: dict[str, Path], verify: bool) -> Data:
-    spec = DATASETS[name]
+def _decode(ds: DatasetSpec, paths: dict[str, Path], verify: bool) -> Data:
     sums: dict[str, str] = {}
 
-    def read(key: str) -> bytes:
-        fs = spec.files[key]
-        raw = _gunzip(paths[key])
-        sums[fs.name] = _checked(raw, fs, paths[key]) if verify else hashlib.sha256(raw).hexdigest()
+    def read(role: str) -> bytes:
+        fs = ds.files[role]
+        raw = _gunzip(paths[role])
+        sums[fs.name] = _checked(raw, fs, paths[role]) if verify else hashlib.sha256(raw).hexdigest()
         return raw
 
-    if name == "mnist":
-        splits = {}
-        for part in ("train", "test"):
-            x = parse_idx(read(f"{part}_images"), 3, str(paths[f"{part}_images"]))
-            y = parse_idx(read(f"{part}_labels"), 1, str(paths[f"{part}_labels"]))
-            if len(x) != len(y):
-                raise DataError(f"{paths[f'{part}_images']}: {len(x)} images but {len(y)} labels; re-download both")
-            if y.size and y.max() > 9:
-                raise DataError(f"{paths[f'{part}_labels']}: labels outside 0-9; the file is corrupt")
-            splits[part] = Split(x.reshape(-1, *x.shape[1:], 1), y)
-    else:
-        splits = {part: parse_usps(read(part), str(paths[part])) for part in ("train", "test")}
-        if verify:
-            for part, n in (("train", spec.n_train), ("test", spec.n_test)):
-                if len(splits[part].y) != n:
-                    raise DataError(
-                        f"{paths[part]}: {len(splits[part].y)} digits, expected {n}; the file is truncated or "
-                        "corrupt: delete it and re-download")
-    return Data(name, splits["train"], splits["test"], sums)
+    splits = ds.decode(ds, read, lambda role: str(paths[role]))
+    if verify and ds.sizes:
+        for part, n in ds.sizes.items():
+            if len(splits[part].y) != n:
+                raise DataError(
+                    f"{paths[next(iter(paths))].parent}: {ds.name} {part} split has {len(splits[part].y)} "
+                    f"examples, expected {n}; a file is truncated or corrupt: delete it and re-download")
+    return Data(ds, splits["train"], splits["test"], sums)
 
 
 def validation_indices(y: np.ndarray, fraction: float, seed: int) -> np.ndarray:

@@ -41,6 +41,7 @@ class Sketch:
         self._draw = ImageDraw.Draw(self.image)
         self.model_input = np.zeros(self.size, np.uint8)  # what the model saw last
         self.probs: np.ndarray | None = None
+        self.classes = int(model.output_shape[-1])
 
     def stroke(self, points) -> None:
         """Draw one pen stroke through the canvas points [(x, y), ...]."""
@@ -121,7 +122,8 @@ class App:
         self.conf_var = tk.StringVar(value="draw a digit")
         tk.Label(panel, textvariable=self.guess_var, font=("TkDefaultFont", 48, "bold")).pack()
         tk.Label(panel, textvariable=self.conf_var).pack()
-        self.bars = tk.Canvas(panel, width=self.BAR_W + 70, height=10 * self.BAR_H, highlightthickness=0)
+        self.bars = tk.Canvas(panel, width=self.BAR_W + 70, height=sketch.classes * self.BAR_H,
+                              highlightthickness=0)
         self.bars.pack(pady=6)
         tk.Label(panel, text="model input").pack()
         self.preview = tk.Label(panel, bg="black")
@@ -176,7 +178,7 @@ class App:
     def _draw_bars(self, probs):
         self.bars.delete("all")
         best = int(np.argmax(probs)) if probs is not None else -1
-        for d in range(10):
+        for d in range(self.sketch.classes):
             y = d * self.BAR_H
             p = float(probs[d]) if probs is not None else 0.0
             self.bars.create_text(8, y + self.BAR_H / 2, text=str(d))

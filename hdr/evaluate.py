@@ -26,7 +26,7 @@ import click
 import numpy as np
 
 from hdr import rundir
-from hdr.data import DATASETS
+from hdr.cli import DatasetName
 from hdr.errors import HdrError, UsageError
 
 PER_PAGE = 100          # misclassified digits per picture: 10 x 10 stays readable
@@ -288,26 +288,6 @@ def report_md(run: Path, metrics: dict, cm: np.ndarray, classes: list[dict], pag
 
 # ---------------------------------------------------------------- the run
 
-def load_model(folder: Path):
-    path = folder / "model.keras"
-    if not path.is_file():
-        info = rundir.read_json(folder / "run.json")
-        status = rundir.effective_status(info)
-        if status == "completed":
-            raise UsageError(f"{folder} has no model.keras (the run completed, so it was removed); train it again")
-        hint = (f"resume it with: hdr train --resume {folder}" if status in ("interrupted", "crashed", "failed")
-                else "wait for it to finish" if status == "running" else "train it again")
-        raise UsageError(f"{folder} has no model.keras: the run is not complete (status {status}); {hint}")
-    from hdr.backend import quiet_import
-
-    keras = quiet_import()
-    try:
-        return keras.models.load_model(path)
-    except Exception as e:  # a zip, HDF5 or deserialisation error: all mean the same to the user
-        raise HdrError(f"{path}: cannot load the model ({type(e).__name__}); the file is corrupt or "
-                       "truncated: train the run again") from None
-
-
 def in_domain_accuracy(folder: Path) -> float | None:
     """The model's accuracy on its own test split: from hdr evaluate if run, else from training."""
     for path in (folder / "eval" / "metrics.json", folder / "metrics.json"):
@@ -349,13 +329,11 @@ def gather(folder: Path, cfg, model, split: str, on: str | None) -> Evaluation:
         test = data_mod.load(dataset, quiet=True).test
         x, y, index = test.x, test.y, np.arange(len(test.y))
         if on is not None and x.shape[1:] != want:
-            from hdr.transfer import reframe, style_for
+            from hdr.transfer import STYLES, reframe
 
-            style = style_for(want)
-            reframed = (f"{dataset} {x.shape[1]}x{x.shape[2]} -> {want[0]}x{want[1]}, "
-                        + ("MNIST framing (20x20 box, centre of mass)" if style == "mnist"
-                           else "digit scaled to fill the frame"))
-            x = reframe(x, want)
+            style = data_mod.get(cfg.dataset.name).framing
+            reframed = f"{dataset} {x.shape[1]}x{x.shape[2]} -> {want[0]}x{want[1]}, {STYLES[style]}"
+            x = reframe(x, want, style)
     if x.shape[1:] != want:
         raise HdrError(f"{folder}/model.keras takes {want[0]}x{want[1]} images but {dataset} has "
                        f"{x.shape[1]}x{x.shape[2]}; config.yaml and model.keras disagree")
@@ -406,7 +384,7 @@ def evaluate(folder: Path, split: str = "test", on: str | None = None) -> tuple[
         on = None  # the model's own dataset: a plain evaluation
     if on is not None and split != "test":
         raise UsageError(f"--on {on} evaluates on {on}'s test split; leave out --split {split}")
-    model = load_model(folder)
+    model = rundir.load_model(folder)
     ev = gather(folder, cfg, model, split, on)
 
     cm = confusion_matrix(ev.y, ev.pred, ev.probs.shape[1])
@@ -465,8 +443,8 @@ def summary_text(metrics: dict, classes: list[dict]) -> str:
 @click.argument("run", type=click.Path(path_type=Path))
 @click.option("--split", type=click.Choice(["test", "val"]), default="test", show_default=True,
               help="test: the dataset's test split; val: the run's validation split, rebuilt exactly.")
-@click.option("--on", "on", type=click.Choice(sorted(DATASETS)), metavar="DATASET",
-              help="Evaluate on another dataset's test split (mnist or usps), re-framing its images to "
+@click.option("--on", "on", type=DatasetName(), metavar="DATASET",
+              help="Evaluate on another dataset's test split, re-framing its images to "
                    "the model's input size; reports the transfer gap. Writes RUN/eval-on-DATASET/.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the folder written.")
 def command(run, split, on, quiet):

@@ -11,10 +11,9 @@ from hdr.backend import quiet_import
 keras = quiet_import()
 from keras import layers  # noqa: E402
 
+from hdr import data as data_mod
 from hdr.config import CNN, MLP, SLP, Config
 from hdr.errors import UsageError
-
-NUM_CLASSES = 10
 
 
 def _activation(name: str, slope: float):
@@ -28,19 +27,19 @@ def _inputs(input_shape):
     return inputs, layers.Rescaling(1.0 / 255, name="scale")(inputs)
 
 
-def _head(x, initializer):
+def _head(x, initializer, classes: int):
     # float32 softmax even under mixed precision: keeps the loss numerically sound.
-    return layers.Dense(NUM_CLASSES, activation="softmax", kernel_initializer=initializer,
+    return layers.Dense(classes, activation="softmax", kernel_initializer=initializer,
                         dtype="float32", name="digits")(x)
 
 
-def build_slp(m: SLP, input_shape) -> keras.Model:
+def build_slp(m: SLP, input_shape, classes: int) -> keras.Model:
     inputs, x = _inputs(input_shape)
     x = layers.Flatten()(x)
-    return keras.Model(inputs, _head(x, m.initializer), name="slp")
+    return keras.Model(inputs, _head(x, m.initializer, classes), name="slp")
 
 
-def build_mlp(m: MLP, input_shape) -> keras.Model:
+def build_mlp(m: MLP, input_shape, classes: int) -> keras.Model:
     inputs, x = _inputs(input_shape)
     x = layers.Flatten()(x)
     rates = m.dropout if isinstance(m.dropout, list) else [m.dropout] * len(m.hidden)
@@ -49,10 +48,10 @@ def build_mlp(m: MLP, input_shape) -> keras.Model:
         x = _activation(m.activation, m.leaky_relu_slope)(x)
         if rate:
             x = layers.Dropout(rate)(x)
-    return keras.Model(inputs, _head(x, m.initializer), name="mlp")
+    return keras.Model(inputs, _head(x, m.initializer, classes), name="mlp")
 
 
-def build_cnn(m: CNN, input_shape) -> keras.Model:
+def build_cnn(m: CNN, input_shape, classes: int) -> keras.Model:
     inputs, x = _inputs(input_shape)
     for i, block in enumerate(m.conv):
         if x.shape[1] < block.kernel and block.padding == "valid":
@@ -79,38 +78,41 @@ def build_cnn(m: CNN, input_shape) -> keras.Model:
         x = _activation(m.activation, m.leaky_relu_slope)(x)
         if m.dropout:
             x = layers.Dropout(m.dropout)(x)
-    return keras.Model(inputs, _head(x, m.initializer), name="cnn")
+    return keras.Model(inputs, _head(x, m.initializer, classes), name="cnn")
 
 
-BUILDERS = {"slp": build_slp, "mlp": build_mlp, "cnn": build_cnn}
+BUILDERS = {SLP: build_slp, MLP: build_mlp, CNN: build_cnn}  # one per hdr.config.MODEL_TYPES
 
 
 def build(cfg: Config, input_shape) -> keras.Model:
-    """The model a config describes, for images of input_shape (h, w, 1)."""
-    return BUILDERS[cfg.model.type](cfg.model, tuple(input_shape))
+    """The model a config describes, for images of input_shape (h, w, 1) and the classes of the
+    config's dataset."""
+    classes = data_mod.get(cfg.dataset.name).num_classes
+    return BUILDERS[type(cfg.model)](cfg.model, tuple(input_shape), classes)
+
+
+def _constant(lr: float, total_steps: int, warmup_steps: int):
+    return lr
+
+
+def _cosine(lr: float, total_steps: int, warmup_steps: int):
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if warmup_steps else lr, decay_steps=max(1, total_steps - warmup_steps),
+        warmup_target=lr if warmup_steps else None, warmup_steps=warmup_steps)
+
+
+SCHEDULES = {"constant": _constant, "cosine": _cosine}  # one per hdr.config.SCHEDULES
 
 
 def build_optimizer(cfg: Config, steps_per_epoch: int) -> keras.optimizers.Optimizer:
-    o = cfg.optimizer.model_dump()
-    name = o.pop("name")
-    schedule = o.pop("schedule")
-    warmup_epochs = o.pop("warmup_epochs")
-    lr = o.pop("learning_rate")
-    if schedule == "cosine":
-        total = max(1, cfg.training.epochs * steps_per_epoch)
-        warmup = int(warmup_epochs * steps_per_epoch)
-        lr = keras.optimizers.schedules.CosineDecay(
-            initial_learning_rate=0.0 if warmup else lr, decay_steps=max(1, total - warmup),
-            warmup_target=lr if warmup else None, warmup_steps=warmup)
+    """The Keras optimizer of the config's class name (hdr.config.OPTIMIZERS), with its arguments."""
+    o = cfg.optimizer.model_dump(exclude={"name", "schedule", "warmup_epochs", "learning_rate"})
     if o.get("clipnorm") is None:
         o.pop("clipnorm", None)
-    classes = {
-        "sgd": keras.optimizers.SGD, "adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW,
-        "nadam": keras.optimizers.Nadam, "adamax": keras.optimizers.Adamax,
-        "adagrad": keras.optimizers.Adagrad, "adadelta": keras.optimizers.Adadelta,
-        "rmsprop": keras.optimizers.RMSprop,
-    }
-    return classes[name](learning_rate=lr, **o)
+    total = max(1, cfg.training.epochs * steps_per_epoch)
+    warmup = int(cfg.optimizer.warmup_epochs * steps_per_epoch)
+    lr = SCHEDULES[cfg.optimizer.schedule](cfg.optimizer.learning_rate, total, warmup)
+    return getattr(keras.optimizers, type(cfg.optimizer).__name__)(learning_rate=lr, **o)
 
 
 def compile_model(model: keras.Model, cfg: Config, steps_per_epoch: int) -> keras.Model:

@@ -16,6 +16,7 @@ import click
 import numpy as np
 
 from hdr.errors import UsageError
+from hdr.rundir import load_model  # noqa: F401  (hdr.predict.load_model: what draw and tests use)
 
 # MNIST strokes (pixels >= 128) are 2.4 px wide at 28x28, 5% to 95% of digits within [1.5, 3.8]
 # (by _stroke_width on the test set). Only strokes outside that range are thickened or thinned.
@@ -159,7 +160,7 @@ def _adjust_strokes(img, scale: float):
 
 def preprocess(image, size: tuple[int, int] = (28, 28), style: str | None = None) -> np.ndarray:
     """A PIL image of one handwritten digit -> uint8 (h, w) model input, bright digit on black,
-    framed as the model's dataset frames digits (see hdr.transfer: "mnist" for 28x28, else "fill").
+    framed as the model's dataset frames digits (hdr.transfer.style_for).
 
     Returns all zeros when the image holds no digit (blank page or canvas)."""
     from hdr import transfer
@@ -173,41 +174,13 @@ def preprocess(image, size: tuple[int, int] = (28, 28), style: str | None = None
     r0, r1, c0, c1 = box
     crop = a[r0:r1, c0:c1]
     # Strokes are fixed at the source resolution, before the one resampling in reframe.
-    fraction = transfer.MNIST_BOX_FRACTION if style == "mnist" else 1.0
+    fraction = transfer.MNIST_BOX_FRACTION if style == "centred" else 1.0
     scale = min(h * fraction / crop.shape[0], w * fraction / crop.shape[1])
     crop = np.asarray(_adjust_strokes(_to_image(crop), scale))
     return transfer.reframe(crop, (h, w), style)
 
 
 # ----------------------------------------------------------------------------- model
-
-def load_model(run: str | Path):
-    """The run's trained model, or a one-line UsageError saying what is wrong with the run."""
-    from hdr import rundir
-
-    folder = rundir.open_run(run)
-    path = folder / "model.keras"
-    if not path.is_file():
-        status = rundir.effective_status(rundir.read_json(folder / "run.json"))
-        hint = {
-            "running": "it is still training; wait for it to finish",
-            "interrupted": f"it was interrupted; finish it with: hdr train --resume {folder}",
-            "crashed": f"it crashed; finish it with: hdr train --resume {folder}",
-        }.get(status, "train it again")
-        raise UsageError(f"{folder} has no model.keras (status: {status}); {hint}")
-    from hdr.backend import quiet_import
-
-    keras = quiet_import()
-    try:
-        model = keras.saving.load_model(path, compile=False)
-    except Exception as e:  # a truncated zip, foreign file, or incompatible Keras all land here
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UsageError(f"{path} is unreadable or corrupt ({first[:200]}); retrain the run") from None
-    shape = model.input_shape
-    if isinstance(shape, list) or len(shape) != 4 or shape[-1] != 1:
-        raise UsageError(f"{path}: expected a model taking (height, width, 1) images, got input shape {shape}")
-    return model
-
 
 def input_size(model) -> tuple[int, int]:
     return tuple(int(d) for d in model.input_shape[1:3])
@@ -220,7 +193,7 @@ def _bucket(n: int, batch: int) -> int:
 
 
 def predict_arrays(model, x_uint8: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-    """Class probabilities (n, 10) float32 for uint8 images (n, h, w) or (n, h, w, 1).
+    """Class probabilities (n, classes) float32 for uint8 images (n, h, w) or (n, h, w, 1).
 
     predict_on_batch skips model.predict's per-call dataset and callback set-up, which dominates
     for a few images; padding to fixed batch lengths keeps one compiled graph per length."""
@@ -229,7 +202,7 @@ def predict_arrays(model, x_uint8: np.ndarray, batch_size: int = 1024) -> np.nda
         x = x[..., None]
     n = len(x)
     if n == 0:
-        return np.zeros((0, 10), np.float32)
+        return np.zeros((0, model.output_shape[-1]), np.float32)
     out = []
     for start in range(0, n, batch_size):
         chunk = x[start:start + batch_size]

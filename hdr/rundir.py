@@ -20,7 +20,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from hdr.errors import UsageError
+from hdr.errors import HdrError, UsageError
 
 HISTORY_FIELDS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds"]
 REQUIRED_FILES = ("config.yaml", "run.json")
@@ -106,10 +106,6 @@ class RunInfo:
         run.save()
         return run
 
-    @classmethod
-    def load(cls, folder: Path) -> "RunInfo":
-        return cls(folder, read_json(Path(folder) / "run.json"))
-
     def update(self, **fields) -> None:
         self.info.update(fields)
         self.save()
@@ -163,6 +159,35 @@ def open_run(path: str | Path) -> Path:
     except (ValueError, OSError):
         raise UsageError(f"{p}/run.json is unreadable or corrupt") from None
     return p
+
+
+def load_model(path: str | Path):
+    """The trained model of run folder `path`, loaded without its optimizer. A missing model is
+    explained by the run's status (exit 2: the user named a run that cannot be used yet); a
+    damaged model.keras is a failure (exit 1) that says to train again."""
+    folder = open_run(path)
+    model_path = folder / "model.keras"
+    if not model_path.is_file():
+        status = effective_status(read_json(folder / "run.json"))
+        hint = {
+            "running": "it is still training; wait for it to finish",
+            "interrupted": f"it was interrupted; finish it with: hdr train --resume {folder}",
+            "crashed": f"it crashed; finish it with: hdr train --resume {folder}",
+            "failed": f"it failed; see {folder}/run.json, then resume it with: hdr train --resume {folder}",
+        }.get(status, "train it again")
+        raise UsageError(f"{folder} has no model.keras (status: {status}); {hint}")
+    from hdr.backend import quiet_import
+
+    keras = quiet_import()
+    try:
+        model = keras.saving.load_model(model_path, compile=False)
+    except Exception as e:  # a truncated zip, a foreign file or an incompatible Keras all land here
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise HdrError(f"{model_path} is unreadable or corrupt ({first}); train the run again") from None
+    shape = model.input_shape
+    if isinstance(shape, list) or len(shape) != 4 or shape[-1] != 1:
+        raise HdrError(f"{model_path}: expected a model taking (height, width, 1) images, got input shape {shape}")
+    return model
 
 
 def pid_alive(pid: int | None, host: str | None) -> bool:

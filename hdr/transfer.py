@@ -21,24 +21,35 @@ MNIST_BOX_FRACTION = 20 / 28
 INK_FRACTION = 0.1
 
 
+STYLES = {
+    "centred": "20/28 box, centre of mass at the centre (MNIST's framing)",
+    "fill": "digit scaled to fill the frame (USPS's framing)",
+}
+
+
 def style_for(shape) -> str:
-    """The framing a model of this input size expects: MNIST's for 28x28, USPS's (fill) otherwise."""
-    return "mnist" if tuple(shape[:2]) == (28, 28) else "fill"
+    """The framing of the registered dataset whose images have this size (a model's input size
+    says which dataset it was trained on); "fill" for a size no dataset has."""
+    from hdr.data import DATASETS
+
+    for ds in DATASETS.values():
+        if ds.image_size == tuple(shape[:2]):
+            return ds.framing
+    return "fill"
 
 
 def reframe(images, to_shape, style: str | None = None) -> np.ndarray:
     """Re-frame digit images to to_shape (h, w) or (h, w, 1).
 
     images: one image (h, w) or (h, w, 1), or a batch (n, h, w) or (n, h, w, 1). The result has the
-    same layout with the new size, as uint8. style is "mnist" (20/28 box, centre of mass) or
-    "fill" (bounding box scaled to fill the frame); by default it follows the target size
-    (see style_for). An empty (all-dark) image stays empty.
+    same layout with the new size, as uint8. style is one of STYLES; by default the framing of
+    the dataset of the target size (see style_for). An empty (all-dark) image stays empty.
     """
     x = np.asarray(images)
     out_h, out_w = int(to_shape[0]), int(to_shape[1])
     style = style or style_for((out_h, out_w))
-    if style not in ("mnist", "fill"):
-        raise ValueError(f"unknown framing style {style!r}; use 'mnist' or 'fill'")
+    if style not in STYLES:
+        raise ValueError(f"unknown framing style {style!r}; use one of {', '.join(STYLES)}")
     if x.ndim not in (2, 3, 4) or (x.ndim == 4 and x.shape[-1] != 1):
         raise ValueError(f"expected a grey image (h, w[, 1]) or a batch (n, h, w[, 1]), got shape {x.shape}")
     channel = x.ndim == 4 or (x.ndim == 3 and x.shape[-1] == 1)
@@ -65,7 +76,7 @@ def _reframe_one(img: np.ndarray, out_h: int, out_w: int, style: str) -> np.ndar
     cols = np.flatnonzero((img > INK_FRACTION * peak).any(axis=0))
     crop = img[rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1]
 
-    if style == "mnist":
+    if style == "centred":
         box_h, box_w = max(1, round(out_h * MNIST_BOX_FRACTION)), max(1, round(out_w * MNIST_BOX_FRACTION))
     else:
         box_h, box_w = out_h, out_w
@@ -76,7 +87,7 @@ def _reframe_one(img: np.ndarray, out_h: int, out_w: int, style: str) -> np.ndar
     digit = np.asarray(Image.fromarray(crop).resize((new_w, new_h), Image.Resampling.LANCZOS))
     digit = np.clip(digit, 0, 255)
 
-    if style == "mnist":
+    if style == "centred":
         mass = digit.sum()
         r, c = np.indices(digit.shape)
         com_r = (r * digit).sum() / mass if mass > 0 else (new_h - 1) / 2

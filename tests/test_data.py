@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 
 import numpy as np
@@ -30,7 +31,7 @@ def test_tiny_usps_parses_and_maps_to_uint8(tiny_data):
 
 def test_usps_value_mapping():
     x = np.array([[0, 255] + [128] * 254], dtype=np.uint8).reshape(1, 16, 16)
-    s = data.parse_usps(usps_text(x, np.array([7])), "t")
+    s = data.parse_text(usps_text(x, np.array([7])), (16, 16), 10, "t")
     assert s.y.tolist() == [7]
     assert s.x[0, 0, 0, 0] == 0 and s.x[0, 0, 1, 0] == 255
 
@@ -66,7 +67,7 @@ def test_not_gzip_at_all(tiny_data):
 
 @pytest.mark.parametrize("text, expected", [
     (b"1.0 0.5 0.5\n", "257 numbers"),
-    (b"hello world\n", "not a USPS text file"),
+    (b"hello world\n", "not a text file of digits"),
     (("12.0 " + " ".join(["0.0"] * 256) + "\n").encode(), "labels must be whole numbers 0-9"),
     (("1.0 " + " ".join(["3.0"] * 256) + "\n").encode(), "outside \\[-1, 1\\]"),
 ])
@@ -90,15 +91,15 @@ def test_verification_rejects_files_that_are_not_the_real_ones(tiny_data):
 
 def test_missing_files_offline_names_files_and_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("HDR_DATA_DIR", str(tmp_path))
-    # No network here (and none wanted in a test): every mirror fails fast.
-    monkeypatch.setattr(data, "MNIST_MIRRORS", ("http://127.0.0.1:9/",))
-    monkeypatch.setattr(data, "DATASETS", {**data.DATASETS, "mnist": data.DatasetSpec(
-        "mnist", data.DATASETS["mnist"].files, ("http://127.0.0.1:9/",), (28, 28), 60000, 10000)})
+    # No network here (and none wanted in a test): the record's only mirror refuses at once.
+    monkeypatch.setitem(data.DATASETS, "mnist", dataclasses.replace(data.get("mnist"),
+                                                                    mirrors=("http://127.0.0.1:9/",)))
     with pytest.raises(DataError) as e:
         data.load("mnist")
     msg = str(e.value)
     assert "train-images-idx3-ubyte.gz" in msg and str(tmp_path / "mnist") in msg
-    assert not list((tmp_path / "mnist").glob("*.part"))  # no half-downloaded file left
+    assert "http://127.0.0.1:9/" in msg and "connection refused" in msg  # the cause, per mirror
+    assert not (tmp_path / "mnist").exists()  # no half-downloaded file, no empty folder left
 
 
 def test_download_from_mirror_with_checksum(tmp_path, monkeypatch):
@@ -129,9 +130,10 @@ def test_download_from_mirror_with_checksum(tmp_path, monkeypatch):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         base = f"http://127.0.0.1:{server.server_port}/"
-        specs = {k: data.FileSpec(fs.name, files[fs.name]) for k, fs in data.DATASETS["mnist"].files.items()}
-        monkeypatch.setattr(data, "DATASETS", {**data.DATASETS, "mnist": data.DatasetSpec(
-            "mnist", specs, (base + "bad/", base + "good/"), (28, 28), 300, 100)})
+        specs = {k: data.FileSpec(fs.name, files[fs.name]) for k, fs in data.get("mnist").files.items()}
+        monkeypatch.setitem(data.DATASETS, "mnist", dataclasses.replace(
+            data.get("mnist"), files=specs, mirrors=(base + "bad/", base + "good/"),
+            sizes={"train": 300, "test": 100}))
         monkeypatch.setenv("HDR_DATA_DIR", str(tmp_path / "cache"))
         d = data.load("mnist", quiet=True)
         assert d.train.x.shape == (300, 28, 28, 1)

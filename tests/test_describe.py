@@ -103,24 +103,23 @@ def test_out_writes_pictures_and_csv(fake_mnist, tmp_path):
     assert sum(float(r["train_proportion"]) for r in rows) == pytest.approx(1, abs=1e-5)
 
 
-def test_check_finds_nan_out_of_range_and_bad_labels():
-    x = np.full((4, 2, 2, 1), 10.0)
-    x[0, 0, 0, 0] = np.nan
-    x[1, 0, 0, 0] = 300
-    x[2, 1, 1, 0] = -1
+def test_check_finds_bad_labels_and_blank_images():
+    x = np.full((4, 2, 2, 1), 10, np.uint8)
     x[3] = 0
     y = np.array([0, 11, 3, -2])
-    assert check_split(x, y) == {"nan": 1, "out_of_range": 2, "bad_labels": 2, "blank_images": 1}
-    clean = check_split(np.full((3, 2, 2, 1), 7, np.uint8), np.array([1, 2, 3], np.uint8))
-    assert clean == {"nan": 0, "out_of_range": 0, "bad_labels": 0, "blank_images": 0}
+    assert check_split(x, y, 10) == {"bad_labels": 2, "blank_images": 1}
+    assert check_split(x, y, 12) == {"bad_labels": 1, "blank_images": 1}  # 11 is a class of a 12-class dataset
+    clean = check_split(np.full((3, 2, 2, 1), 7, np.uint8), np.array([1, 2, 3], np.uint8), 10)
+    assert clean == {"bad_labels": 0, "blank_images": 0}
 
 
 def test_text_reports_problems_by_split():
-    x = np.ones((10, 4, 4, 1), np.float32)
-    x[0, 0, 0, 0] = np.nan
-    d = data_mod.Data("mnist", data_mod.Split(x, np.arange(10) % 10), data_mod.Split(x[1:], np.arange(9) % 10))
+    x = np.ones((10, 4, 4, 1), np.uint8)
+    x[0] = 0
+    d = data_mod.Data(data_mod.get("mnist"), data_mod.Split(x, np.arange(10) % 10),
+                      data_mod.Split(x[1:], np.arange(9) % 10))
     out = text(describe(d))
-    assert "check: train: 1 NaN pixel values" in out
+    assert "check: train: 1 blank (all-dark) images" in out
     assert "test:" not in out.split("check:")[1].splitlines()[0]
 
 

@@ -244,14 +244,14 @@ def test_several_bad_files_name_the_first_and_count_the_rest(cli_run, fake_run, 
 @pytest.mark.parametrize("content", [b"", b"PK\x03\x04 not really a zip", b"hello"])
 def test_corrupt_model(cli_run, fake_run, good_png, content):
     (fake_run / "model.keras").write_bytes(content)
-    line = _one_error_line(cli_run("predict", fake_run, good_png), 2)
+    line = _one_error_line(cli_run("predict", fake_run, good_png), 1)
     assert "model.keras" in line and "corrupt" in line
 
 
 def test_truncated_model(cli_run, fake_run, good_png):
     data = (fake_run / "model.keras").read_bytes()
     (fake_run / "model.keras").write_bytes(data[: len(data) // 2])
-    line = _one_error_line(cli_run("predict", fake_run, good_png), 2)
+    line = _one_error_line(cli_run("predict", fake_run, good_png), 1)
     assert "model.keras" in line and "corrupt" in line
 
 

@@ -36,7 +36,7 @@ model = st.one_of(
     st.fixed_dictionaries({"type": st.text(max_size=5)}),
 )
 optimizer = st.fixed_dictionaries(
-    {"name": st.one_of(st.sampled_from(config.OPTIMIZERS), st.text(max_size=6))},
+    {"name": st.one_of(st.sampled_from(list(config.OPTIMIZERS)), st.text(max_size=6))},
     optional={"learning_rate": maybe(st.floats(1e-4, 0.1))})
 configs = st.fixed_dictionaries(
     {"dataset": st.fixed_dictionaries({"name": maybe(st.sampled_from(["mnist", "usps"]))},

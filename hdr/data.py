@@ -254,30 +254,23 @@ def _reason(e: Exception) -> str:
 def _download(spec: DatasetSpec, fs: FileSpec, dest: Path, quiet: bool = False) -> None:
     """Fetch one file from the first mirror that serves it whole; on failure raise a DataError
     that names every mirror's reason."""
+    from hdr.rundir import replacing
+
     errors = []
     for mirror in spec.mirrors:
         url = mirror + fs.name
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{fs.name}.", suffix=".part")
         try:
             if not quiet:
                 print(f"downloading {url}", file=sys.stderr)
-            with urllib.request.urlopen(url, timeout=30) as r, os.fdopen(fd, "wb") as out:
-                shutil.copyfileobj(r, out)
-            if fs.gz_md5 and _md5(Path(tmp)) != fs.gz_md5:
-                raise ValueError("checksum mismatch (MD5 differs from the published one)")
-            os.chmod(tmp, 0o666 & ~_umask())
-            os.replace(tmp, dest)
+            with replacing(dest, suffix=".part") as tmp:
+                with urllib.request.urlopen(url, timeout=30) as r, open(tmp, "wb") as out:
+                    shutil.copyfileobj(r, out)
+                if fs.gz_md5 and _md5(tmp) != fs.gz_md5:
+                    raise ValueError("checksum mismatch (MD5 differs from the published one)")
             return
         except Exception as e:  # any network or checksum failure: try the next mirror
             errors.append(f"{url}: {_reason(e)}")
-            Path(tmp).unlink(missing_ok=True)
     raise DataError("; ".join(errors))
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def ensure_files(name: str, quiet: bool = False) -> dict[str, Path]:

@@ -410,7 +410,7 @@ def evaluate(folder: Path, split: str = "test", on: str | None = None) -> tuple[
         rundir.write_json(tmp / "metrics.json", metrics)
         config_text = (folder / "config.yaml").read_text()
         rundir.atomic_write(tmp / "report.md", report_md(folder, metrics, cm, classes, pages, config_text))
-        os.chmod(tmp, 0o755)  # mkdtemp makes it private; the eval folder should read like the run folder
+        os.chmod(tmp, rundir.plain_mode(folder=True))  # mkdtemp makes it private
         swap_in(tmp, folder / name)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

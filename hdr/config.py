@@ -7,6 +7,8 @@ resolved form (every default written out, optimizer defaults included) is what a
 from __future__ import annotations
 
 import copy
+import re
+import stat
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -27,8 +29,9 @@ NonNegFloat = Annotated[float, Field(ge=0.0)]
 
 
 class Strict(BaseModel):
-    # Unknown keys are errors: a typo must never be silently ignored.
-    model_config = ConfigDict(extra="forbid", strict=False, validate_default=True)
+    # Unknown keys are errors: a typo must never be silently ignored. Strict types: `epochs: true`
+    # or `learning_rate: "0.01"` is a mistake, not a 1 or a 0.01. No infinities or NaN.
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, validate_default=True)
 
 
 # ---------------------------------------------------------------- dataset
@@ -209,7 +212,7 @@ Optimizer = Annotated[Union[tuple(OPTIMIZERS.values())], Field(discriminator="na
 class Training(Strict):
     epochs: PosInt = 5
     batch_size: PosInt = 128
-    seed: Annotated[int, Field(ge=0)] = 1
+    seed: Annotated[int, Field(ge=0, lt=2**32)] = 1  # what every backend's seeding accepts
     # 16: the same history as 1 (checked in tests/test_perf_paths.py), fewer round trips into the
     # backend and fewer progress/stop checks (every 16 batches); see BENCHMARKS.md.
     steps_per_execution: PosInt = Field(
@@ -236,12 +239,85 @@ class Config(Strict):
 
 # ---------------------------------------------------------------- loading
 
+MAX_CONFIG_BYTES = 1 << 20   # a config is a page of YAML; more is not a config
+MAX_YAML_NODES = 100_000     # after aliases are expanded: bounds "billion laughs" documents
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe YAML, plus: a key given twice is an error (YAML would silently keep the last), and
+    floats without a dot (1e-3) are floats, as in YAML 1.2 and Python."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice (the second would silently win)", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"))
+
+
+def _expanded_size(node, memo: dict) -> int:
+    """Nodes in the document once every alias is expanded, counted without expanding them."""
+    key = id(node)
+    if key not in memo:
+        memo[key] = 0  # a recursive alias counts once
+        children = node.value if isinstance(node.value, list) else []
+        total = 1
+        for child in children:
+            for n in (child if isinstance(child, tuple) else (child,)):
+                total += _expanded_size(n, memo)
+                if total > MAX_YAML_NODES:
+                    break
+        memo[key] = total
+    return memo[key]
+
+
+def parse_yaml(text: str, where: str):
+    """YAML text -> plain data, refusing documents that expand beyond MAX_YAML_NODES."""
+    try:
+        loader = _Loader(text)
+        try:
+            node = loader.get_single_node()
+            if node is not None and _expanded_size(node, {}) > MAX_YAML_NODES:
+                raise UsageError(f"{where}: the YAML expands to more than {MAX_YAML_NODES:,} values through "
+                                 "its aliases (&/*); a config needs no such thing")
+            return loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise UsageError(f"{where}: YAML syntax error{at}: {problem}") from None
+    except RecursionError:
+        raise UsageError(f"{where}: the YAML is nested too deeply to be a config") from None
+
+
 def _load_yaml(path: Path) -> dict:
-    if not path.exists():
-        raise UsageError(f"config file not found: {path} (check the path)")
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise UsageError(f"config file not found: {path} (check the path)") from None
+    except OSError as e:
+        raise UsageError(f"cannot read config {path}: {e.strerror}") from None
     if path.is_dir():
         raise UsageError(f"config path is a folder, not a file: {path}")
-    raw = path.read_bytes()
+    if not stat.S_ISREG(st.st_mode):
+        raise UsageError(f"{path} is not a regular file (a device or pipe?); give a YAML config file")
+    if st.st_size > MAX_CONFIG_BYTES:
+        raise UsageError(f"{path} is {st.st_size:,} bytes, too large to be a config (at most {MAX_CONFIG_BYTES:,})")
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise UsageError(f"cannot read config {path}: {e.strerror}") from None
     if not raw.strip():
         raise UsageError(f"{path}: the config file is empty; see configs/ for examples")
     try:
@@ -250,13 +326,7 @@ def _load_yaml(path: Path) -> dict:
         raise UsageError(f"{path}: not a text file (is it binary?); a config is YAML text") from None
     if "\x00" in text:
         raise UsageError(f"{path}: not a text file (is it binary?); a config is YAML text")
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise UsageError(f"{path}: YAML syntax error{where}: {problem}") from None
+    data = parse_yaml(text, str(path))
     if data is None:
         raise UsageError(f"{path}: the config file is empty; see configs/ for examples")
     if not isinstance(data, dict):
@@ -274,8 +344,8 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     if not key or any(not part for part in key.split(".")):
         raise UsageError(f"override {item!r}: the key must be a dotted path such as training.epochs")
     try:
-        parsed = yaml.safe_load(value) if value.strip() else None
-    except yaml.YAMLError:
+        parsed = parse_yaml(value, "override") if value.strip() else None
+    except UsageError:
         parsed = value  # not valid YAML: take it as a plain string, validation will judge it
     return key.split("."), parsed
 
@@ -372,13 +442,20 @@ def _describe_error(err: dict, data: dict) -> str:
         return f"{key}.{tag}: unknown {key} {tag} {got!r}; allowed: {expected}"
     if kind == "literal_error":
         expected = err.get("ctx", {}).get("expected", "")
-        return f"{key}: {value!r} is not allowed; allowed: {expected}"
+        return f"{key}: {_shown(value)} is not allowed; allowed: {expected}"
     msg = err["msg"]
     if kind == "value_error":
         msg = msg.removeprefix("Value error, ")
         return msg if key == "model" or not key else f"{key}: {msg}"
-    shown = repr(value) if not isinstance(value, dict) else "a mapping"
-    return f"{key}: {shown} is invalid: {msg.lower()}"
+    return f"{key}: {_shown(value)} is invalid: {msg.lower()}"
+
+
+def _shown(value, limit: int = 60) -> str:
+    """A value as it may appear in an error: never more than a line."""
+    if isinstance(value, dict):
+        return "a mapping"
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text):,} characters)"
 
 
 def _class_for(dotted: str, data: dict):
@@ -396,7 +473,7 @@ def _class_for(dotted: str, data: dict):
 def validate(data: dict, source: str = "config") -> Config:
     for section in ("dataset", "model", "optimizer"):
         if section in data and not isinstance(data[section], dict):
-            raise UsageError(f"{source}: {section}: must be a mapping of keys, got {data[section]!r}")
+            raise UsageError(f"{source}: {section}: must be a mapping of keys, got {_shown(data[section])}")
     try:
         return Config.model_validate(data)
     except ValidationError as e:

@@ -1,0 +1,87 @@
+"""Figures in README.md and BENCHMARKS.md are rendered from stored results, never typed.
+
+A generated block in a document reads
+
+    <!-- generated: NAME (python bench/docs.py render) -->
+    ...
+    <!-- end generated -->
+
+and its content is BLOCKS[NAME](), a function of files under bench/results/. `render` rewrites
+every block in place; `check` exits 1 naming each block that differs (tests/test_docs.py runs it).
+
+    python bench/docs.py render
+    python bench/docs.py check
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+RESULTS = BENCH / "results"
+DOCUMENTS = [ROOT / "README.md", ROOT / "BENCHMARKS.md"]
+BLOCK = re.compile(r"(<!-- generated: (\S+) \(python bench/docs.py render\) -->\n)(.*?)(<!-- end generated -->)",
+                   re.S)
+
+
+def _pct(v) -> str:
+    return "-" if v is None else f"{100 * v:.2f}%"
+
+
+def writeups() -> str:
+    """The README's table: each write-up's experiment, its figure, and hdr's run of the config."""
+    r = json.loads((RESULTS / "writeups.json").read_text())
+    lines = ["| config | experiment | reported there | hdr, test accuracy |", "| --- | --- | --- | --- |"]
+    machines = set()
+    for name, c in r["configs"].items():
+        h = c["hdr"]
+        if h is None:
+            ours = "not run on this machine (see below)"
+        else:
+            ours = _pct(h["test_accuracy"])
+            if name == "cnn_small_adam.yaml":
+                ours += f" (train {_pct(h['train_accuracy'])}, measured with dropout on)"
+            rt = h["runtime"]
+            machines.add(f"{rt.get('backend', '?')} {rt.get(rt.get('backend', ''), '')} on "
+                         f"{rt.get('cpu_count', '?')} {rt.get('device', '?')} cores".replace("  ", " "))
+        lines.append(f"| `{name}` | {c['experiment']} | {c['reported']} | {ours} |")
+    lines += ["", f"Source: `bench/results/writeups.json` ({r['written'][:10]}; "
+                  f"{'; '.join(sorted(machines)) or 'no runs'}), written by `python bench/seeds.py collect`."]
+    return "\n".join(lines) + "\n"
+
+
+BLOCKS = {"writeups": writeups}
+
+
+def render_text(text: str) -> str:
+    return BLOCK.sub(lambda m: m.group(1) + BLOCKS[m.group(2)]() + m.group(4), text)
+
+
+def main(argv: list[str]) -> int:
+    if argv not in (["render"], ["check"]):
+        print(__doc__, file=sys.stderr)
+        return 2
+    stale = []
+    for doc in DOCUMENTS:
+        text = doc.read_text()
+        for m in BLOCK.finditer(text):
+            if m.group(2) not in BLOCKS:
+                print(f"{doc.name}: unknown generated block {m.group(2)!r}", file=sys.stderr)
+                return 2
+        new = render_text(text)
+        if new != text:
+            stale.append(doc.name)
+            if argv == ["render"]:
+                doc.write_text(new)
+    if argv == ["check"] and stale:
+        print(f"out of date: {', '.join(stale)}; run: python bench/docs.py render", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

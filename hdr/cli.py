@@ -170,7 +170,7 @@ def train(config, overrides, runs_dir, resume_run, quiet, info_items):
 
         m = json.loads((folder / "metrics.json").read_text())
         click.echo(f"test accuracy {m['test_accuracy']:.4f}, test loss {m['test_loss']:.4f}, "
-                   f"{m['epochs']} epochs in {m['train_seconds']:.1f}s")
+                   f"{m['epochs']} epoch{'s' if m['epochs'] != 1 else ''} in {m['train_seconds']:.1f}s")
     click.echo(str(folder))
 
 

@@ -70,6 +70,11 @@ class ConvBlock(Strict):
 
 class _ModelBase(Strict):
     initializer: Initializer = "glorot_uniform"
+
+
+class _Hidden(_ModelBase):
+    """A model with hidden layers, and so an activation."""
+
     leaky_relu_slope: NonNegFloat = Field(0.3, description="negative slope when activation is leaky_relu")
 
 
@@ -79,7 +84,7 @@ class SLP(_ModelBase):
     type: Literal["slp"]
 
 
-class MLP(_ModelBase):
+class MLP(_Hidden):
     """Fully connected hidden layers; dropout > 0 gives the dropout MLP."""
 
     type: Literal["mlp"]
@@ -96,7 +101,7 @@ class MLP(_ModelBase):
         return self
 
 
-class CNN(_ModelBase):
+class CNN(_Hidden):
     """Conv blocks, then dense layers, then softmax."""
 
     type: Literal["cnn"]

@@ -90,6 +90,9 @@ def create(runs_dir: Path, config_name: str) -> Path:
             return path
         except FileExistsError:
             continue
+        except OSError as e:
+            raise UsageError(f"cannot create a run folder in {runs_dir}: {e.strerror}; "
+                             "choose another with --runs-dir") from None
     raise UsageError(f"could not create a unique run folder in {runs_dir}")
 
 
@@ -112,8 +115,7 @@ class RunInfo:
             "ended": None,
             "command": command,
             "cwd": os.getcwd(),
-            "pid": os.getpid(),
-            "host": platform.node(),
+            **this_process(),
             "seed": seed,
             "versions": {"hdr": __version__, "python": platform.python_version()},
             "epochs_completed": 0,
@@ -207,7 +209,22 @@ def load_model(path: str | Path):
     return model
 
 
-def pid_alive(pid: int | None, host: str | None) -> bool:
+def _start_ticks(pid: int) -> int | None:
+    """When process pid started, in clock ticks since boot (Linux); None where it cannot be told."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def this_process() -> dict:
+    """The run.json fields that identify the process running a run: a pid alone is reused."""
+    return {"pid": os.getpid(), "pid_started": _start_ticks(os.getpid()), "host": platform.node()}
+
+
+def pid_alive(pid: int | None, host: str | None, started: int | None = None) -> bool:
+    """Whether the process that wrote a run is still running. A live process with the same pid
+    but another start time is an unrelated one that reused the pid."""
     if not pid or (host and host != platform.node()):
         return True  # cannot tell from here: assume it lives
     try:
@@ -215,16 +232,45 @@ def pid_alive(pid: int | None, host: str | None) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass
+    if started is not None:
+        now = _start_ticks(pid)
+        if now is not None and now != started:
+            return False
     return True
 
 
 def effective_status(info: dict) -> str:
     """run.json's status, except that a 'running' run whose process is gone is 'crashed'."""
     status = info.get("status", "unknown")
-    if status == "running" and not pid_alive(info.get("pid"), info.get("host")):
+    if status == "running" and not pid_alive(info.get("pid"), info.get("host"), info.get("pid_started")):
         return "crashed"
     return status
+
+
+@contextmanager
+def owned(folder: Path):
+    """Hold the run folder for this process: a second hdr process that tries gets a one-line
+    UsageError. An flock, so a process that dies (even by SIGKILL) releases it."""
+    import fcntl
+
+    path = Path(folder) / ".lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, plain_mode())
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UsageError(f"{folder} is in use by another hdr process; wait for it to end "
+                             "(hdr runs shows its status)") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def config_sha256(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def command_line() -> list[str]:

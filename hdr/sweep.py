@@ -310,7 +310,7 @@ def command(config, overrides, grid_items, seeds, jobs, runs_dir, dry_run, quiet
     points = plan(config, list(overrides), grid, seeds)
     if dry_run:
         for p in points:
-            click.echo(f"{p.index:3d}  {' '.join(p.overrides) or '(config as is)'}")
+            click.echo(f"{p.index:3d}  {' '.join([*overrides, *p.overrides]) or '(config as is)'}")
         click.echo(f"{len(points)} runs ({len(points) // seeds} points x {seeds} seeds); nothing was run")
         return
     folder = rundir.create(runs_dir / "sweeps", Path(config).stem)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import os
 
 import numpy as np
 import pytest
@@ -163,3 +164,45 @@ def test_real_datasets_verify(real_data):
     assert u.train.x.shape == (7291, 16, 16, 1) and u.test.x.shape == (2007, 16, 16, 1)
     # USPS class proportions as published: 0 is the most frequent digit in both splits
     assert np.argmax(np.bincount(u.train.y)) == 0 and np.argmax(np.bincount(u.test.y)) == 0
+
+
+# ---------------------------------------------------------------- the array cache is checked
+
+@pytest.fixture
+def cached_tiny(tmp_path, monkeypatch):
+    """Tiny MNIST files loaded once with verification on (no published checksums for these, so
+    the record is copied without them), filling an array cache in tmp_path/cache."""
+    folder = write_tiny_mnist(tmp_path / "data")
+    plain = {k: data.FileSpec(fs.name) for k, fs in data.get("mnist").files.items()}
+    monkeypatch.setitem(data.DATASETS, "mnist", dataclasses.replace(data.get("mnist"), files=plain, sizes=None))
+    monkeypatch.setenv("HDR_DATA_DIR", str(folder))
+    monkeypatch.setenv("HDR_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("HDR_NO_VERIFY", raising=False)
+    first = data.load("mnist")
+    (entry,) = (tmp_path / "cache").iterdir()
+    return folder / "mnist", entry, first
+
+
+def test_an_edited_cached_array_is_never_used(cached_tiny):
+    _, entry, first = cached_tiny
+    y = np.load(entry / "train_y.npy")
+    np.save(entry / "train_y.npy", np.full_like(y, 3))  # every label set to 3
+    again = data.load("mnist")
+    assert np.array_equal(again.train.y, first.train.y)  # decoded from the files again
+    assert np.array_equal(np.load(entry / "train_y.npy"), first.train.y)  # and the entry repaired
+
+
+def test_a_data_file_changed_in_place_is_decoded_again(cached_tiny):
+    """A byte flipped in a data file, its size and modification time kept: the cache must not
+    answer for a file it no longer matches (run.json records the files' checksums)."""
+    files, _, first = cached_tiny
+    path = files / "train-labels-idx1-ubyte.gz"
+    st = path.stat()
+    raw = bytearray(gzip.decompress(path.read_bytes()))
+    raw[8] = (raw[8] + 1) % 10  # the first label
+    path.write_bytes(gzip.compress(bytes(raw)))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert path.stat().st_size == st.st_size  # same size, same time, same inode: only the content differs
+    again = data.load("mnist")
+    assert again.train.y[0] == (first.train.y[0] + 1) % 10
+    assert again.checksums != first.checksums

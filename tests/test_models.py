@@ -5,11 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hdr import config
+from hdr import config, models
 from hdr.errors import UsageError
 from tests.conftest import CONFIGS
-
-models = pytest.importorskip("hdr.models")
 
 SHAPES = [(28, 28, 1), (16, 16, 1)]
 
@@ -73,12 +71,29 @@ def test_too_deep_cnn_for_16x16_is_a_config_error():
         models.build(cfg, (16, 16, 1))  # 16 -> 7 -> 2 -> does not fit
 
 
+# A value other than Keras's default for every optimizer argument hdr's configs have: what the
+# user wrote must reach the optimizer (a builder that fell back on Keras's defaults would pass
+# with the defaults).
+NOT_DEFAULT = {"learning_rate": 0.0123, "clipnorm": 2.5, "momentum": 0.5, "nesterov": True, "beta_1": 0.8,
+               "beta_2": 0.99, "epsilon": 1e-5, "amsgrad": True, "weight_decay": 0.02,
+               "initial_accumulator_value": 0.25, "rho": 0.8, "centered": True}
+
+
 @pytest.mark.parametrize("name", config.OPTIMIZERS)
-def test_every_optimizer_builds_with_recorded_values(name):
-    cfg = cfg_of({"type": "slp"}, optimizer=name)
+def test_every_optimizer_builds_with_the_configured_values(name):
+    fields = set(config.OPTIMIZERS[name].model_fields) - {"name", "schedule", "warmup_epochs"}
+    assert fields <= set(NOT_DEFAULT), f"give {sorted(fields - set(NOT_DEFAULT))} a test value"
+    given = {k: NOT_DEFAULT[k] for k in fields}
+    cfg = config.validate({"dataset": {"name": "mnist"}, "model": {"type": "slp"},
+                           "optimizer": {"name": name, **given}})
     opt = models.build_optimizer(cfg, steps_per_epoch=10)
     assert type(opt).__name__.lower() == name
-    assert abs(float(np.asarray(opt.learning_rate)) - cfg.optimizer.learning_rate) < 1e-9
+    assert float(np.asarray(opt.learning_rate)) == pytest.approx(0.0123, rel=1e-6)
+    for key in fields - {"learning_rate"}:
+        assert getattr(opt, key) == pytest.approx(given[key]), key
+    # and with nothing given, Keras's own defaults (hdr.config writes them out; test_config checks them)
+    default = models.build_optimizer(cfg_of({"type": "slp"}, optimizer=name), steps_per_epoch=10)
+    assert float(np.asarray(default.learning_rate)) == pytest.approx(0.01 if name == "sgd" else 0.001)
 
 
 def test_cosine_schedule_with_warmup():

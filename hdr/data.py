@@ -82,6 +82,7 @@ class Data:
     train: Split
     test: Split
     checksums: dict[str, str] = field(default_factory=dict)  # file name -> sha256 of content
+    folder: Path | None = None                                # where the files were read from
 
     @property
     def name(self) -> str:
@@ -92,7 +93,9 @@ class Data:
         return tuple(self.train.x.shape[1:])
 
 
-def data_dir() -> Path:
+def data_dir(recorded: str | Path | None = None) -> Path:
+    """Where dataset files are: $HDR_DATA_DIR if set; else `recorded`, the folder a run was
+    trained from (run.json's data_dir), while it exists; else the user's cache folder."""
     env = os.environ.get("HDR_DATA_DIR")
     if env:
         path = Path(env).expanduser()
@@ -100,6 +103,8 @@ def data_dir() -> Path:
             raise UsageError(f"HDR_DATA_DIR={env} is a file, not a folder; point it at the folder holding "
                              f"{', '.join(d + '/' for d in DATASETS)}")
         return path
+    if recorded and Path(recorded).is_dir():
+        return Path(recorded)
     from platformdirs import user_cache_dir
 
     return Path(user_cache_dir("hdr")) / "datasets"
@@ -273,11 +278,11 @@ def _download(spec: DatasetSpec, fs: FileSpec, dest: Path, quiet: bool = False) 
     raise DataError("; ".join(errors))
 
 
-def ensure_files(name: str, quiet: bool = False) -> dict[str, Path]:
+def ensure_files(name: str, quiet: bool = False, recorded_dir: str | Path | None = None) -> dict[str, Path]:
     """Path of every file of a dataset, downloading the missing ones. A failed download leaves
     nothing behind: no partial file, no empty folder."""
     ds = get(name)
-    folder = data_dir() / name
+    folder = data_dir(recorded_dir) / name
     paths = {key: folder / fs.name for key, fs in ds.files.items()}
     missing = [key for key, p in paths.items() if not p.is_file()]
     if not missing:
@@ -382,22 +387,26 @@ def _write_cache(data: Data, key: str) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def load(name: str, verify: bool | None = None, quiet: bool = False) -> Data:
-    """Load a dataset's train and test splits as uint8 arrays.
+def load(name: str, verify: bool | None = None, quiet: bool = False,
+         recorded_dir: str | Path | None = None) -> Data:
+    """Load a dataset's train and test splits as uint8 arrays; recorded_dir: see data_dir.
 
     Verified loads go through the array cache; unverified ones (HDR_NO_VERIFY=1, for made-up
     test files) always decode the files and leave no cache behind."""
     if verify is None:
         verify = os.environ.get("HDR_NO_VERIFY") != "1"
     ds = get(name)
-    paths = ensure_files(name, quiet=quiet)
+    paths = ensure_files(name, quiet=quiet, recorded_dir=recorded_dir)
     if not verify:
-        return _decode(ds, paths, verify)
+        data = _decode(ds, paths, verify)
+        data.folder = paths[next(iter(paths))].parent.parent.resolve()
+        return data
     key = _cache_key(name, paths)
     data = _read_cache(ds, key)
     if data is None:
         data = _decode(ds, paths, verify)
         _write_cache(data, key)
+    data.folder = paths[next(iter(paths))].parent.parent.resolve()
     return data
 
 

@@ -319,14 +319,15 @@ def gather(folder: Path, cfg, model, split: str, on: str | None) -> Evaluation:
 
     want = tuple(model.input_shape[1:])
     reframed = None
+    recorded = rundir.read_json(folder / "run.json").get("data_dir")  # where the run found its data
     if on is None and split == "val":
         dataset = cfg.dataset.name
-        train = data_mod.load(dataset, quiet=True).train
+        train = data_mod.load(dataset, quiet=True, recorded_dir=recorded).train
         index = validation_rows(folder, cfg, train.y)
         x, y = train.x[index], train.y[index]
     else:
         dataset = on or cfg.dataset.name
-        test = data_mod.load(dataset, quiet=True).test
+        test = data_mod.load(dataset, quiet=True, recorded_dir=recorded).test
         x, y, index = test.x, test.y, np.arange(len(test.y))
         if on is not None and x.shape[1:] != want:
             from hdr.transfer import STYLES, reframe

@@ -8,7 +8,6 @@ preprocessing must undo each disguise for the model to read them.
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
@@ -142,6 +141,7 @@ def test_transparent_background_and_exif_rotation():
 def test_any_pillow_mode_reads_the_same(mode, side):
     img = seven(size=(side, side), box=(side // 4, side // 5, side * 3 // 4, side * 4 // 5), width=side // 14)
     expected = preprocess(img, (28, 28))
+    assert expected.max() == 255 and 19 <= np.ptp(np.nonzero(expected)[0]) + 1 <= 21  # a digit, not a blank
     assert np.abs(preprocess(img.convert(mode), (28, 28)).astype(int) - expected).mean() < 1
 
 
@@ -263,8 +263,15 @@ def test_good_files_print_one_line_each(cli_run, fake_run, good_png, tmp_path):
     assert result.exit_code == 0, result.stderr
     lines = result.stdout.splitlines()
     assert [line.split(":")[0] for line in lines] == [str(good_png), str(jpg)]
-    for line in lines:
-        assert re.fullmatch(r".+: \d \((0|1)\.\d\d\)  then \d \(\d\.\d\d\), \d \(\d\.\d\d\)", line), line
+    model = _tiny_model()  # the same weights as the run's model.keras (seeded)
+    for line, path in zip(lines, (good_png, jpg)):
+        m = re.fullmatch(r".+: (\d) \(([01]\.\d\d)\)  then (\d) \((\d\.\d\d)\), (\d) \((\d\.\d\d)\)", line)
+        assert m, line
+        # ...and they are the model's three most likely digits for the preprocessed image, best first.
+        probs = np.asarray(model(preprocess(Image.open(path), (28, 28))[None, ..., None].astype("float32")))[0]
+        top = np.argsort(-probs)[:3]
+        assert [int(d) for d in m.groups()[::2]] == top.tolist(), (line, probs)
+        assert [float(v) for v in m.groups()[1::2]] == pytest.approx(probs[top].tolist(), abs=0.006)
 
 
 def test_missing_or_incomplete_run(cli_run, fake_run, good_png, tmp_path):
@@ -313,10 +320,11 @@ def _disguises(a: np.ndarray, rng) -> dict[str, Image.Image]:
 def mnist_test_digits():
     if not have_real_data():
         pytest.skip(f"real datasets not found in {REAL_DATA}")
-    os.environ.setdefault("HDR_DATA_DIR", str(REAL_DATA))
     from hdr import data
 
-    d = data.load("mnist", verify=False)
+    with pytest.MonkeyPatch.context() as mp:  # for this load only: later tests see the environment as it was
+        mp.setenv("HDR_DATA_DIR", str(REAL_DATA))
+        d = data.load("mnist", verify=False)
     idx = np.random.default_rng(7).choice(len(d.test.y), N_DIGITS, replace=False)
     return d.test.x[idx, :, :, 0], d.test.y[idx]
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -254,16 +255,89 @@ def test_debug_shows_traceback(cli_run, tmp_path):
     assert r.stderr.strip().splitlines()[-1].startswith("hdr: error: config file not found")
 
 
-def test_four_concurrent_runs_each_get_a_folder(tiny_data, tmp_path):
-    runs = tmp_path / "runs"
-    procs = [start(tiny_data, runs, CONFIGS / "slp_sgd.yaml", "training.epochs=2") for _ in range(4)]
-    outs = [p.communicate(timeout=300) for p in procs]
-    assert all(p.returncode == 0 for p in procs), [o[1] for o in outs]
-    folders = {o[0].strip().splitlines()[-1] for o in outs}
-    assert len(folders) == 4
-    for f in folders:
-        assert json.loads((Path(f) / "run.json").read_text())["status"] == "completed"
-        assert len(assert_folder_valid(Path(f))) == 2
+# One process of test_concurrent_creates_get_distinct_new_folders: THREADS threads wait for
+# the go file, then each creates a run folder and claims it with an exclusive file. Every
+# creator's first name ends in -0000, which is taken; later names come from only 64, so names
+# collide often and create() must skip the taken ones.
+CREATOR = r"""
+import os, random, sys, threading, time
+from pathlib import Path
+from hdr import rundir
+
+runs, go, ready, threads = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4])
+local, lock, rng = threading.local(), threading.Lock(), random.Random(os.getpid())
+
+def token_hex(nbytes):
+    if not getattr(local, "tried", False):
+        local.tried = True
+        return "0000"
+    with lock:
+        return f"{rng.randrange(64):04x}"
+
+rundir.secrets.token_hex = token_hex
+barrier, made, errors = threading.Barrier(threads), [], []
+
+def create(i):
+    barrier.wait()
+    try:
+        folder = rundir.create(runs, "slp_sgd")
+        with open(folder / "owner", "x") as f:  # fails if another creator was given this folder
+            f.write(f"{os.getpid()}-{i}")
+        made.append(f"{folder}\t{os.getpid()}-{i}")
+    except Exception as e:
+        errors.append(repr(e))
+
+ready.touch()
+while not go.exists():
+    time.sleep(0.001)
+workers = [threading.Thread(target=create, args=(i,)) for i in range(threads)]
+for w in workers:
+    w.start()
+for w in workers:
+    w.join()
+print("\n".join(made))
+sys.exit("; ".join(errors) or None)
+"""
+
+
+def test_concurrent_creates_get_distinct_new_folders(tmp_path):
+    """rundir.create from 4 processes x 4 threads at the same moment: 16 distinct new folders,
+    none handed out twice, and the folders that were there before untouched."""
+    from datetime import datetime, timedelta
+
+    runs, go, procs_n, threads = tmp_path / "runs", tmp_path / "go", 4, 4
+    procs = [subprocess.Popen([sys.executable, "-c", CREATOR, str(runs), str(go), str(tmp_path / f"ready-{p}"),
+                               str(threads)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for p in range(procs_n)]
+    deadline = time.time() + 60
+    while not all((tmp_path / f"ready-{p}").exists() for p in range(procs_n)):
+        if time.time() > deadline or any(p.poll() is not None for p in procs):
+            for p in procs:
+                p.kill()
+            pytest.fail(f"creators did not start: {[p.communicate()[1][-1000:] for p in procs]}")
+        time.sleep(0.01)
+    # Existing runs under the names every creator tries first, for the seconds to come.
+    runs.mkdir(exist_ok=True)
+    now = datetime.now()
+    existing = [runs / f"{(now + timedelta(seconds=s)):%Y%m%d-%H%M%S}-slp_sgd-0000" for s in range(-1, 10)]
+    for folder in existing:
+        folder.mkdir()
+        (folder / "run.json").write_text("earlier run")
+    go.touch()
+    outs = [p.communicate(timeout=60) for p in procs]
+    assert [p.returncode for p in procs] == [0] * procs_n, [o[1] for o in outs]
+
+    made = dict(line.split("\t") for out, _ in outs for line in out.splitlines())
+    assert len(made) == procs_n * threads  # distinct paths, one per creator
+    assert len(set(made.values())) == procs_n * threads
+    assert sorted(runs.iterdir()) == sorted([Path(f) for f in made] + existing)
+    for folder, owner in made.items():
+        assert re.fullmatch(r"\d{8}-\d{6}-slp_sgd-[0-9a-f]{4}", Path(folder).name), folder
+        assert [p.name for p in Path(folder).iterdir()] == ["owner"]  # new and empty when handed out
+        assert (Path(folder) / "owner").read_text() == owner
+    for folder in existing:
+        assert [p.name for p in folder.iterdir()] == ["run.json"]
+        assert (folder / "run.json").read_text() == "earlier run"
 
 
 def test_atomic_write_never_leaves_partial_file(tmp_path, monkeypatch):

@@ -8,21 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from hdr.cli import cli
 from hdr.cv import stratified_folds
-from tests.conftest import REAL_DATA, realdata
+from tests.conftest import realdata
 
 ROOT = Path(__file__).resolve().parents[1]
 SLP = str(ROOT / "configs" / "slp_sgd.yaml")
-DATA = REAL_DATA
-
-
-@pytest.fixture
-def data_env(monkeypatch):
-    monkeypatch.setenv("HDR_DATA_DIR", str(DATA))
-    monkeypatch.delenv("HDR_NO_VERIFY", raising=False)
 
 
 def check_folds(y: np.ndarray, folds: list[np.ndarray], k: int) -> None:
@@ -53,7 +44,7 @@ def test_folds_are_seeded():
 
 
 @realdata
-def test_mnist_folds_keep_class_proportions(data_env):
+def test_mnist_folds_keep_class_proportions(real_data):
     from hdr import data
 
     y = data.load("mnist").train.y
@@ -65,31 +56,31 @@ def test_mnist_folds_keep_class_proportions(data_env):
         assert np.abs(share - overall).max() < 1e-3
 
 
-def test_fewer_than_two_folds_is_usage_error(tmp_path):
+def test_fewer_than_two_folds_is_usage_error(cli_run, tmp_path):
     for k in ("1", "0", "-3"):
-        result = CliRunner().invoke(cli, ["cv", SLP, "--folds", k, "--runs-dir", str(tmp_path)])
+        result = cli_run("cv", SLP, "--folds", k, "--runs-dir", tmp_path)
         assert result.exit_code == 2
         assert result.stderr.startswith(f"hdr: error: --folds {k}: cross-validation needs at least 2 folds")
     assert not any(tmp_path.iterdir())
 
 
-def test_bad_override_is_usage_error(tmp_path):
-    result = CliRunner().invoke(cli, ["cv", SLP, "--folds", "2", "training.epochs=zero", "--runs-dir", str(tmp_path)])
+def test_bad_override_is_usage_error(cli_run, tmp_path):
+    result = cli_run("cv", SLP, "--folds", "2", "training.epochs=zero", "--runs-dir", tmp_path)
     assert result.exit_code == 2 and "training.epochs" in result.stderr
     assert not any(tmp_path.iterdir())
 
 
 @realdata
-def test_more_folds_than_rarest_class_is_usage_error(tmp_path, data_env):
-    result = CliRunner().invoke(cli, ["cv", SLP, "dataset.name=usps", "--folds", "5000", "--runs-dir", str(tmp_path)])
+def test_more_folds_than_rarest_class_is_usage_error(cli_run, tmp_path, real_data):
+    result = cli_run("cv", SLP, "dataset.name=usps", "--folds", "5000", "--runs-dir", tmp_path)
     assert result.exit_code == 2 and "rarest digit" in result.stderr
     assert not (tmp_path / "cv").exists()
 
 
 @realdata
-def test_cv_trains_each_fold_and_summarises(tmp_path, data_env):
-    result = CliRunner().invoke(cli, ["cv", SLP, "--folds", "2", "dataset.name=usps", "training.epochs=1",
-                                      "training.batch_size=512", "--runs-dir", str(tmp_path), "-q"])
+def test_cv_trains_each_fold_and_summarises(cli_run, tmp_path, real_data):
+    result = cli_run("cv", SLP, "--folds", "2", "dataset.name=usps", "training.epochs=1", "training.batch_size=512",
+                     "--runs-dir", tmp_path, "-q")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     folder = Path(lines[-1])
@@ -118,7 +109,7 @@ def test_cv_trains_each_fold_and_summarises(tmp_path, data_env):
         assert len((run / "history.csv").read_text().splitlines()) == 2  # header + 1 epoch
     assert (folder / "folds.png").read_bytes()[:4] == b"\x89PNG"
     # The cv folder is a valid argument to hdr compare: one row per fold.
-    compared = CliRunner().invoke(cli, ["compare", str(folder)])
+    compared = cli_run("compare", folder)
     assert compared.exit_code == 0, compared.output
     assert compared.stdout.splitlines()[0].split()[:2] == ["run", "fold"]
     assert len([x for x in compared.stdout.splitlines() if "completed" in x]) == 2

@@ -3,58 +3,25 @@
 from __future__ import annotations
 
 import csv
-import gzip
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
-from hdr.cli import cli
 from hdr.describe import check_split, describe, text
 from hdr import data as data_mod
-from tests.conftest import REAL_DATA, realdata
-
-needs_real = realdata
 
 # Deliberately unbalanced, so that a table that mixed up classes or splits would show it.
 TRAIN_COUNTS = [5, 6, 7, 8, 9, 10, 11, 12, 13, 19]
 TEST_COUNTS = [3, 1, 4, 1, 5, 9, 2, 6, 5, 4]
 
 
-def _idx(arr: np.ndarray) -> bytes:
-    head = (0x800 + arr.ndim).to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in arr.shape)
-    return head + arr.astype(np.uint8).tobytes()
-
-
-def _write_mnist(root: Path, blank_test: int = 0) -> None:
-    rng = np.random.default_rng(0)
-    (root / "mnist").mkdir(parents=True)
-    for part, counts in (("train", TRAIN_COUNTS), ("t10k", TEST_COUNTS)):
-        y = np.repeat(np.arange(10), counts).astype(np.uint8)
-        rng.shuffle(y)
-        x = rng.integers(0, 256, (len(y), 28, 28)).astype(np.uint8)
-        if part == "t10k":
-            x[:blank_test] = 0
-        (root / "mnist" / f"{part}-images-idx3-ubyte.gz").write_bytes(gzip.compress(_idx(x)))
-        (root / "mnist" / f"{part}-labels-idx1-ubyte.gz").write_bytes(gzip.compress(_idx(y)))
-
-
 @pytest.fixture
-def fake_mnist(tmp_path, monkeypatch):
-    root = tmp_path / "data"
-    _write_mnist(root, blank_test=2)
-    monkeypatch.setenv("HDR_DATA_DIR", str(root))
-    monkeypatch.setenv("HDR_NO_VERIFY", "1")
-    monkeypatch.setenv("HDR_CACHE_DIR", str(tmp_path / "cache"))
-    return root
-
-
-def hdr(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
+def fake_mnist(make_tiny_data):
+    """MNIST files of noise (every pixel value 0-255) in those counts; two test images blank."""
+    return make_tiny_data(mnist=(TRAIN_COUNTS, TEST_COUNTS), usps=None, style="noise", blank_test=2)
 
 
 def table_rows(output: str) -> dict[str, list[str]]:
@@ -66,8 +33,8 @@ def table_rows(output: str) -> dict[str, list[str]]:
     return rows
 
 
-def test_counts_and_proportions_table(fake_mnist):
-    r = hdr("data", "describe", "mnist")
+def test_counts_and_proportions_table(cli_run, fake_mnist):
+    r = cli_run("data", "describe", "mnist")
     assert r.exit_code == 0, r.output
     rows = table_rows(r.stdout)
     n_train, n_test = sum(TRAIN_COUNTS), sum(TEST_COUNTS)
@@ -84,9 +51,9 @@ def test_counts_and_proportions_table(fake_mnist):
     assert "check: test: 2 blank (all-dark) images" in r.stdout
 
 
-def test_out_writes_pictures_and_csv(fake_mnist, tmp_path):
+def test_out_writes_pictures_and_csv(cli_run, fake_mnist, tmp_path):
     out = tmp_path / "pictures" / "nested"
-    r = hdr("data", "describe", "mnist", "--out", out)
+    r = cli_run("data", "describe", "mnist", "--out", out)
     assert r.exit_code == 0, r.output
     assert sorted(p.name for p in out.iterdir()) == ["mnist-classes.csv", "mnist-classes.png", "mnist-samples.png"]
     for png, (min_w, min_h) in (("mnist-classes.png", (600, 300)), ("mnist-samples.png", (400, 400))):
@@ -132,33 +99,30 @@ def test_does_not_import_keras(fake_mnist):
     assert p.returncode == 0, p.stderr
 
 
-def test_bad_input(fake_mnist, tmp_path):
-    r = hdr("data", "describe", "emnist")
+def test_bad_input(cli_run, fake_mnist, tmp_path):
+    r = cli_run("data", "describe", "emnist")
     assert r.exit_code == 2 and "Traceback" not in r.output and "emnist" in r.stderr
     a_file = tmp_path / "file.txt"
     a_file.write_text("x")
-    r = hdr("data", "describe", "mnist", "--out", a_file)
+    r = cli_run("data", "describe", "mnist", "--out", a_file)
     assert r.exit_code == 2 and "Traceback" not in r.output
     # A corrupt dataset file: one line naming the file and the fix.
     (fake_mnist / "mnist" / "t10k-labels-idx1-ubyte.gz").write_bytes(b"not gzip")
-    r = hdr("data", "describe", "mnist")
+    r = cli_run("data", "describe", "mnist")
     assert r.exit_code == 1
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("hdr: error: ") and "t10k-labels" in lines[0]
 
 
 @pytest.mark.realdata
-@needs_real
-def test_real_datasets(monkeypatch):
-    monkeypatch.setenv("HDR_DATA_DIR", str(REAL_DATA))
-    monkeypatch.delenv("HDR_NO_VERIFY", raising=False)
-    r = hdr("data", "describe", "mnist")
+def test_real_datasets(cli_run, real_data):
+    r = cli_run("data", "describe", "mnist")
     assert r.exit_code == 0, r.output
     rows = table_rows(r.stdout)
     assert rows["1"][:3] == ["6742", "11.24", "1135"] and rows["5"][0] == "5421"
     assert rows["total"] == ["60000", "100.00", "10000", "100.00"]
     assert "check: ok" in r.stdout
-    r = hdr("data", "describe", "usps")
+    r = cli_run("data", "describe", "usps")
     assert r.exit_code == 0, r.output
     rows = table_rows(r.stdout)
     assert rows["0"][0] == "1194" and rows["0"][2] == "359"

@@ -11,24 +11,15 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from hdr import sweep
-from hdr.cli import cli
 from hdr.errors import UsageError
-from tests.conftest import REAL_DATA, realdata
+from tests.conftest import realdata
 
 ROOT = Path(__file__).resolve().parents[1]
 SLP = str(ROOT / "configs" / "slp_sgd.yaml")
-DATA = REAL_DATA
 # USPS is small: a one-epoch single-layer perceptron trains in about a second.
 TINY = ["dataset.name=usps", "training.epochs=1", "training.batch_size=512"]
-
-
-@pytest.fixture
-def data_env(monkeypatch):
-    monkeypatch.setenv("HDR_DATA_DIR", str(DATA))
-    monkeypatch.delenv("HDR_NO_VERIFY", raising=False)
 
 
 def test_split_values_keeps_lists_whole():
@@ -73,20 +64,20 @@ def test_plan_rejects_key_in_grid_and_overrides_and_double_seed():
         sweep.plan(SLP, [], {"training.seed": ["1", "2"]}, 3)
 
 
-def test_bad_grid_value_is_usage_error_and_creates_nothing(tmp_path):
+def test_bad_grid_value_is_usage_error_and_creates_nothing(cli_run, tmp_path):
     runs = tmp_path / "runs"
-    result = CliRunner().invoke(cli, ["sweep", SLP, "--grid", "optimizer.name=adam,adamm", "--runs-dir", str(runs)])
+    result = cli_run("sweep", SLP, "--grid", "optimizer.name=adam,adamm", "--runs-dir", runs)
     assert result.exit_code == 2
     assert result.stderr.startswith("hdr: error: grid point optimizer.name=adamm:")
     assert "allowed:" in result.stderr and "Traceback" not in result.output
     assert not runs.exists()
-    result = CliRunner().invoke(cli, ["sweep", SLP, "--grid", "training.epochs=1,0", "--runs-dir", str(runs)])
+    result = cli_run("sweep", SLP, "--grid", "training.epochs=1,0", "--runs-dir", runs)
     assert result.exit_code == 2 and "training.epochs" in result.stderr and not runs.exists()
 
 
-def test_dry_run_lists_points_and_runs_nothing(tmp_path):
-    result = CliRunner().invoke(cli, ["sweep", SLP, "--grid", "optimizer.learning_rate=0.1,0.01",
-                                      "--seeds", "3", "--dry-run", "--runs-dir", str(tmp_path / "r")])
+def test_dry_run_lists_points_and_runs_nothing(cli_run, tmp_path):
+    result = cli_run("sweep", SLP, "--grid", "optimizer.learning_rate=0.1,0.01", "--seeds", "3", "--dry-run",
+                     "--runs-dir", tmp_path / "r")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert len(lines) == 7 and "6 runs (2 points x 3 seeds)" in lines[-1]
@@ -109,11 +100,11 @@ def test_thread_budget_split_between_jobs(tmp_path, monkeypatch):
 
 
 @realdata
-def test_parallel_sweep_one_folder_per_point_and_failures_reported(tmp_path, data_env):
+def test_parallel_sweep_one_folder_per_point_and_failures_reported(cli_run, tmp_path, real_data):
     runs = tmp_path / "runs"
     # lr=1e39 overflows float32: that point diverges at run time (after validation passed).
-    result = CliRunner().invoke(cli, ["sweep", SLP, "--grid", "optimizer.learning_rate=0.01,1e39", "--seeds", "2",
-                                      "--jobs", "2", "--runs-dir", str(runs), *TINY])
+    result = cli_run("sweep", SLP, "--grid", "optimizer.learning_rate=0.01,1e39", "--seeds", "2", "--jobs", "2",
+                     "--runs-dir", runs, *TINY)
     assert result.exit_code == 1, result.output
     assert result.stderr.splitlines()[-1].startswith("hdr: error: 2 of 4 runs failed:")
     assert "diverged" in result.stderr
@@ -148,9 +139,9 @@ def test_parallel_sweep_one_folder_per_point_and_failures_reported(tmp_path, dat
 
 
 @realdata
-def test_sigint_stops_sweep_and_marks_points(tmp_path):
+def test_sigint_stops_sweep_and_marks_points(tmp_path, real_data):
     runs = tmp_path / "runs"
-    env = {**os.environ, "HDR_DATA_DIR": str(DATA)}
+    env = dict(os.environ)  # real_data has pointed HDR_DATA_DIR at the real files
     proc = subprocess.Popen([sys.executable, "-m", "hdr.cli", "sweep", SLP, "--grid", "optimizer.learning_rate=0.01,0.02",
                              "--runs-dir", str(runs), "dataset.name=usps", "training.epochs=200",
                              "training.batch_size=512"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -167,7 +158,8 @@ def test_sigint_stops_sweep_and_marks_points(tmp_path):
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
-    assert "interrupted by SIGINT" in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("hdr: sweep stopped by SIGINT: 0 of 2 runs completed"), err  # not an error: what was kept
     info = json.loads(next(runs.glob("sweeps/*/sweep.json")).read_text())
     assert info["status"] == "interrupted"
     assert [p["status"] for p in info["points"]] == ["interrupted", "not run"]

@@ -8,6 +8,7 @@ never share one and an existing run is never overwritten.
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import os
@@ -133,7 +134,20 @@ class RunInfo:
         self.update(status=status, ended=now_iso(), **fields)
 
     def save(self) -> None:
-        write_json(self.folder / "run.json", self.info)
+        path = self.folder / "run.json"
+        text = json.dumps(self.info, indent=2) + "\n"
+        try:
+            atomic_write(path, text)
+        except OSError as e:
+            if e.errno != errno.ENOSPC or not path.is_file():
+                raise
+            # The disk is full: a second copy does not fit, but the old file's own blocks do,
+            # and a run must still be able to say that it failed.
+            with open(path, "r+") as f:
+                f.write(text)
+                f.truncate()
+                f.flush()
+                os.fsync(f.fileno())
 
 
 def write_history(path: Path, rows: list[dict]) -> None:

@@ -86,3 +86,38 @@ def test_run_json_records_the_process_identity(tmp_path):
     info = json.loads((tmp_path / "run.json").read_text())
     assert info["pid"] == os.getpid() and info["pid_started"] == rundir.this_process()["pid_started"]
     assert run.info["status"] == "running"
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 256 KiB tmpfs: a disk that fills up. Needs root (CI runs as root); skipped elsewhere."""
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)]).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)])
+
+
+def fill(folder: Path) -> None:
+    with open(folder / "filler", "wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(b"\0" * 4096)
+        except OSError:
+            pass
+
+
+def test_a_run_can_say_it_failed_on_a_full_disk(small_disk):
+    run = rundir.RunInfo.start(small_disk, config_name="c", seed=1, command=["hdr"])
+    fill(small_disk)
+    with pytest.raises(OSError):
+        rundir.atomic_write(small_disk / "other.json", "x" * 100_000)
+    run.finish("failed", reason="disk full; free space and resume with hdr train --resume")
+    info = json.loads((small_disk / "run.json").read_text())
+    assert info["status"] == "failed" and info["reason"].startswith("disk full")
+    assert sorted(p.name for p in small_disk.iterdir()) == ["filler", "run.json"]  # no temporary left

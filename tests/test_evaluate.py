@@ -8,7 +8,6 @@ what training itself measured.
 from __future__ import annotations
 
 import csv
-import gzip
 import json
 import math
 import shutil
@@ -18,14 +17,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from hdr.cli import cli
 from hdr.transfer import reframe
-from tests.conftest import REAL_DATA, have_real_data, realdata
+from tests.conftest import REAL_DATA, have_real_data, realdata, use_data_dir, write_tiny_data
 
 REPO = Path(__file__).resolve().parents[1]
 needs_real = realdata
@@ -33,48 +30,16 @@ needs_real = realdata
 
 # ---------------------------------------------------------------- tiny generated datasets
 
-def fake_digits(n: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Learnable stand-ins for digits: class k is a bright bar whose row depends on k, plus noise."""
-    rng = np.random.default_rng(seed)
-    y = np.arange(n) % 10
-    rng.shuffle(y)
-    x = (rng.random((n, size, size)) * 40).astype(np.uint8)
-    for i, label in enumerate(y):
-        row = 2 + label * (size - 5) // 9
-        x[i, row: row + 2, 3: size - 3] = 200 + rng.integers(0, 55)
-    return x, y.astype(np.uint8)
-
-
-def _idx(arr: np.ndarray) -> bytes:
-    head = (0x800 + arr.ndim).to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in arr.shape)
-    return head + arr.astype(np.uint8).tobytes()
-
-
-def write_fake_datasets(root: Path, n_train: int = 300, n_test: int = 120) -> Path:
-    (root / "mnist").mkdir(parents=True)
-    (root / "usps").mkdir()
-    for part, n, seed in (("train", n_train, 1), ("t10k", n_test, 2)):
-        x, y = fake_digits(n, 28, seed)
-        (root / "mnist" / f"{part}-images-idx3-ubyte.gz").write_bytes(gzip.compress(_idx(x)))
-        (root / "mnist" / f"{part}-labels-idx1-ubyte.gz").write_bytes(gzip.compress(_idx(y)))
-    for part, n, seed in (("train", n_train // 2, 3), ("test", n_test // 2, 4)):
-        x, y = fake_digits(n, 16, seed)
-        lines = [" ".join([f"{label:.4f}"] + [f"{v / 127.5 - 1:.4f}" for v in img.ravel()]) for img, label in zip(x, y)]
-        (root / "usps" / f"zip.{part}.gz").write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
-    return root
-
-
 @pytest.fixture(scope="module")
 def fake_data(tmp_path_factory):
-    return write_fake_datasets(tmp_path_factory.mktemp("data"))
+    """Tiny MNIST (300 train, 120 test) and USPS (150, 60) of noisy bars: learnable, yet the tiny
+    model still makes mistakes to show."""
+    return write_tiny_data(tmp_path_factory.mktemp("data"), mnist=(300, 120), usps=(150, 60), style="bars", seed=1)
 
 
 @pytest.fixture
 def fake_env(monkeypatch, fake_data):
-    monkeypatch.setenv("HDR_DATA_DIR", str(fake_data))
-    monkeypatch.setenv("HDR_CACHE_DIR", str(fake_data.parent / "cache"))  # keep tmp arrays out of ~/.cache
-    monkeypatch.setenv("HDR_NO_VERIFY", "1")
-    return fake_data
+    return use_data_dir(monkeypatch, fake_data)
 
 
 def _train(runs_dir: Path, *overrides: str) -> Path:
@@ -87,9 +52,7 @@ def _train(runs_dir: Path, *overrides: str) -> Path:
 @pytest.fixture(scope="module")
 def fake_run(fake_data, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HDR_DATA_DIR", str(fake_data))
-        mp.setenv("HDR_CACHE_DIR", str(fake_data.parent / "cache"))
-        mp.setenv("HDR_NO_VERIFY", "1")
+        use_data_dir(mp, fake_data)
         return _train(tmp_path_factory.mktemp("runs"))
 
 
@@ -99,10 +62,6 @@ def run_copy(fake_run, tmp_path):
     dest = tmp_path / fake_run.name
     shutil.copytree(fake_run, dest)
     return dest
-
-
-def hdr(*args: str):
-    return CliRunner().invoke(cli, [str(a) for a in args])
 
 
 def assert_one_line_error(result, code: int, *words: str) -> None:
@@ -190,8 +149,8 @@ def check_png(path: Path) -> None:
 
 # ---------------------------------------------------------------- evaluate: fake run
 
-def test_evaluate_writes_consistent_files(fake_env, run_copy):
-    r = hdr("evaluate", run_copy)
+def test_evaluate_writes_consistent_files(cli_run, fake_env, run_copy):
+    r = cli_run("evaluate", run_copy)
     assert r.exit_code == 0, r.output
     out = run_copy / "eval"
     assert r.stdout.strip().splitlines()[-1] == str(out)
@@ -207,8 +166,8 @@ def test_evaluate_writes_consistent_files(fake_env, run_copy):
     assert (m["dataset"], m["split"], m["model_dataset"]) == ("mnist", "test", "mnist")
 
 
-def test_split_val_rebuilds_the_validation_split(fake_env, run_copy):
-    r = hdr("evaluate", run_copy, "--split", "val")
+def test_split_val_rebuilds_the_validation_split(cli_run, fake_env, run_copy):
+    r = cli_run("evaluate", run_copy, "--split", "val")
     assert r.exit_code == 0, r.output
     trained = json.loads((run_copy / "metrics.json").read_text())
     m = check_consistent(run_copy / "eval-val", trained["val_size"])
@@ -218,14 +177,14 @@ def test_split_val_rebuilds_the_validation_split(fake_env, run_copy):
     assert not (run_copy / "eval").exists()
 
 
-def test_split_val_without_validation_split(fake_env, tmp_path):
+def test_split_val_without_validation_split(cli_run, fake_env, tmp_path):
     run = _train(tmp_path, "dataset.validation_split=null", "training.epochs=1")
-    assert_one_line_error(hdr("evaluate", run, "--split", "val"), 2, "validation split", "--split test")
+    assert_one_line_error(cli_run("evaluate", run, "--split", "val"), 2, "validation split", "--split test")
     assert not any(p.name.startswith((".eval", "eval")) for p in run.iterdir())
 
 
-def test_on_other_dataset_reports_transfer_gap(fake_env, run_copy):
-    r = hdr("evaluate", run_copy, "--on", "usps")
+def test_on_other_dataset_reports_transfer_gap(cli_run, fake_env, run_copy):
+    r = cli_run("evaluate", run_copy, "--on", "usps")
     assert r.exit_code == 0, r.output
     out = run_copy / "eval-on-usps"
     m = check_consistent(out, 60)
@@ -240,8 +199,8 @@ def test_on_other_dataset_reports_transfer_gap(fake_env, run_copy):
         assert im.size[0] >= 10 * 84
 
 
-def test_on_own_dataset_is_a_plain_evaluation(fake_env, run_copy):
-    assert hdr("evaluate", run_copy, "--on", "mnist", "-q").exit_code == 0
+def test_on_own_dataset_is_a_plain_evaluation(cli_run, fake_env, run_copy):
+    assert cli_run("evaluate", run_copy, "--on", "mnist", "-q").exit_code == 0
     assert (run_copy / "eval").is_dir() and not (run_copy / "eval-on-mnist").exists()
 
 
@@ -271,11 +230,11 @@ def test_misclassified_order_is_worst_first():
     assert misclassified_order(ev).tolist() == [2, 1, 3]
 
 
-def test_rerun_replaces_eval_as_a_whole(fake_env, run_copy):
-    assert hdr("evaluate", run_copy, "-q").exit_code == 0
+def test_rerun_replaces_eval_as_a_whole(cli_run, fake_env, run_copy):
+    assert cli_run("evaluate", run_copy, "-q").exit_code == 0
     (run_copy / "eval" / "stale.txt").write_text("from an older version")
     (run_copy / "eval" / "misclassified-99.png").write_bytes(b"old")
-    assert hdr("evaluate", run_copy, "-q").exit_code == 0
+    assert cli_run("evaluate", run_copy, "-q").exit_code == 0
     names = {p.name for p in (run_copy / "eval").iterdir()}
     assert "stale.txt" not in names and "misclassified-99.png" not in names
     assert not [p for p in run_copy.iterdir() if p.name.startswith(".eval")]
@@ -297,17 +256,17 @@ def test_failure_midway_keeps_the_old_eval(fake_env, run_copy, monkeypatch):
     assert not [p for p in run_copy.iterdir() if p.name.startswith(".eval")]
 
 
-def test_stale_temp_folders_of_dead_processes_are_removed(fake_env, run_copy):
+def test_stale_temp_folders_of_dead_processes_are_removed(cli_run, fake_env, run_copy):
     dead = run_copy / ".eval.tmp-999999999-abc"  # no such pid
     dead.mkdir()
-    assert hdr("evaluate", run_copy, "-q").exit_code == 0
+    assert cli_run("evaluate", run_copy, "-q").exit_code == 0
     assert not dead.exists()
 
 
-def test_copied_run_folder_evaluates_without_absolute_paths(fake_env, fake_run, tmp_path):
+def test_copied_run_folder_evaluates_without_absolute_paths(cli_run, fake_env, fake_run, tmp_path):
     moved = tmp_path / "elsewhere" / "the-run"
     shutil.copytree(fake_run, moved)
-    r = hdr("evaluate", moved, "--on", "usps", "-q")
+    r = cli_run("evaluate", moved, "--on", "usps", "-q")
     assert r.exit_code == 0, r.output
     for out in [moved / "eval-on-usps"]:
         for f in out.iterdir():
@@ -318,44 +277,44 @@ def test_copied_run_folder_evaluates_without_absolute_paths(fake_env, fake_run, 
 
 # ---------------------------------------------------------------- evaluate: bad input
 
-def test_missing_run_folder(fake_env, tmp_path):
-    assert_one_line_error(hdr("evaluate", tmp_path / "nope"), 2, "run folder not found")
+def test_missing_run_folder(cli_run, fake_env, tmp_path):
+    assert_one_line_error(cli_run("evaluate", tmp_path / "nope"), 2, "run folder not found")
 
 
-def test_not_a_run_folder(fake_env, tmp_path):
-    assert_one_line_error(hdr("evaluate", tmp_path), 2, "not a complete run folder", "run.json")
+def test_not_a_run_folder(cli_run, fake_env, tmp_path):
+    assert_one_line_error(cli_run("evaluate", tmp_path), 2, "not a complete run folder", "run.json")
 
 
-def test_incomplete_run_without_model(fake_env, run_copy):
+def test_incomplete_run_without_model(cli_run, fake_env, run_copy):
     (run_copy / "model.keras").unlink()
     info = json.loads((run_copy / "run.json").read_text())
     info["status"] = "interrupted"
     (run_copy / "run.json").write_text(json.dumps(info))
-    assert_one_line_error(hdr("evaluate", run_copy), 2, "no model.keras", "hdr train --resume")
+    assert_one_line_error(cli_run("evaluate", run_copy), 2, "no model.keras", "hdr train --resume")
     assert not [p for p in run_copy.iterdir() if "eval" in p.name]
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "empty"])
-def test_corrupt_model_file(fake_env, run_copy, damage):
+def test_corrupt_model_file(cli_run, fake_env, run_copy, damage):
     model = run_copy / "model.keras"
     data = model.read_bytes()
     model.write_bytes({"garbage": b"not a keras file\n" * 50, "truncated": data[: len(data) // 2], "empty": b""}[damage])
-    assert_one_line_error(hdr("evaluate", run_copy), 1, "model.keras", "corrupt")
+    assert_one_line_error(cli_run("evaluate", run_copy), 1, "model.keras", "corrupt")
     assert not [p for p in run_copy.iterdir() if "eval" in p.name]
 
 
-def test_corrupt_config(fake_env, run_copy):
+def test_corrupt_config(cli_run, fake_env, run_copy):
     (run_copy / "config.yaml").write_text("dataset: [\n")
-    assert_one_line_error(hdr("evaluate", run_copy), 2, "config.yaml")
+    assert_one_line_error(cli_run("evaluate", run_copy), 2, "config.yaml")
 
 
-def test_on_with_split_val(fake_env, run_copy):
-    assert_one_line_error(hdr("evaluate", run_copy, "--on", "usps", "--split", "val"), 2, "--on usps", "--split")
+def test_on_with_split_val(cli_run, fake_env, run_copy):
+    assert_one_line_error(cli_run("evaluate", run_copy, "--on", "usps", "--split", "val"), 2, "--on usps", "--split")
 
 
-def test_unknown_dataset_and_split(fake_env, run_copy):
+def test_unknown_dataset_and_split(cli_run, fake_env, run_copy):
     for args in (["--on", "emnist"], ["--split", "train"]):
-        r = hdr("evaluate", run_copy, *args)
+        r = cli_run("evaluate", run_copy, *args)
         assert r.exit_code == 2 and "Traceback" not in r.output
         assert args[0] in r.stderr
 
@@ -480,16 +439,10 @@ def real_run(tmp_path_factory):
         return train.train(cfg, "slp_sgd", tmp_path_factory.mktemp("realruns"), quiet=True)
 
 
-@pytest.fixture
-def real_env(monkeypatch):
-    monkeypatch.setenv("HDR_DATA_DIR", str(REAL_DATA))
-    monkeypatch.delenv("HDR_NO_VERIFY", raising=False)
-
-
 @pytest.mark.realdata
 @needs_real
-def test_real_mnist_evaluation_agrees_with_training(real_env, real_run):
-    r = hdr("evaluate", real_run)
+def test_real_mnist_evaluation_agrees_with_training(cli_run, real_data, real_run):
+    r = cli_run("evaluate", real_run)
     assert r.exit_code == 0, r.output
     m = check_consistent(real_run / "eval", 10000)
     trained = json.loads((real_run / "metrics.json").read_text())
@@ -500,8 +453,8 @@ def test_real_mnist_evaluation_agrees_with_training(real_env, real_run):
 
 @pytest.mark.realdata
 @needs_real
-def test_real_val_split_is_the_training_one(real_env, real_run):
-    assert hdr("evaluate", real_run, "--split", "val", "-q").exit_code == 0
+def test_real_val_split_is_the_training_one(cli_run, real_data, real_run):
+    assert cli_run("evaluate", real_run, "--split", "val", "-q").exit_code == 0
     m = check_consistent(real_run / "eval-val", 12000)
     trained = json.loads((real_run / "metrics.json").read_text())
     assert m["val_accuracy"] == pytest.approx(trained["val_accuracy"], abs=1e-6)
@@ -509,11 +462,11 @@ def test_real_val_split_is_the_training_one(real_env, real_run):
 
 @pytest.mark.realdata
 @needs_real
-def test_real_transfer_to_usps_beats_a_plain_resize(real_env, real_run):
+def test_real_transfer_to_usps_beats_a_plain_resize(cli_run, real_data, real_run):
     from hdr import data
     from hdr.backend import quiet_import
 
-    assert hdr("evaluate", real_run, "--on", "usps", "-q").exit_code == 0
+    assert cli_run("evaluate", real_run, "--on", "usps", "-q").exit_code == 0
     m = check_consistent(real_run / "eval-on-usps", 2007)
     # Without re-framing (USPS fills its frame, MNIST keeps a margin), the model does far worse.
     usps = data.load("usps").test
@@ -527,7 +480,7 @@ def test_real_transfer_to_usps_beats_a_plain_resize(real_env, real_run):
 
 @pytest.mark.realdata
 @needs_real
-def test_reframing_real_digits(real_env):
+def test_reframing_real_digits(real_data):
     from hdr import data
 
     mnist = data.load("mnist").test.x[:1000, ..., 0]
@@ -546,13 +499,13 @@ def test_reframing_real_digits(real_env):
         assert max(r1 - r0, c1 - c0) + 1 >= 15      # fills the 16x16 frame
 
 
-def test_evaluate_val_of_every_cv_fold_scores_exactly_its_held_out_rows(fake_env, tmp_path):
+def test_evaluate_val_of_every_cv_fold_scores_exactly_its_held_out_rows(cli_run, fake_env, tmp_path):
     """hdr cv, then hdr evaluate --split val on each fold run, through the real commands: the rows
     scored are the fold's own held-out rows (the folds partition the training set, each eval's
     rows number the fold's val_size, and its accuracy is the one training measured on them)."""
     from hdr import data
 
-    r = hdr("cv", REPO / "configs" / "slp_sgd.yaml", "--folds", "3", "training.epochs=1",
+    r = cli_run("cv", REPO / "configs" / "slp_sgd.yaml", "--folds", "3", "training.epochs=1",
             "training.batch_size=32", "--runs-dir", tmp_path, "-q")
     assert r.exit_code == 0, r.output
     cv_folder = Path(r.stdout.strip().splitlines()[-1])
@@ -561,7 +514,7 @@ def test_evaluate_val_of_every_cv_fold_scores_exactly_its_held_out_rows(fake_env
     seen = []
     for fold in results:
         run = cv_folder / fold["run"]
-        e = hdr("evaluate", run, "--split", "val", "-q")
+        e = cli_run("evaluate", run, "--split", "val", "-q")
         assert e.exit_code == 0, e.output
         trained = json.loads((run / "metrics.json").read_text())
         m = check_consistent(run / "eval-val", trained["val_size"])

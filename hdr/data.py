@@ -284,6 +284,9 @@ def ensure_files(name: str, quiet: bool = False, recorded_dir: str | Path | None
     ds = get(name)
     folder = data_dir(recorded_dir) / name
     paths = {key: folder / fs.name for key, fs in ds.files.items()}
+    if folder.is_dir() and not os.access(folder, os.R_OK | os.X_OK):
+        raise DataError(f"{folder}: permission denied; make the folder readable (chmod a+rx) or set HDR_DATA_DIR "
+                        "to a copy you can read")
     missing = [key for key, p in paths.items() if not p.is_file()]
     if not missing:
         return paths

@@ -206,3 +206,34 @@ def test_a_data_file_changed_in_place_is_decoded_again(cached_tiny):
     again = data.load("mnist")
     assert again.train.y[0] == (first.train.y[0] + 1) % 10
     assert again.checksums != first.checksums
+
+
+def test_an_unreadable_data_file_is_a_permission_problem_not_a_corrupt_file(tiny_data, monkeypatch):
+    """Root reads any file, so the denial is simulated where the file is opened."""
+    real_open = gzip.open
+
+    def denied(path, *a, **kw):
+        if str(path).endswith("zip.train.gz"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *a, **kw)
+
+    monkeypatch.setattr(gzip, "open", denied)
+    with pytest.raises(DataError, match="permission denied; make the file readable") as e:
+        data.load("usps", verify=False)
+    assert "corrupt" not in str(e.value)
+
+
+def test_an_unreadable_data_folder_is_named(tiny_data, monkeypatch):
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if str(p).endswith("usps") else real_access(p, mode))
+    with pytest.raises(DataError, match="usps: permission denied; make the folder readable"):
+        data.load("usps", verify=False)
+
+
+def test_hdr_data_dir_pointing_at_a_file(cli_run, tmp_path, monkeypatch):
+    (tmp_path / "f").write_text("")
+    monkeypatch.setenv("HDR_DATA_DIR", str(tmp_path / "f"))
+    r = cli_run("data", "describe", "usps")
+    assert r.exit_code == 2 and r.stderr.strip().splitlines() == [
+        f"hdr: error: HDR_DATA_DIR={tmp_path / 'f'} is a file, not a folder; point it at the folder holding "
+        f"{', '.join(n + '/' for n in data.DATASETS)}"]

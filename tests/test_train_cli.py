@@ -81,16 +81,22 @@ def test_learning_on_tiny_data(cli_run, tiny_data, tmp_path):
 
 
 def test_same_seed_same_history(cli_run, tiny_data, tmp_path):
+    folders = []
+
     def history(*extra):
         r = train(cli_run, tmp_path, "mlp_dropout_adam.yaml", "model.hidden=[32, 32]", "training.epochs=2",
                   "training.batch_size=16", *extra)
         assert r.exit_code == 0, r.stderr
-        rows = list(csv.DictReader((Path(r.stdout.strip().splitlines()[-1]) / "history.csv").open()))
+        folders.append(Path(r.stdout.strip().splitlines()[-1]))
+        rows = list(csv.DictReader((folders[-1] / "history.csv").open()))
         return [(x["loss"], x["accuracy"], x["val_loss"], x["val_accuracy"]) for x in rows]
 
     a, b = history(), history()
     assert a == b
     assert history("training.seed=2") != a
+    # Three runs of one config into one runs folder: three folders, none reused.
+    assert len(set(folders)) == 3 and sorted((tmp_path / "runs").iterdir()) == sorted(folders)
+    assert [json.loads((f / "run.json").read_text())["seed"] for f in folders] == [1, 1, 2]
 
 
 def test_progress_and_summary_when_not_quiet(cli_run, tiny_data, tmp_path):
@@ -120,14 +126,18 @@ def test_no_validation_split(cli_run, tiny_data, tmp_path):
     assert m["val_size"] == 0 and m["val_accuracy"] is None and m["train_size"] == 300
 
 
-def test_runs_never_overwrite(cli_run, tiny_data, tmp_path):
-    folders = set()
-    for _ in range(3):
-        r = train(cli_run, tmp_path, "slp_sgd.yaml", "training.epochs=1")
-        assert r.exit_code == 0
-        folders.add(r.stdout.strip().splitlines()[-1])
-    assert len(folders) == 3
-    assert sorted(folders) == sorted(folders, key=lambda f: Path(f).name)
+def test_run_folder_names_sort_by_start_time(tmp_path):
+    """Folder names start with the start time, so a listing sorted by name is in the order the
+    runs started (across seconds; within one second the random tail decides)."""
+    import time
+
+    from hdr import rundir
+
+    first = rundir.create(tmp_path, "b_config")
+    time.sleep(1.05)
+    second = rundir.create(tmp_path, "a_config")
+    assert first.name < second.name
+    assert first.name.split("-")[2] == "b_config" and second.name.split("-")[2] == "a_config"
 
 
 @pytest.mark.parametrize("args, expected", [

@@ -159,20 +159,33 @@ def write_history(path: Path, rows: list[dict]) -> None:
     atomic_write(path, buf.getvalue())
 
 
+class DamagedRun(UsageError, ValueError):
+    """A file of a run folder that does not hold what hdr wrote there. A ValueError too, so that
+    listings that skip unreadable folders skip these."""
+
+
 def read_history(path: Path) -> list[dict]:
     if not Path(path).exists():
         return []
     rows = []
     with open(path, newline="") as f:
-        for row in csv.DictReader(f):
+        reader = csv.DictReader(f)
+        if reader.fieldnames is not None and reader.fieldnames[:1] != ["epoch"]:
+            raise DamagedRun(f"{path} is damaged (its header is not hdr's); the run cannot be read")
+        for row in reader:
             parsed = {}
-            for k, v in row.items():
-                if v in ("", None):
-                    parsed[k] = None
-                elif k == "epoch":
-                    parsed[k] = int(v)
-                else:
-                    parsed[k] = float(v)
+            try:
+                for k, v in row.items():
+                    if k is None or k not in HISTORY_FIELDS:
+                        raise ValueError(f"unexpected column {k!r}")
+                    if v in ("", None):
+                        parsed[k] = None
+                    elif k == "epoch":
+                        parsed[k] = int(v)
+                    else:
+                        parsed[k] = float(v)
+            except ValueError as e:
+                raise DamagedRun(f"{path} is damaged (line {reader.line_num}: {e}); the run cannot be read") from None
             rows.append(parsed)
     return rows
 
@@ -188,9 +201,12 @@ def open_run(path: str | Path) -> Path:
     if missing:
         raise UsageError(f"{p} is not a complete run folder: missing {', '.join(missing)}")
     try:
-        read_json(p / "run.json")
+        info = read_json(p / "run.json")
     except (ValueError, OSError):
-        raise UsageError(f"{p}/run.json is unreadable or corrupt") from None
+        raise DamagedRun(f"{p}/run.json is unreadable or corrupt") from None
+    if not isinstance(info, dict):
+        raise DamagedRun(f"{p}/run.json is damaged: it holds a {type(info).__name__}, not hdr's record of the run")
+    read_history(p / "history.csv")
     return p
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -121,3 +122,23 @@ def test_a_run_can_say_it_failed_on_a_full_disk(small_disk):
     info = json.loads((small_disk / "run.json").read_text())
     assert info["status"] == "failed" and info["reason"].startswith("disk full")
     assert sorted(p.name for p in small_disk.iterdir()) == ["filler", "run.json"]  # no temporary left
+
+
+@pytest.mark.parametrize("damage", [
+    ("history.csv", "abc,def\n1,2\n", "history.csv is damaged"),
+    ("history.csv", "epoch,loss\n1,abc\n", "history.csv is damaged (line 2"),
+    ("run.json", "[1, 2]", "run.json is damaged: it holds a list"),
+    ("run.json", "{", "run.json is unreadable or corrupt"),
+])
+def test_a_damaged_run_folder_is_one_usage_error(cli_run, tmp_path, damage):
+    name, content, words = damage
+    folder = tmp_path / "run"
+    folder.mkdir()
+    rundir.atomic_write(folder / "config.yaml", "dataset: {name: mnist}\n")
+    rundir.write_json(folder / "run.json", {"status": "interrupted", "epochs_completed": 1})
+    (folder / name).write_text(content)
+    with pytest.raises(UsageError, match=re.escape(words)):
+        rundir.open_run(folder)
+    for args in (("train", "--resume", folder), ("evaluate", folder)):
+        r = cli_run(*args)
+        assert r.exit_code == 2 and len(r.stderr.strip().splitlines()) == 1 and words in r.stderr, r.output

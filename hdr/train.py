@@ -38,7 +38,7 @@ class Interrupted(Stopped):
         self.folder = folder
         kept = f"epochs 1-{epochs} are kept" if epochs else "no epoch was completed"
         super().__init__(f"stopped by {signal.Signals(signum).name}; {kept} in {folder}; "
-                         f"continue with: hdr train --resume {folder}", signum)
+                         f"resume with: hdr train --resume {folder}", signum)
 
 
 @dataclass

@@ -91,6 +91,7 @@ class MLP(_Hidden):
     hidden: list[PosInt] = Field(default_factory=lambda: [512, 512])
     activation: Activation = "relu"
     dropout: Rate | list[Rate] = 0.0
+    batch_norm: bool = Field(False, description="batch normalization before each hidden activation")
 
     @model_validator(mode="after")
     def _dropout_per_layer(self):
@@ -135,7 +136,11 @@ Model = Annotated[Union[tuple(MODEL_TYPES.values())], Field(discriminator="type"
 # Learning-rate schedules by name; hdr.models implements each.
 SCHEDULES = {
     "constant": "the learning rate throughout",
-    "cosine": "decay to 0 over the run, after warmup_epochs of linear warm-up",
+    "cosine": "decay to 0 over the run",
+    "exponential": "multiplied by decay_rate every decay_epochs, smoothly",
+    "step": "multiplied by decay_rate at the end of every decay_epochs",
+    "onecycle": "up from learning_rate/25 over the warm-up (30% of the run if warmup_epochs is 0), "
+                "then cosine down to learning_rate/25000",
 }
 
 
@@ -143,8 +148,14 @@ class _OptBase(Strict):
     learning_rate: PosFloat = 0.001
     schedule: Literal[tuple(SCHEDULES)] = Field("constant", description="; ".join(
         f"{k}: {v}" for k, v in SCHEDULES.items()))
-    warmup_epochs: NonNegFloat = 0.0
+    warmup_epochs: NonNegFloat = Field(0.0, description="linear warm-up from 0 before any schedule")
+    decay_rate: Annotated[float, Field(gt=0.0, le=1.0)] = 0.1
+    decay_epochs: PosFloat = 10.0
     clipnorm: PosFloat | None = None
+    weight_decay: NonNegFloat | None = Field(None, description="decoupled weight decay; null: none")
+    ema_momentum: Rate | None = Field(
+        None, description="keep an exponential moving average of the weights with this momentum and end "
+                          "the run with it; null: none")
 
 
 class SGD(_OptBase):
@@ -164,7 +175,7 @@ class Adam(_OptBase):
 
 class AdamW(_OptBase):
     name: Literal["adamw"]
-    weight_decay: NonNegFloat = 0.004
+    weight_decay: NonNegFloat | None = 0.004
     beta_1: Rate = 0.9
     beta_2: Rate = 0.999
     epsilon: PosFloat = 1e-7
@@ -214,6 +225,28 @@ Optimizer = Annotated[Union[tuple(OPTIMIZERS.values())], Field(discriminator="na
 
 # ---------------------------------------------------------------- training
 
+class Augment(Strict):
+    """Random changes to the training images, drawn anew each epoch from (seed, epoch); never
+    applied to validation, test or prediction."""
+
+    rotation: Annotated[float, Field(ge=0.0, le=180.0)] = Field(0.0, description="degrees, either way")
+    translation: Annotated[float, Field(ge=0.0, le=0.5)] = Field(0.0, description="fraction of the size, each axis")
+    zoom: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(0.0, description="fraction in or out")
+    shear: Annotated[float, Field(ge=0.0, le=1.0)] = Field(0.0, description="fraction of the size, each axis")
+    elastic: Annotated[float, Field(ge=0.0)] = Field(
+        0.0, description="strength of an elastic distortion (Simard et al. 2003); 0: none")
+
+    def active(self) -> bool:
+        return any(v for v in self.model_dump().values())
+
+
+class EarlyStopping(Strict):
+    monitor: Literal["val_accuracy", "val_loss"] = "val_accuracy"
+    patience: PosInt = 5
+    min_delta: NonNegFloat = 0.0
+    restore_best: bool = Field(True, description="end with the weights of the best epoch")
+
+
 class Training(Strict):
     epochs: PosInt = 5
     batch_size: PosInt = 128
@@ -226,6 +259,9 @@ class Training(Strict):
         "float32", description="mixed_bfloat16 is faster on GPUs and CPUs with AVX-512 BF16 or AMX (much slower "
                                "on other CPUs), results differ slightly")
     eval_batch_size: PosInt = Field(1000, description="batch size for validation and test passes")
+    label_smoothing: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    early_stopping: EarlyStopping | None = Field(
+        None, description="stop when the monitored validation figure has not improved for patience epochs")
 
 
 class Config(Strict):
@@ -233,6 +269,14 @@ class Config(Strict):
     model: Model
     optimizer: Optimizer
     training: Training = Field(default_factory=Training)
+    augment: Augment = Field(default_factory=Augment)
+
+    @model_validator(mode="after")
+    def _needs_validation(self):
+        if self.training.early_stopping is not None and not self.dataset.validation_split:
+            raise ValueError("training.early_stopping watches the validation split, but dataset.validation_split "
+                             "is null; give a validation_split or drop early_stopping")
+        return self
 
     def resolved(self) -> dict:
         """Plain dict with every default written out, ready to save as YAML."""
@@ -423,7 +467,8 @@ def _allowed_keys(cls: type[BaseModel]) -> str:
     return ", ".join(cls.model_fields)
 
 
-_SECTION_CLASSES = {"dataset": Dataset, "training": Training, "": Config}
+_SECTION_CLASSES = {"dataset": Dataset, "training": Training, "augment": Augment,
+                    "training.early_stopping": EarlyStopping, "": Config}
 
 
 def _describe_error(err: dict, data: dict) -> str:

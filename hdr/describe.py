@@ -171,23 +171,79 @@ def write_outputs(d: data_mod.Data, info: dict, out: Path) -> list[Path]:
     return paths
 
 
+def augmented(d: data_mod.Data, cfg, per_class: int = 8, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """One training digit per class and per_class versions of it as the config's augmentation
+    changes it in training: (originals (k, h, w), augmented (k, per_class, h, w)), uint8."""
+    from hdr.backend import quiet_import
+    from hdr.models import augmentation
+
+    keras = quiet_import()
+    keras.utils.set_random_seed(seed)
+    rng = np.random.default_rng(seed)
+    picks = np.array([rng.choice(np.flatnonzero(d.train.y == k)) for k in range(d.spec.num_classes)
+                      if np.any(d.train.y == k)])
+    x = d.train.x[picks].astype("float32") / 255
+    layer = augmentation(cfg.augment)
+    batch = np.repeat(x, per_class, axis=0)
+    out = np.asarray(keras.ops.convert_to_numpy(layer(batch, training=True)))
+    out = np.clip(np.round(out * 255), 0, 255).astype(np.uint8)
+    return d.train.x[picks, ..., 0], out[..., 0].reshape(len(picks), per_class, *x.shape[1:3])
+
+
+def augmented_png(originals: np.ndarray, versions: np.ndarray, path: Path, title: str) -> None:
+    from hdr.plots import _pyplot, save_figure
+
+    plt = _pyplot()
+    k, per, h, w = versions.shape
+    pad = 2
+    rows = np.concatenate([originals[:, None], np.zeros((k, 1, h, w), np.uint8), versions], axis=1)
+    grid = montage(rows.reshape(-1, h, w), cols=per + 2, pad=pad)
+    fig, ax = plt.subplots(figsize=((per + 2) * 0.6 + 0.6, k * 0.6 + 0.8))
+    ax.imshow(grid, cmap="gray_r", vmin=0, vmax=255, interpolation="nearest")
+    ax.set_xticks([pad + (h + pad) * 0 + w / 2, pad + (w + pad) * (2 + per / 2) - pad / 2],
+                  ["original", f"{per} draws of the augmentation"], fontsize=8)
+    ax.set_yticks([])
+    ax.tick_params(length=0)
+    for side in ax.spines.values():
+        side.set_visible(False)
+    ax.set_title(title, fontsize=9)
+    save_figure(fig, path)
+
+
 @click.command("describe")
 @click.argument("name", metavar="NAME", type=DatasetName())
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
               help="Also write NAME-classes.png (class distribution, train vs test), NAME-samples.png "
                    "(sample digits per class) and NAME-classes.csv into DIR.")
-def command(name, out):
+@click.option("--augment", "augment_config", type=click.Path(dir_okay=False, path_type=Path), metavar="CONFIG",
+              help="With --out: also NAME-augmented.png, each class's digit as CONFIG's augment section "
+                   "changes it in training.")
+def command(name, out, augment_config):
     """Per-class counts and proportions, image size and value range of dataset NAME, with a
     check for labels outside its classes and blank images.
 
     \b
       hdr data describe mnist --out pictures/
+      hdr data describe mnist --out pictures/ --augment configs/records/mnist_cnn.yaml
     """
     if out is not None and out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file; give a folder")
+    cfg = None
+    if augment_config is not None:
+        from hdr import config as config_mod
+
+        if out is None:
+            raise UsageError("--augment draws a picture: give --out DIR too")
+        cfg = config_mod.load(augment_config)
+        if not cfg.augment.active():
+            raise UsageError(f"{augment_config} has no augmentation (its augment section is all 0)")
     d = data_mod.load(name)
     info = describe(d)
     click.echo(text(info))
     if out is not None:
         for p in write_outputs(d, info, out):
             click.echo(f"wrote {p}")
+    if cfg is not None:
+        path = out / f"{name}-augmented.png"
+        augmented_png(*augmented(d, cfg), path, f"{name} as {augment_config.name} augments it (training only)")
+        click.echo(f"wrote {path}")

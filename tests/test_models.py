@@ -76,12 +76,14 @@ def test_too_deep_cnn_for_16x16_is_a_config_error():
 # with the defaults).
 NOT_DEFAULT = {"learning_rate": 0.0123, "clipnorm": 2.5, "momentum": 0.5, "nesterov": True, "beta_1": 0.8,
                "beta_2": 0.99, "epsilon": 1e-5, "amsgrad": True, "weight_decay": 0.02,
-               "initial_accumulator_value": 0.25, "rho": 0.8, "centered": True}
+               "initial_accumulator_value": 0.25, "rho": 0.8, "centered": True, "ema_momentum": 0.95}
 
 
 @pytest.mark.parametrize("name", config.OPTIMIZERS)
 def test_every_optimizer_builds_with_the_configured_values(name):
-    fields = set(config.OPTIMIZERS[name].model_fields) - {"name", "schedule", "warmup_epochs"}
+    # The schedule's own keys are tested with the schedules (tests/test_recipes.py).
+    fields = set(config.OPTIMIZERS[name].model_fields) - {"name", "schedule", "warmup_epochs", "decay_rate",
+                                                          "decay_epochs"}
     assert fields <= set(NOT_DEFAULT), f"give {sorted(fields - set(NOT_DEFAULT))} a test value"
     given = {k: NOT_DEFAULT[k] for k in fields}
     cfg = config.validate({"dataset": {"name": "mnist"}, "model": {"type": "slp"},
@@ -91,6 +93,7 @@ def test_every_optimizer_builds_with_the_configured_values(name):
     assert float(np.asarray(opt.learning_rate)) == pytest.approx(0.0123, rel=1e-6)
     for key in fields - {"learning_rate"}:
         assert getattr(opt, key) == pytest.approx(given[key]), key
+    assert opt.use_ema
     # and with nothing given, Keras's own defaults (hdr.config writes them out; test_config checks them)
     default = models.build_optimizer(cfg_of({"type": "slp"}, optimizer=name), steps_per_epoch=10)
     assert float(np.asarray(default.learning_rate)) == pytest.approx(0.01 if name == "sgd" else 0.001)

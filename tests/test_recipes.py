@@ -1,0 +1,156 @@
+"""Training recipes from the config: augmentation, schedules, label smoothing, weight decay, EMA,
+batch norm in MLPs. Every one is off by default, and the shipped configs train as before."""
+
+from __future__ import annotations
+
+
+import numpy as np
+import pytest
+
+from hdr import config, models
+from hdr.backend import quiet_import
+from tests.conftest import CONFIGS
+
+keras = quiet_import()
+BASE = {"dataset": {"name": "mnist"}, "model": {"type": "slp"}, "training": {"epochs": 10}}
+
+
+def cfg_with(optimizer=None, training=None, augment=None, model=None):
+    data = {**BASE, "optimizer": {"name": "sgd", "learning_rate": 0.1, **(optimizer or {})}}
+    data["training"] = {**BASE["training"], **(training or {})}
+    if augment:
+        data["augment"] = augment
+    if model:
+        data["model"] = model
+    return config.validate(data)
+
+
+def lr_at(opt, step: int) -> float:
+    lr = opt.learning_rate if not callable(getattr(opt, "_learning_rate", None)) else opt._learning_rate
+    return float(keras.ops.convert_to_numpy(lr(step) if callable(lr) else lr))
+
+
+@pytest.mark.parametrize("schedule,step,expected", [
+    ("constant", 500, 0.1),
+    ("exponential", 0, 0.1),
+    ("exponential", 500, 0.1 * 0.5 ** 0.5),        # half of decay_epochs (10 steps a epoch)
+    ("step", 990, 0.1),                             # still in the first decay_epochs
+    ("step", 1000, 0.1 * 0.5),                      # one full decay period: one drop
+    ("onecycle", 0, 0.1 / 25),                      # starts low
+    ("onecycle", 30, 0.1),                          # 30% of 100 steps: the peak
+    ("onecycle", 100, 0.1 / 25000),                 # ends near 0
+])
+def test_schedules_follow_their_definition(schedule, step, expected):
+    cfg = cfg_with({"schedule": schedule, "decay_rate": 0.5, "decay_epochs": 100})
+    opt = models.build_optimizer(cfg, steps_per_epoch=10)
+    assert lr_at(opt, step) == pytest.approx(expected, rel=1e-4)
+
+
+@pytest.mark.parametrize("schedule", ["constant", "exponential", "step"])
+def test_warm_up_rises_linearly_then_hands_over(schedule):
+    cfg = cfg_with({"schedule": schedule, "warmup_epochs": 2, "decay_rate": 0.5, "decay_epochs": 100})
+    opt = models.build_optimizer(cfg, steps_per_epoch=10)
+    assert lr_at(opt, 0) == 0.0
+    assert lr_at(opt, 10) == pytest.approx(0.05, rel=1e-5)
+    assert lr_at(opt, 20) == pytest.approx(0.1, rel=1e-5)  # the schedule starts where the warm-up ends
+
+
+def test_cosine_keeps_keras_warm_up_as_before():
+    cfg = cfg_with({"schedule": "cosine", "warmup_epochs": 1})
+    opt = models.build_optimizer(cfg, steps_per_epoch=10)
+    assert lr_at(opt, 10) == pytest.approx(0.1, rel=1e-5)
+    assert lr_at(opt, 55) == pytest.approx(0.05, rel=1e-4)  # halfway through the decay
+    assert isinstance(opt._learning_rate, keras.optimizers.schedules.CosineDecay)
+
+
+@pytest.mark.parametrize("schedule", ["onecycle", "step"])
+def test_schedules_survive_a_save_and_load(tmp_path, schedule):
+    """A checkpoint's optimizer is rebuilt from its config on resume: hdr's own schedules must
+    deserialize to the same values."""
+    cfg = cfg_with({"schedule": schedule, "warmup_epochs": 1})
+    model = models.compile_model(models.build(cfg, (28, 28, 1)), cfg, steps_per_epoch=10)
+    model.save(tmp_path / "m.keras")
+    back = keras.models.load_model(tmp_path / "m.keras")
+    for step in (0, 5, 37, 99):
+        assert lr_at(back.optimizer, step) == pytest.approx(lr_at(model.optimizer, step), rel=1e-6)
+
+
+def test_label_smoothing_is_cross_entropy_against_smoothed_labels():
+    cfg = cfg_with(training={"label_smoothing": 0.1})
+    loss = models.loss_for(cfg)
+    probs = np.array([[0.7, 0.2, 0.1] + [0.0] * 7], "float32") + 1e-3
+    probs /= probs.sum()
+    target = np.full(10, 0.1 / 10)
+    target[1] += 0.9
+    expected = -np.sum(target * np.log(probs[0]))
+    assert float(loss(np.array([1]), probs)) == pytest.approx(expected, rel=1e-4)
+    assert models.loss_for(cfg_with()) == "sparse_categorical_crossentropy"  # off: as before
+
+
+def test_weight_decay_and_ema_reach_every_optimizer():
+    for name in config.OPTIMIZERS:
+        cfg = config.validate({**BASE, "optimizer": {"name": name, "weight_decay": 0.01, "ema_momentum": 0.99}})
+        opt = models.build_optimizer(cfg, steps_per_epoch=10)
+        assert opt.weight_decay == pytest.approx(0.01) and opt.use_ema and opt.ema_momentum == pytest.approx(0.99)
+
+
+def test_augmentation_acts_in_training_only():
+    cfg = cfg_with(augment={"rotation": 20, "translation": 0.1, "zoom": 0.1, "shear": 0.1, "elastic": 0.5})
+    layer = models.augmentation(cfg.augment)
+    assert [type(x).__name__ for x in layer.layers] == [
+        "RandomRotation", "RandomTranslation", "RandomZoom", "RandomShear", "RandomElasticTransform"]
+    x = np.zeros((4, 28, 28, 1), "float32")
+    x[:, 8:20, 12:16] = 1.0
+    assert np.array_equal(keras.ops.convert_to_numpy(layer(x, training=False)), x)
+    changed = keras.ops.convert_to_numpy(layer(x, training=True))
+    assert not np.allclose(changed, x) and changed.min() >= 0 and changed.max() <= 1.0001
+    model = models.build(cfg, (28, 28, 1))
+    assert "augment" in [l.name for l in model.layers]
+
+
+def test_shipped_configs_train_as_before():
+    """No shipped config turns a recipe on: no augmentation layer, the plain loss, no EMA or decay."""
+    for path in sorted(CONFIGS.glob("*.yaml")):
+        cfg = config.load(path)
+        assert not cfg.augment.active() and cfg.training.label_smoothing == 0, path.name
+        assert cfg.training.early_stopping is None and cfg.optimizer.ema_momentum is None, path.name
+        assert cfg.optimizer.weight_decay is None or cfg.optimizer.name == "adamw", path.name
+
+
+def test_mlp_batch_norm():
+    cfg = cfg_with(model={"type": "mlp", "hidden": [32, 16], "batch_norm": True})
+    model = models.build(cfg, (16, 16, 1))
+    kinds = [type(l).__name__ for l in model.layers]
+    assert kinds.count("BatchNormalization") == 2
+    assert all(not l.use_bias for l in model.layers if type(l).__name__ == "Dense" and l.name != "digits")
+
+
+@pytest.mark.parametrize("override,words", [
+    ("augment.rotation=181", "augment.rotation"),
+    ("augment.zoom=-1", "augment.zoom"),
+    ("augment.flip=true", "augment.flip: unknown key"),
+    ("training.early_stopping={patience: 0}", "training.early_stopping.patience"),
+])
+def test_impossible_recipes_are_refused(cli_run, tmp_path, override, words):
+    r = cli_run("train", CONFIGS / "slp_sgd.yaml", override, "--runs-dir", tmp_path / "runs")
+    assert r.exit_code == 2 and words in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.output
+    assert not (tmp_path / "runs").exists()
+
+
+def test_early_stopping_needs_a_validation_split():
+    with pytest.raises(config.UsageError, match="early_stopping watches the validation split"):
+        config.validate({**BASE, "optimizer": {"name": "sgd"}, "dataset": {"name": "mnist", "validation_split": None},
+                         "training": {"early_stopping": {"patience": 3}}})
+
+
+def test_describe_draws_the_augmentation(cli_run, tiny_data, tmp_path):
+    cfg = tmp_path / "aug.yaml"
+    cfg.write_text("dataset: {name: usps}\nmodel: {type: slp}\noptimizer: {name: sgd}\naugment: {rotation: 30}\n")
+    r = cli_run("data", "describe", "usps", "--out", tmp_path / "out", "--augment", cfg)
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "out" / "usps-augmented.png").read_bytes()[:4] == b"\x89PNG"
+    plain = tmp_path / "plain.yaml"
+    plain.write_text("dataset: {name: usps}\nmodel: {type: slp}\noptimizer: {name: sgd}\n")
+    for args, words in (((cfg,), "give --out DIR too"), ((plain, "--out", tmp_path / "o2"), "has no augmentation")):
+        r = cli_run("data", "describe", "usps", "--augment", *args)
+        assert r.exit_code == 2 and words in r.stderr, r.output

@@ -1,8 +1,9 @@
-"""`hdr sweep`: train every point of a grid (times N seeds), each as its own `hdr train` process.
+"""`hdr sweep`: train every point of a grid (times N seeds), each its own run folder.
 
-Each point is a separate process so that one crash, divergence or out-of-memory stops only
-that point, and so that `--jobs N` gives real parallelism. Every point's config is validated
-before anything starts: a typo in a grid value is a usage error with nothing created.
+Points run in `--jobs N` worker processes (hdr/worker.py) that are reused from point to point,
+so Keras is imported and the data loaded once per worker, not once per point; a worker that
+crashes (out of memory, say) loses only its current point and is replaced. Every point's config
+is validated before anything starts: a typo in a grid value is a usage error with nothing created.
 
 The sweep folder, <runs-dir>/sweeps/<sweep-id>/, holds sweep.json (the points, their
 overrides, run folders and exit codes, rewritten atomically as each point ends), one log per
@@ -12,12 +13,13 @@ point, and the compare table of the sweep's runs.
 from __future__ import annotations
 
 import itertools
+import json
 import os
+import queue
 import signal
 import subprocess
 import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,6 +131,39 @@ def threads_per_job(jobs: int) -> int:
 
 # ------------------------------------------------------------------------------ running
 
+class Worker:
+    """One reused training process (hdr/worker.py), started when first needed and again after
+    one died. Its own session: a Ctrl-C at the terminal reaches only the sweep, which passes it on."""
+
+    def __init__(self, env: dict):
+        self.env = env
+        self.proc: subprocess.Popen | None = None
+
+    def run(self, request: dict) -> dict:
+        if self.proc is None or self.proc.poll() is not None:
+            self.proc = subprocess.Popen([sys.executable, "-m", "hdr.worker"], stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, text=True, env=self.env, start_new_session=True)
+        try:
+            self.proc.stdin.write(json.dumps(request) + "\n")
+            self.proc.stdin.flush()
+            line = self.proc.stdout.readline()
+        except BrokenPipeError:
+            line = ""
+        if line:
+            return json.loads(line)
+        code = self.proc.wait()  # died mid-run: out of memory, a crash, a second signal
+        self.proc = None
+        stopped = code in (*EXIT_SIGNAL.values(), *(-s for s in EXIT_SIGNAL))
+        return {"status": "interrupted" if stopped else "failed", "run": None, "exit_code": code,
+                "error": f"the training process ended with exit code {code}"}
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.stdin.close()
+            self.proc.wait()
+        self.proc = None
+
+
 class Sweep:
     def __init__(self, folder: Path, config: str, overrides: list[str], grid: dict, points: list[Point],
                  runs_dir: Path, jobs: int, seeds: int, quiet: bool):
@@ -138,7 +173,7 @@ class Sweep:
         self.id = folder.name
         self.lock = threading.Lock()
         self.stop = threading.Event()
-        self.procs: set[subprocess.Popen] = set()
+        self.workers: list[Worker] = []
         self.done = 0
         self.threads = threads_per_job(jobs)
         self.info = {
@@ -162,49 +197,38 @@ class Sweep:
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         return env
 
-    def command(self, p: Point) -> list[str]:
-        return [sys.executable, "-m", "hdr.cli", "train", self.config, *self.overrides, *p.overrides,
-                "--runs-dir", str(self.runs_dir), "-q",
-                "--info", f"sweep_id={self.id}", "--info", f"sweep_point={p.label}",
-                "--info", f"sweep_index={p.index}"]
+    def info_fields(self, p: Point) -> dict:
+        return {"sweep_id": self.id, "sweep_point": p.label, "sweep_index": p.index}
 
-    def run_point(self, p: Point, env: dict) -> None:
+    def command(self, p: Point) -> list[str]:
+        """The `hdr train` command that trains this point on its own, as the log records it."""
+        info = [x for k, v in self.info_fields(p).items() for x in ("--info", f"{k}={v}")]
+        return ["hdr", "train", self.config, *self.overrides, *p.overrides, "--runs-dir", str(self.runs_dir),
+                "-q", *info]
+
+    def run_point(self, p: Point, worker: "Worker") -> None:
         if self.stop.is_set():
             p.status = "not run"
             return
         p.status = "running"
         self.save()
-        # Own session: a Ctrl-C at the terminal reaches only the sweep, which passes exactly
-        # one signal on to each point (a second one would make it stop without cleanup).
-        proc = subprocess.Popen(self.command(p), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env=env, start_new_session=True)
-        with self.lock:
-            self.procs.add(proc)
-        out, err = proc.communicate()
-        with self.lock:
-            self.procs.discard(proc)
-        p.exit_code = proc.returncode
-        lines = [x for x in out.splitlines() if x.strip()]
-        if proc.returncode == 0 and lines and Path(lines[-1]).is_dir():
-            p.run = Path(lines[-1])
-        else:
-            p.run = self.find_run(p)
-        p.status = ("completed" if proc.returncode == 0 else
-                    "interrupted" if proc.returncode in (*EXIT_SIGNAL.values(), *(-s for s in EXIT_SIGNAL)) else "failed")
-        errors = [x for x in err.splitlines() if x.strip()]
-        if proc.returncode != 0:
-            p.error = errors[-1].removeprefix("hdr: error: ")[:500] if errors else f"exit code {proc.returncode}"
+        logs = self.folder / "logs"
+        logs.mkdir(exist_ok=True)
+        log = logs / f"point-{p.index:03d}.log"
+        rundir.atomic_write(log, f"$ {' '.join(self.command(p))}\n")
+        answer = worker.run({"config": self.config, "overrides": [*self.overrides, *p.overrides],
+                             "runs_dir": str(self.runs_dir), "info": self.info_fields(p), "log": str(log)})
+        p.exit_code, p.status, p.error = answer["exit_code"], answer["status"], answer["error"]
+        p.run = Path(answer["run"]) if answer.get("run") else self.find_run(p)
         if p.run is not None:
             try:
                 p.test_accuracy = rundir.read_json(p.run / "metrics.json").get("test_accuracy")
             except (OSError, ValueError):
                 pass
-        logs = self.folder / "logs"
-        logs.mkdir(exist_ok=True)
-        rundir.atomic_write(logs / f"point-{p.index:03d}.log",
-                            f"$ {' '.join(self.command(p))}\nexit code {proc.returncode}\n"
-                            f"--- stdout\n{out}--- stderr\n{err}")
+        with open(log, "a") as f:
+            f.write(f"--- {p.status}, exit code {p.exit_code}" + (f": {p.error}" if p.error else "") + "\n")
         self.save()
+    def report_point(self, p: Point) -> None:
         with self.lock:
             self.done += 1
             done = self.done
@@ -227,9 +251,11 @@ class Sweep:
         return None
 
     def forward(self, signum: int) -> None:
+        """Pass a stop on: exactly one signal to each worker (a second would make a training
+        stop without clean-up); the point it trains ends as `interrupted`."""
         self.stop.set()
         with self.lock:
-            procs = list(self.procs)
+            procs = [w.proc for w in self.workers if w.proc is not None]
         for proc in procs:
             try:
                 proc.send_signal(signum)
@@ -249,16 +275,40 @@ class Sweep:
             stopped.append(signum)
             self.forward(signum)
 
+        todo: queue.Queue[Point] = queue.Queue()
+        for p in self.points:
+            todo.put(p)
+        errors: list[BaseException] = []
+
+        def drain(worker: Worker) -> None:
+            try:
+                while True:
+                    try:
+                        p = todo.get_nowait()
+                    except queue.Empty:
+                        return
+                    self.run_point(p, worker)
+                    if p.status != "not run":
+                        self.report_point(p)
+            except BaseException as e:  # a bug here must not pass silently
+                errors.append(e)
+            finally:
+                worker.close()
+
+        self.workers = [Worker(env) for _ in range(self.jobs)]
         old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
-            with ThreadPoolExecutor(max_workers=self.jobs) as pool:
-                futures = [pool.submit(self.run_point, p, env) for p in self.points]
-                wait(futures)
-                for f in futures:
-                    f.result()  # a bug in run_point must not pass silently
+            threads = [threading.Thread(target=drain, args=(w,), daemon=True) for w in self.workers]
+            for t in threads:
+                t.start()
+            for t in threads:
+                while t.is_alive():
+                    t.join(0.2)  # short waits: the main thread must stay free to take signals
         finally:
             for s, h in old.items():
                 signal.signal(s, h)
+        if errors:
+            raise errors[0]
         failed = any(p.status != "completed" for p in self.points)
         self.info.update(status="interrupted" if stopped else "failed" if failed else "completed",
                          ended=rundir.now_iso())

@@ -540,5 +540,20 @@ def load(path: str | Path, overrides: list[str] | None = None) -> Config:
     return validate(data, source=str(path))
 
 
+# Keys that earlier versions of hdr wrote into a run's config.yaml and that mean nothing now: a
+# run folder made by them must still evaluate and resume.
+_RETIRED = {("model", "leaky_relu_slope"): lambda data: (data.get("model") or {}).get("type") == "slp"}
+
+
+def load_run_config(path: str | Path) -> Config:
+    """The config of an existing run folder (its config.yaml), written by this or an earlier hdr."""
+    path = Path(path)
+    data = _load_yaml(path)
+    for (section, key), retired in _RETIRED.items():
+        if isinstance(data.get(section), dict) and retired(data):
+            data[section].pop(key, None)
+    return validate(data, source=str(path))
+
+
 def dump(cfg: Config) -> str:
     return yaml.safe_dump(cfg.resolved(), sort_keys=False, default_flow_style=False)

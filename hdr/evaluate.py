@@ -380,7 +380,7 @@ def evaluate(folder: Path, split: str = "test", on: str | None = None) -> tuple[
     from hdr import config as config_mod
 
     folder = rundir.open_run(folder)
-    cfg = config_mod.load(folder / "config.yaml")
+    cfg = config_mod.load_run_config(folder / "config.yaml")
     if on == cfg.dataset.name:
         on = None  # the model's own dataset: a plain evaluation
     if on is not None and split != "test":

@@ -365,7 +365,7 @@ def resume(folder: Path, quiet: bool = False) -> Path:
         raise UsageError(f"{folder} is already completed ({info.get('epochs_completed')} epochs); nothing to resume")
     if status == "running":
         raise UsageError(f"{folder} is still running (pid {info.get('pid')}); stop it first")
-    cfg = config_mod.load(folder / "config.yaml")
+    cfg = config_mod.load_run_config(folder / "config.yaml")
     history = rundir.read_history(folder / "history.csv")
     ckpt = folder / CKPT_DIR / f"epoch-{len(history):04d}.keras"
     if not history or not ckpt.is_file():

@@ -90,3 +90,14 @@ def test_floats_without_a_dot_are_floats():
     cfg = config.validate(config.parse_yaml(VALID.replace("{name: sgd}", "{name: sgd, learning_rate: 1e-3}"), "t"))
     assert cfg.optimizer.learning_rate == 0.001
     assert config.parse_override("optimizer.learning_rate=3E-4")[1] == 0.0003
+
+
+def test_run_folders_of_earlier_versions_still_load(tmp_path):
+    """hdr once wrote leaky_relu_slope into SLP configs; such run folders must still evaluate and
+    resume, while a new config with that key is a mistake."""
+    old = tmp_path / "config.yaml"
+    old.write_text("dataset: {name: mnist}\nmodel: {type: slp, initializer: glorot_uniform, leaky_relu_slope: 0.3}\n"
+                   "optimizer: {name: sgd}\n")
+    assert config.load_run_config(old).model.type == "slp"
+    with pytest.raises(config.UsageError, match="model.leaky_relu_slope: unknown key"):
+        config.load(old)

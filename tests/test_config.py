@@ -48,7 +48,8 @@ def test_defaults_are_written_out():
     cfg = config.validate(BASE)
     r = cfg.resolved()
     assert r["optimizer"] == {"name": "adam", "learning_rate": 0.001, "schedule": "constant",
-                              "warmup_epochs": 0.0, "clipnorm": None, "beta_1": 0.9, "beta_2": 0.999,
+                              "warmup_epochs": 0.0, "decay_rate": 0.1, "decay_epochs": 10.0, "clipnorm": None,
+                              "weight_decay": None, "ema_momentum": None, "beta_1": 0.9, "beta_2": 0.999,
                               "epsilon": 1e-7, "amsgrad": False}
     assert r["dataset"]["validation_split"] == 0.2
     assert all(block["activation"] == "relu" for block in r["model"]["conv"])
@@ -61,14 +62,12 @@ def test_optimizer_defaults_match_keras(name):
     from hdr.backend import quiet_import
 
     keras = quiet_import()
-    cls = {"sgd": keras.optimizers.SGD, "adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW,
-           "nadam": keras.optimizers.Nadam, "adamax": keras.optimizers.Adamax,
-           "adagrad": keras.optimizers.Adagrad, "adadelta": keras.optimizers.Adadelta,
-           "rmsprop": keras.optimizers.RMSprop}[name]
+    cls = getattr(keras.optimizers, config.OPTIMIZERS[name].__name__)
     sig = inspect.signature(cls.__init__).parameters
     ours = config.validate({**BASE, "optimizer": {"name": name}}).resolved()["optimizer"]
+    # hdr's own keys: the schedule's, and the EMA's momentum (null: Keras's use_ema=False).
     for key, value in ours.items():
-        if key in ("name", "schedule", "warmup_epochs"):
+        if key in ("name", "schedule", "warmup_epochs", "decay_rate", "decay_epochs", "ema_momentum"):
             continue
         assert key in sig, f"{name}: keras has no argument {key}"
         assert sig[key].default == value, f"{name}.{key}: hdr {value!r} vs keras {sig[key].default!r}"

@@ -135,14 +135,24 @@ def test_cached_arrays_equal_decoded_and_follow_the_files(real_data, tmp_path, m
         assert a.dtype == b.dtype == np.uint8 and np.array_equal(a, b)
     assert again.checksums == first.checksums and len(first.checksums) == 2
 
-    # A copy of the files elsewhere is a different source: a new entry replaces the old one.
+    # An entry is keyed by the files' content: a copy elsewhere is served by the same entry, a
+    # file whose content changed gets a new one, which replaces the old.
     other = tmp_path / "data" / "usps"
     other.mkdir(parents=True)
     for f in (real_data / "usps").iterdir():
         (other / f.name).write_bytes(f.read_bytes())
     monkeypatch.setenv("HDR_DATA_DIR", str(tmp_path / "data"))
+    assert np.array_equal(data.load("usps").train.x, first.train.x)
+    assert [p.name for p in cache.iterdir()] == entries
+    import dataclasses
+    import gzip
+
+    test_file = other / "zip.test.gz"
+    lines = gzip.decompress(test_file.read_bytes()).splitlines(keepends=True)
+    test_file.write_bytes(gzip.compress(b"".join(lines[:-1])))  # one digit fewer
+    monkeypatch.setitem(data.DATASETS, "usps", dataclasses.replace(data.get("usps"), sizes=None))
     third = data.load("usps")
-    assert np.array_equal(third.train.x, first.train.x)
+    assert np.array_equal(third.train.x, first.train.x) and len(third.test.y) == len(first.test.y) - 1
     now = [p.name for p in cache.iterdir()]
     assert len(now) == 1 and now != entries
 

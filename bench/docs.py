@@ -40,14 +40,14 @@ def writeups() -> str:
     for name, c in r["configs"].items():
         h = c["hdr"]
         if h is None:
-            ours = "not run on this machine (see below)"
+            ours = "not run on this machine"
         else:
             ours = _pct(h["test_accuracy"])
             if name == "cnn_small_adam.yaml":
                 ours += f" (train {_pct(h['train_accuracy'])}, measured with dropout on)"
             rt = h["runtime"]
-            machines.add(f"{rt.get('backend', '?')} {rt.get(rt.get('backend', ''), '')} on "
-                         f"{rt.get('cpu_count', '?')} {rt.get('device', '?')} cores".replace("  ", " "))
+            machines.add(f"Keras {rt.get('keras', '?')} on {rt.get('backend', '?')} {rt.get(rt.get('backend'), '')}, "
+                         f"{rt.get('cpu_count', '?')}-core {rt.get('cpu', '?')} {rt.get('device', '?').upper()}")
         lines.append(f"| `{name}` | {c['experiment']} | {c['reported']} | {ours} |")
     lines += ["", f"Source: `bench/results/writeups.json` ({r['written'][:10]}; "
                   f"{'; '.join(sorted(machines)) or 'no runs'}), written by `python bench/seeds.py collect`."]

@@ -555,5 +555,21 @@ def load_run_config(path: str | Path) -> Config:
     return validate(data, source=str(path))
 
 
+# Schedules whose shape depends on the length of the run.
+_RUN_LENGTH_SCHEDULES = {"cosine", "onecycle"}
+
+
+def fingerprint(cfg: Config) -> str:
+    """What a run may not change when it is resumed: the whole config, except training.epochs
+    (a run may be extended or shortened) unless the learning-rate schedule follows the run's length."""
+    import hashlib
+    import json
+
+    data = cfg.resolved()
+    if cfg.optimizer.schedule not in _RUN_LENGTH_SCHEDULES:
+        data["training"].pop("epochs")
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
 def dump(cfg: Config) -> str:
     return yaml.safe_dump(cfg.resolved(), sort_keys=False, default_flow_style=False)

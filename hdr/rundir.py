@@ -297,12 +297,6 @@ def owned(folder: Path):
         os.close(fd)
 
 
-def config_sha256(text: str) -> str:
-    import hashlib
-
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
 def command_line() -> list[str]:
     return [Path(sys.argv[0]).name] + sys.argv[1:]
 

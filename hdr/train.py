@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import math
 import os
+import shutil
 import signal
 import sys
 import time
@@ -25,6 +26,8 @@ from hdr import data as data_mod
 from hdr import rundir
 from hdr.backend import cpu_has_native_bf16, describe, quiet_import
 from hdr.errors import STOP_SIGNALS, HdrError, Stopped, UsageError, exit_code_for_signal
+
+keras = quiet_import()
 
 CKPT_DIR = "checkpoint"
 
@@ -48,11 +51,16 @@ class Prepared:
     train: data_mod.Split
     val: data_mod.Split | None
 
+    @property
+    def steps_per_epoch(self) -> int:
+        return max(1, math.ceil(len(self.train.y) / self.cfg.training.batch_size))
 
-def prepare(cfg: config_mod.Config, quiet: bool = False, val_indices=None) -> Prepared:
+
+def prepare(cfg: config_mod.Config, quiet: bool = False, val_indices=None, recorded_dir=None) -> Prepared:
     """Load the data and split off validation: seeded and stratified by default, or exactly the
-    training-set rows in val_indices (cross-validation folds)."""
-    data = data_mod.load(cfg.dataset.name, verify=os.environ.get("HDR_NO_VERIFY") != "1", quiet=quiet)
+    training-set rows in val_indices (cross-validation folds). recorded_dir: where a resumed
+    run found its data (hdr.data.data_dir)."""
+    data = data_mod.load(cfg.dataset.name, quiet=quiet, recorded_dir=recorded_dir)
     if val_indices is not None:
         mask = np.ones(len(data.train.y), bool)
         mask[np.asarray(val_indices)] = False
@@ -68,7 +76,6 @@ def precision(cfg: config_mod.Config):
     """The config's dtype policy while a model is built or loaded. Layers keep the policy they
     were made with, so the global one is put back at once: later models in the same process
     (cv folds, sweeps, tests) must not inherit it."""
-    keras = quiet_import()
     previous = keras.mixed_precision.dtype_policy()
     keras.mixed_precision.set_dtype_policy(cfg.training.precision)
     try:
@@ -78,7 +85,6 @@ def precision(cfg: config_mod.Config):
 
 
 def seed_everything(seed: int) -> None:
-    keras = quiet_import()
     keras.utils.set_random_seed(seed)
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
@@ -96,40 +102,50 @@ def _progress(total: int, epoch: int, epochs: int, quiet: bool):
                 leave=True, dynamic_ncols=True, mininterval=0.5, disable=None)  # None: off when not a terminal
 
 
-def _make_callback(keras, run: "Trainer"):
-    class RunCallback(keras.callbacks.Callback):
-        """Progress bar, divergence check, stop-on-signal, and the per-epoch commit."""
+class RunCallback(keras.callbacks.Callback):
+    """Per epoch: the epoch's draws from (seed, epoch), a progress bar, the divergence and
+    signal checks, and the commit of a completed epoch."""
 
-        def on_epoch_begin(self, epoch, logs=None):
-            seed_epoch(self.model, run.cfg.training.seed, epoch)
-            run.epoch_started = time.perf_counter()
-            run.bar = _progress(run.steps_per_epoch, epoch + 1, run.cfg.training.epochs, run.quiet)
+    def __init__(self, trainer: "Trainer", feed: "EpochFeed"):
+        super().__init__()
+        self.trainer, self.feed = trainer, feed
+        self.bar = None
+        self.diverged_at: int | None = None
+        self.started = time.perf_counter()
 
-        def on_train_batch_end(self, batch, logs=None):
-            logs = logs or {}
-            loss = logs.get("loss")
-            if loss is not None and not math.isfinite(float(loss)):
-                run.diverged_at = run.current_epoch()
-                self.model.stop_training = True
-            if run.signal_received is not None:
-                self.model.stop_training = True
-            if run.bar is not None:
-                done = min(run.steps_per_epoch, batch + 1) - run.bar.n
-                if done > 0:
-                    run.bar.update(done)
-                if loss is not None:
-                    run.bar.set_postfix(loss=f"{float(loss):.4f}", acc=f"{float(logs.get('accuracy', 0)):.4f}",
-                                        refresh=False)
+    def on_epoch_begin(self, epoch, logs=None):
+        t = self.trainer
+        self.feed.start_epoch(epoch)
+        seed_epoch(self.model, t.cfg.training.seed, epoch)
+        self.started = time.perf_counter()
+        self.bar = _progress(t.steps_per_epoch, epoch + 1, t.cfg.training.epochs, t.quiet)
 
-        def on_epoch_end(self, epoch, logs=None):
-            if run.bar is not None:
-                run.bar.close()
-                run.bar = None
-            if run.signal_received is not None or run.diverged_at is not None:
-                return  # a partial epoch is never recorded
-            run.commit_epoch(epoch + 1, logs or {}, self.model)
+    def on_train_batch_end(self, batch, logs=None):
+        logs = logs or {}
+        loss = logs.get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.diverged_at = self.trainer.current_epoch()
+            self.model.stop_training = True
+        if self.trainer.signal_received is not None:
+            self.model.stop_training = True
+        if self.bar is not None:
+            done = min(self.trainer.steps_per_epoch, batch + 1) - self.bar.n
+            if done > 0:
+                self.bar.update(done)
+            if loss is not None:
+                self.bar.set_postfix(loss=f"{float(loss):.4f}", acc=f"{float(logs.get('accuracy', 0)):.4f}",
+                                     refresh=False)
 
-    return RunCallback()
+    def on_epoch_end(self, epoch, logs=None):
+        self.close_bar()
+        if self.trainer.signal_received is not None or self.diverged_at is not None:
+            return  # a partial epoch is never recorded
+        self.trainer.commit_epoch(epoch + 1, logs or {}, self.model, time.perf_counter() - self.started)
+
+    def close_bar(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 class Trainer:
@@ -140,12 +156,9 @@ class Trainer:
         self.run = run
         self.quiet = quiet
         self.history = rundir.read_history(folder / "history.csv")
-        self.bar = None
         self.signal_received: int | None = None
         self.diverged_at: int | None = None
-        self.epoch_started = time.perf_counter()
-        n = len(prepared.train.y)
-        self.steps_per_epoch = max(1, math.ceil(n / self.cfg.training.batch_size))
+        self.steps_per_epoch = prepared.steps_per_epoch
 
     def current_epoch(self) -> int:
         return len(self.history) + 1
@@ -156,7 +169,7 @@ class Trainer:
             # Second signal: leave at once. Every file on disk is already whole.
             try:
                 self.run.finish("interrupted", reason=f"{signal.Signals(signum).name} (immediate)")
-                for tmp in [*self.folder.glob(".*.tmp"), *self.folder.glob(f"{CKPT_DIR}/.*.tmp.keras")]:
+                for tmp in [*self.folder.glob(".*.tmp*"), *self.folder.glob(f"{CKPT_DIR}/.*.tmp*")]:
                     tmp.unlink(missing_ok=True)  # a write cut short: the real file is still the old one
             finally:
                 os._exit(exit_code_for_signal(signum))
@@ -174,8 +187,7 @@ class Trainer:
             signal.signal(s, h)
 
     # --- per-epoch commit ----------------------------------------------------------------
-    def commit_epoch(self, epoch: int, logs: dict, model) -> None:
-        keras = quiet_import()
+    def commit_epoch(self, epoch: int, logs: dict, model, seconds: float) -> None:
         lr = model.optimizer.learning_rate
         row = {
             "epoch": epoch,
@@ -184,7 +196,7 @@ class Trainer:
             "val_loss": _f(logs.get("val_loss")),
             "val_accuracy": _f(logs.get("val_accuracy")),
             "learning_rate": _f(keras.ops.convert_to_numpy(lr)),
-            "seconds": round(time.perf_counter() - self.epoch_started, 3),
+            "seconds": round(seconds, 3),
         }
         ckpt = self.folder / CKPT_DIR
         ckpt.mkdir(exist_ok=True)
@@ -204,19 +216,24 @@ class Trainer:
 
     # --- the loop ------------------------------------------------------------------------
     def fit(self, model) -> None:
-        keras = quiet_import()
-        val = self.p.val
+        t, val = self.cfg.training, self.p.val
         start = len(self.history)
-        model.fit(
-            epoch_batches(keras, self.p.train, self.cfg.training.batch_size, self.cfg.training.seed, start),
-            epochs=self.cfg.training.epochs,
-            initial_epoch=start,
-            shuffle=False,  # the batches shuffle themselves; Keras would reorder them from Python's RNG
-            validation_data=(val.x, val.y) if val is not None else None,
-            validation_batch_size=self.cfg.training.eval_batch_size,
-            verbose=0,
-            callbacks=[_make_callback(keras, self)],
-        )
+        feed = EpochFeed(self.p.train, t.batch_size, t.seed, start)
+        callback = RunCallback(self, feed)
+        try:
+            model.fit(
+                feed.data,
+                epochs=t.epochs,
+                initial_epoch=start,
+                shuffle=False,  # the feed shuffles; Keras would reorder a PyDataset's batches
+                validation_data=(val.x, val.y) if val is not None else None,
+                validation_batch_size=t.eval_batch_size,
+                verbose=0,
+                callbacks=[callback],
+            )
+        finally:
+            callback.close_bar()
+            self.diverged_at = callback.diverged_at
 
 
 def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
@@ -224,44 +241,77 @@ def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
     return np.random.default_rng([seed, epoch]).permutation(n)
 
 
-def epoch_batches(keras, data: data_mod.Split, batch_size: int, seed: int, first_epoch: int):
-    """The training set in batches, shuffled anew every epoch by epoch_order.
+class EpochFeed:
+    """The training set for fit, in batches of batch_size, in epoch_order(seed, epoch) for the
+    epoch named by start_epoch (RunCallback calls it when each epoch begins).
 
     hdr shuffles itself instead of fit(shuffle=True) because Keras's shuffle cannot be resumed
     (its random stream is not in the checkpoint) and, on TensorFlow with a global seed, repeats
-    the first epoch's order in every epoch. One fit call over this dataset costs the same as
-    Keras's own shuffling; a fit call per epoch cost ~0.35 s an epoch (BENCHMARKS.md)."""
+    the first epoch's order in every epoch. On TensorFlow the batches come from a tf.data
+    pipeline built once that gathers the rows inside TensorFlow: Keras runs a PyDataset through
+    tf.data's from_generator, which cost ~2.4 million page faults and a fifth of the CPU time
+    in system calls per CNN epoch (BENCHMARKS.md, section 1). Other backends read a PyDataset
+    directly."""
 
-    class EpochBatches(keras.utils.PyDataset):
-        def __init__(self):
-            super().__init__()  # one worker, no multiprocessing: batches are read in order
-            self.epoch = first_epoch
-            self.order = epoch_order(seed, first_epoch, len(data.y))
+    def __init__(self, data: data_mod.Split, batch_size: int, seed: int, first_epoch: int):
+        self.seed, self.n = seed, len(data.y)
+        steps = max(1, math.ceil(self.n / batch_size))
+        order = epoch_order(seed, first_epoch, self.n)
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
 
-        def __len__(self):
-            return math.ceil(len(data.y) / batch_size)
+            self._order = tf.Variable(order, trainable=False)
+            x, y = tf.constant(data.x), tf.constant(data.y)
 
-        def __getitem__(self, i):
-            rows = self.order[i * batch_size:(i + 1) * batch_size]
-            return data.x[rows], data.y[rows]
+            def batch(i):
+                # Read when the batch is made: fit makes each epoch's iterator after on_epoch_begin.
+                rows = self._order[i * batch_size:(i + 1) * batch_size]
+                return tf.gather(x, rows), tf.gather(y, rows)
 
-        def on_epoch_end(self):
-            self.epoch += 1
-            self.order = epoch_order(seed, self.epoch, len(data.y))
+            self.data = tf.data.Dataset.range(steps).map(batch).prefetch(2)
+        else:
+            self._order = order
+            self.data = _Batches(data, batch_size, steps, self)
 
-    return EpochBatches()
+    def start_epoch(self, epoch: int) -> None:
+        order = epoch_order(self.seed, epoch, self.n)
+        if isinstance(self._order, np.ndarray):
+            self._order = order
+        else:
+            self._order.assign(order)
+
+
+class _Batches(keras.utils.PyDataset):
+    def __init__(self, data: data_mod.Split, batch_size: int, steps: int, feed: EpochFeed):
+        super().__init__()  # one worker, no multiprocessing: batches are read in order
+        self.data, self.batch_size, self.steps, self.feed = data, batch_size, steps, feed
+
+    def __len__(self):
+        return self.steps
+
+    def __getitem__(self, i):
+        rows = self.feed._order[i * self.batch_size:(i + 1) * self.batch_size]
+        return self.data.x[rows], self.data.y[rows]
 
 
 def seed_epoch(model, seed: int, epoch: int) -> None:
     """Make this epoch's dropout masks a function of (seed, epoch): each random layer's own seed
     generator, whose state .keras files do not keep. (Not the global seed: resetting it on
     TensorFlow every epoch costs more than the epoch itself on small datasets.)"""
-    keras = quiet_import()
     base = int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0] >> 1)  # < 2**31
-    for i, layer in enumerate(model.layers):
-        gen = getattr(layer, "seed_generator", None)
-        if gen is not None:
+    for i, layer in enumerate(_layers(model.layers)):
+        # Dropout keeps its generator as seed_generator, the augmentation layers as generator.
+        for gen in (v for v in vars(layer).values() if isinstance(v, keras.random.SeedGenerator)):
             gen.state.assign(keras.ops.convert_to_tensor([(base + i) % 2**31, 0], dtype=gen.state.dtype))
+
+
+def _layers(layers):
+    """Layers in order, those of nested models (the augmentation block) in their place."""
+    for layer in layers:
+        if hasattr(layer, "layers"):
+            yield from _layers(layer.layers)
+        else:
+            yield layer
 
 
 def _f(v):
@@ -271,9 +321,8 @@ def _f(v):
 
 
 def save_model(model, path: Path) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp.keras")
-    model.save(tmp)
-    os.replace(tmp, path)
+    with rundir.replacing(path, suffix=".tmp.keras") as tmp:  # Keras wants the .keras ending
+        model.save(tmp)
 
 
 def _finalize(trainer: Trainer, model, t0: float) -> dict:
@@ -311,6 +360,13 @@ def _finalize(trainer: Trainer, model, t0: float) -> dict:
     return metrics
 
 
+def _checkpoint_bytes(folder: Path, model) -> int:
+    """About what one more checkpoint takes: the last one's size, or weights and two optimizer
+    slots of float32 each."""
+    done = sorted((folder / CKPT_DIR).glob("epoch-*.keras"))
+    return done[-1].stat().st_size if done else int(model.count_params()) * 4 * 3
+
+
 def _build(cfg, input_shape, steps_per_epoch):
     from hdr import models
 
@@ -329,8 +385,7 @@ def train(cfg: config_mod.Config, config_name: str, runs_dir: Path, quiet: bool 
     t0 = time.perf_counter()
     prepared = prepare(cfg, quiet=quiet, val_indices=val_indices)
     seed_everything(cfg.training.seed)
-    steps = max(1, math.ceil(len(prepared.train.y) / cfg.training.batch_size))
-    model = _build(cfg, prepared.data.input_shape, steps)  # config errors surface before any folder exists
+    model = _build(cfg, prepared.data.input_shape, prepared.steps_per_epoch)  # config errors surface before any folder exists
 
     folder = rundir.create(runs_dir, config_name)
     rundir.atomic_write(folder / "config.yaml", config_mod.dump(cfg))
@@ -341,6 +396,8 @@ def train(cfg: config_mod.Config, config_name: str, runs_dir: Path, quiet: bool 
         "dataset": cfg.dataset.name, "model": cfg.model.type, "optimizer": cfg.optimizer.name,
         "epochs_planned": cfg.training.epochs,
         "data_checksums": prepared.data.checksums,
+        "data_dir": str(prepared.data.folder),  # later commands on this run find the same files
+        "config_fingerprint": config_mod.fingerprint(cfg),  # resume refuses an edited config.yaml
         "runtime": describe(),
     }
     info.update(extra_info or {})
@@ -349,9 +406,10 @@ def train(cfg: config_mod.Config, config_name: str, runs_dir: Path, quiet: bool 
         print("hdr: warning: this CPU has no native bfloat16 (AVX-512 BF16 or AMX), so "
               "training.precision=mixed_bfloat16 is emulated and several times slower than float32",
               file=sys.stderr)
-    run = rundir.RunInfo.start(folder, config_name=config_name, seed=cfg.training.seed,
-                               command=rundir.command_line(), extra=info)
-    _run_loop(Trainer(prepared, folder, run, quiet), model, t0)
+    with rundir.owned(folder):
+        run = rundir.RunInfo.start(folder, config_name=config_name, seed=cfg.training.seed,
+                                   command=rundir.command_line(), extra=info)
+        _run_loop(Trainer(prepared, folder, run, quiet), model, t0)
     return folder
 
 
@@ -359,6 +417,12 @@ def resume(folder: Path, quiet: bool = False) -> Path:
     """Continue an interrupted or crashed run from its last completed epoch, in place."""
     t0 = time.perf_counter()
     folder = rundir.open_run(folder)
+    with rundir.owned(folder):  # a second `hdr train --resume` of the same run stops here
+        _resume(folder, quiet, t0)
+    return folder
+
+
+def _resume(folder: Path, quiet: bool, t0: float) -> None:
     info = rundir.read_json(folder / "run.json")
     status = rundir.effective_status(info)
     if status == "completed":
@@ -366,12 +430,18 @@ def resume(folder: Path, quiet: bool = False) -> Path:
     if status == "running":
         raise UsageError(f"{folder} is still running (pid {info.get('pid')}); stop it first")
     cfg = config_mod.load_run_config(folder / "config.yaml")
+    if info.get("config_fingerprint") not in (None, config_mod.fingerprint(cfg)):
+        raise UsageError(f"{folder}/config.yaml was changed after the run started, and a run goes on only with the "
+                         "config it began with (training.epochs aside); to train the changed config, start a new "
+                         f"run: hdr train {folder}/config.yaml")
     history = rundir.read_history(folder / "history.csv")
     ckpt = folder / CKPT_DIR / f"epoch-{len(history):04d}.keras"
     if not history or not ckpt.is_file():
         raise UsageError(f"{folder} has no checkpoint of a completed epoch to resume from; start a new run instead")
-    prepared = prepare(cfg, quiet=quiet)
+    prepared = prepare(cfg, quiet=quiet, recorded_dir=info.get("data_dir"))
     keras = quiet_import()
+    from hdr import models  # noqa: F401  (registers hdr's schedules and losses, which checkpoints name)
+
     seed_everything(cfg.training.seed)  # op determinism; each epoch's draws follow from (seed, epoch)
     try:
         with precision(cfg):
@@ -381,9 +451,8 @@ def resume(folder: Path, quiet: bool = False) -> Path:
     run = rundir.RunInfo(folder, info)
     resumes = info.get("resumed", []) + [{"at_epoch": len(history), "time": rundir.now_iso(),
                                           "command": rundir.command_line()}]
-    run.update(status="running", pid=os.getpid(), ended=None, reason=None, resumed=resumes)
+    run.update(status="running", **rundir.this_process(), ended=None, reason=None, resumed=resumes)
     _run_loop(Trainer(prepared, folder, run, quiet), model, t0)
-    return folder
 
 
 def _run_loop(trainer: Trainer, model, t0: float) -> None:
@@ -402,6 +471,8 @@ def _run_loop(trainer: Trainer, model, t0: float) -> None:
             raise Diverged(msg)
         metrics = _finalize(trainer, model, t0)
         run.finish("completed", test_accuracy=metrics["test_accuracy"])
+        # A completed run cannot be resumed: its checkpoint would only double the folder's size.
+        shutil.rmtree(trainer.folder / CKPT_DIR, ignore_errors=True)
     except HdrError:
         raise
     except KeyboardInterrupt:
@@ -412,10 +483,12 @@ def _run_loop(trainer: Trainer, model, t0: float) -> None:
         if isinstance(e, MemoryError):
             reason = "out of memory; try a smaller training.batch_size or model"
         elif isinstance(e, OSError) and e.errno == errno.ENOSPC:
-            reason = "disk full; free space and resume with hdr train --resume"
+            need = _checkpoint_bytes(trainer.folder, model)
+            for tmp in [*trainer.folder.glob(".*.tmp*"), *trainer.folder.glob(f"{CKPT_DIR}/.*.tmp*")]:
+                tmp.unlink(missing_ok=True)  # what the full disk cut short: give its space back
+            reason = (f"disk full: {trainer.folder} is on a disk without room for the next checkpoint (about "
+                      f"{need / 1e6:.1f} MB); free space there and resume with: hdr train --resume {trainer.folder}")
         run.finish("failed", reason=reason[:2000])
         raise HdrError(f"training failed: {reason.splitlines()[0][:300]} (details in {trainer.folder}/run.json)") from e
     finally:
         trainer.restore_signal_handlers()
-        if trainer.bar is not None:
-            trainer.bar.close()

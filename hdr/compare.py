@@ -1,13 +1,15 @@
 """`hdr compare`: one table over many run folders, and a warning when the comparison is unfair.
 
-Reads run folders only (run.json, config.yaml, metrics.json, history.csv). It never imports
-Keras, TensorFlow or pydantic, and matplotlib only for --out, so it starts at once and stays
-fast over hundreds of runs.
+`analyse(runs)` is the comparison as data: runs in (hdr.runs.Run, read from run folders or
+built in memory), a `Result` out, no file touched. Text, markdown, CSV and JSON below, and the
+curves in hdr/plots.py, are views of that result. Nothing here imports Keras, TensorFlow or
+pydantic, and matplotlib only for --out, so it starts at once and stays fast over hundreds of runs.
 
-The columns that tell runs apart are found, not given: every config.yaml is flattened to
-dotted keys and the keys whose values are not all equal become columns (as Guild's
---skip-unchanged does). When runs differ in training.seed and repeat the same setting, they
-are grouped: mean ± std across seeds, and gaps smaller than the seed noise are flagged.
+The columns that tell runs apart are found, not given: every config.yaml is flattened to dotted
+keys and the keys whose values are not all equal become columns (as Guild's --skip-unchanged
+does). Runs that repeat a setting are grouped: mean ± std across distinct seeds (runs repeating
+a seed are one sample), and gaps smaller than the seed noise are flagged. Settings are ranked by
+validation accuracy at each run's best epoch, never by test accuracy, which is shown beside it.
 """
 
 from __future__ import annotations
@@ -16,15 +18,22 @@ import csv
 import io
 import json
 import math
-from dataclasses import dataclass, field
+import statistics
+import textwrap
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import click
 
 from hdr.errors import UsageError
-from hdr.rundir import atomic_write, effective_status, read_history
+from hdr.rundir import atomic_write
+from hdr.runs import Run, flatten, load_run, load_runs, shown  # noqa: F401  (flatten, load_run: for callers)
 
 SEED_KEY = "training.seed"
+# What settings are ranked by: the validation accuracy at each run's best epoch. Never the test
+# accuracy, which would make the test set a validation set.
+RANK_METRIC = "best_val_accuracy"
 # Config keys that change what a number means; a difference in them is flagged unless it is
 # the thing being compared.
 CONFOUNDING_KEYS = ("training.batch_size", "training.epochs", "dataset.validation_split")
@@ -32,6 +41,10 @@ CONFOUNDING_KEYS = ("training.batch_size", "training.epochs", "dataset.validatio
 DESCENDING = {"best_val_accuracy", "val_accuracy", "test_accuracy"}
 METRIC_KEYS = ["best_val_accuracy", "best_epoch", "val_accuracy", "test_accuracy", "test_loss",
                "epochs", "train_seconds", "params", "status"]
+GROUP_METRICS = ("best_val_accuracy", "val_accuracy", "test_accuracy", "test_loss", "train_seconds",
+                 "epochs", "best_epoch")
+MAX_LABEL = 60  # characters: longer legend entries push the curves out of the picture
+WIDTH = 120     # terminal columns the text table is fitted to, unless --wide
 
 # Two-sided 95% quantiles of Student's t by degrees of freedom, for Welch's test without scipy.
 _T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262,
@@ -42,172 +55,46 @@ _T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 
 def t975(df: float) -> float:
     """The t quantile for the largest tabulated df not above df (rounding down is conservative)."""
     if df >= 1000:
-        return 1.960
-    usable = [d for d in _T975 if d <= max(df, 1)]
-    return _T975[max(usable)]
+        return statistics.NormalDist().inv_cdf(0.975)
+    return _T975[max(d for d in _T975 if d <= max(df, 1))]
 
 
-# ------------------------------------------------------------------------------ reading runs
+# ------------------------------------------------------------------------------ statistics
 
-def _yaml_load(text: str):
-    import yaml
-
-    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # C loader: ~10x faster
-
-
-@dataclass
-class Run:
-    folder: Path
-    info: dict
-    config: dict                     # flattened: dotted key -> value (lists of scalars as tuples)
-    metrics: dict
-    history: list[dict]
-    status: str
-    row: dict = field(default_factory=dict)
+class Stat(NamedTuple):
+    mean: float | None
+    std: float | None   # sample std over distinct seeds; None with fewer than two
+    n: int              # distinct seeds with a value
 
 
-def flatten(obj, prefix: str = "") -> dict:
-    """Nested mappings to dotted keys. A list of plain values stays one value (a tuple, shown
-    as [a, b]); a list holding mappings (conv blocks) is indexed: model.conv.0.filters."""
-    out = {}
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            out.update(flatten(v, f"{prefix}{k}."))
-    elif isinstance(obj, list) and any(isinstance(v, (dict, list)) for v in obj):
-        for i, v in enumerate(obj):
-            out.update(flatten(v, f"{prefix}{i}."))
-    elif isinstance(obj, list):
-        out[prefix[:-1]] = tuple(obj)
-    elif prefix:
-        out[prefix[:-1]] = obj
-    return out
+def seed_stat(pairs) -> Stat:
+    """Mean ± sample std of (seed, value) pairs, one sample per distinct seed: runs repeating a
+    seed (same config, same seed) are averaged first, as they are not independent draws."""
+    by_seed: dict = {}
+    for seed, value in pairs:
+        if value is not None:
+            by_seed.setdefault(seed, []).append(value)
+    means = [statistics.fmean(v) for v in by_seed.values()]
+    if not means:
+        return Stat(None, None, 0)
+    return Stat(statistics.fmean(means), statistics.stdev(means) if len(means) > 1 else None, len(means))
 
 
-def _read_params(folder: Path) -> int | None:
-    """Parameter count from summary.txt, for runs that ended before writing metrics.json."""
-    try:
-        for line in (folder / "summary.txt").read_text().splitlines():
-            if "Total params:" in line:
-                return int(line.split("Total params:")[1].split()[0].replace(",", ""))
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
+def within_noise(a: Stat, b: Stat) -> bool | None:
+    """Welch's t-test at the 5% level: True when the gap between the means is smaller than
+    t * sqrt(s1²/n1 + s2²/n2), i.e. could be seed luck. None when a side has one seed."""
+    if a.n < 2 or b.n < 2:
+        return None
+    v1, v2 = a.std * a.std / a.n, b.std * b.std / b.n
+    if v1 + v2 == 0:
+        return a.mean == b.mean
+    df = (v1 + v2) ** 2 / (v1 * v1 / (a.n - 1) + v2 * v2 / (b.n - 1))  # Welch-Satterthwaite
+    return abs(a.mean - b.mean) < t975(df) * math.sqrt(v1 + v2)
 
 
-def load_run(folder: Path) -> Run | str:
-    """A Run, or a short reason why the folder is not a usable run folder."""
-    try:
-        info = json.loads((folder / "run.json").read_text())
-    except OSError:
-        return "no run.json"
-    except ValueError:
-        return "run.json is corrupt"
-    try:
-        cfg = _yaml_load((folder / "config.yaml").read_text())
-    except OSError:
-        return "no config.yaml"
-    except Exception:  # any YAML error: the folder is damaged, say so and go on
-        return "config.yaml is corrupt"
-    if not isinstance(info, dict) or not isinstance(cfg, dict):
-        return "run.json or config.yaml is not a mapping"
-    try:
-        metrics = json.loads((folder / "metrics.json").read_text())
-    except (OSError, ValueError):
-        metrics = {}  # failed and interrupted runs have none
-    try:
-        history = read_history(folder / "history.csv")
-    except (OSError, ValueError):
-        history = []
-    flat = flatten(cfg)
-    if "fold" in info:  # cross-validation folds share one config; the fold tells them apart
-        flat = {"fold": info["fold"], **flat}
-    run = Run(folder, info, flat, metrics, history, effective_status(info))
-    run.row = _summary(run)
-    return run
+# ------------------------------------------------------------------------------ keys
 
-
-def _summary(run: Run) -> dict:
-    hist, m = run.history, run.metrics
-    vals = [(r["val_accuracy"], r["epoch"]) for r in hist if r.get("val_accuracy") is not None]
-    best, best_epoch = max(vals, key=lambda t: (t[0], -t[1])) if vals else (None, None)
-    seconds = m.get("train_seconds")
-    if seconds is None and hist:
-        seconds = round(sum(r.get("seconds") or 0 for r in hist), 3)
-    params = m.get("params")
-    return {
-        "run": run.folder.name,
-        "best_val_accuracy": best,
-        "best_epoch": best_epoch,
-        "val_accuracy": hist[-1].get("val_accuracy") if hist else None,
-        "test_accuracy": m.get("test_accuracy"),
-        "test_loss": m.get("test_loss"),
-        "epochs": len(hist),
-        "epochs_planned": run.info.get("epochs_planned", run.config.get("training.epochs")),
-        "train_seconds": seconds,
-        "params": params if params is not None else _read_params(run.folder),
-        "status": run.status,
-    }
-
-
-def _sweep_runs(folder: Path, warn) -> list[Path]:
-    try:
-        sweep = json.loads((folder / "sweep.json").read_text())
-    except (OSError, ValueError):
-        warn(f"skipping {folder}: sweep.json is unreadable")
-        return []
-    out = []
-    for point in sweep.get("points", []):
-        if point.get("run"):
-            p = folder / point["run"]
-            if (p / "run.json").is_file():
-                out.append(p)
-            else:
-                warn(f"{folder}: run {point['run']} of point {point.get('label', '?')} is missing")
-    return out
-
-
-def expand(paths, warn) -> list[Path]:
-    """Run folders named by the arguments. A sweep folder gives its runs, any other folder of
-    run folders (a cv folder, a runs folder) gives its children; anything else is skipped."""
-    out, seen = [], set()
-    for arg in paths:
-        p = Path(arg)
-        if not p.exists():
-            raise UsageError(f"not found: {p} (give run folders such as runs/<id>, or a sweep or cv folder)")
-        if p.is_dir() and (p / "run.json").is_file():
-            found = [p]
-        elif p.is_dir() and (p / "sweep.json").is_file():
-            found = _sweep_runs(p, warn)
-        elif p.is_dir():
-            found = sorted(c for c in p.iterdir() if (c / "run.json").is_file())
-            if not found:
-                warn(f"skipping {p}: not a run folder")
-        else:
-            warn(f"skipping {p}: not a run folder")
-            found = []
-        for f in found:
-            key = f.resolve()
-            if key not in seen:
-                seen.add(key)
-                out.append(f)
-    return out
-
-
-def load_runs(paths, warn=None) -> list[Run]:
-    warn = warn or (lambda msg: click.echo(f"hdr: warning: {msg}", err=True))
-    runs = []
-    for folder in expand(paths, warn):
-        run = load_run(folder)
-        if isinstance(run, str):
-            warn(f"skipping {folder}: {run}")
-        else:
-            runs.append(run)
-    return runs
-
-
-# ------------------------------------------------------------------------------ analysis
-
-def _key(value):
+def _key(value) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
@@ -216,365 +103,305 @@ def fmt_value(v) -> str:
         return "null"
     if isinstance(v, bool):
         return "true" if v else "false"
-    if isinstance(v, tuple):
+    if isinstance(v, (tuple, list)):
         return "[" + ", ".join(fmt_value(x) for x in v) + "]"
     if isinstance(v, float):
         return f"{v:g}"
     return str(v)
 
 
+def _list_prefix(key: str) -> str | None:
+    """model.conv for model.conv.2.filters: the list a key is an item of, if any."""
+    parts = key.split(".")
+    for i, p in enumerate(parts[1:], start=1):
+        if p.isdigit():
+            return ".".join(parts[:i])
+    return None
+
+
 def differing_keys(configs: list[dict]) -> list[str]:
     """Keys with at least two distinct values among the runs that have them. A key only some
     runs have, always with one value (beta_1 exists for adam, not for sgd), follows from
-    another key that differs, so it is not a column of its own."""
+    another key that differs, so it is not a column of its own; except an item of a list the
+    other runs hold fewer items of (a third conv block), which is a difference in that list."""
     order: dict[str, None] = {}
     for c in configs:
         order.update(dict.fromkeys(c))
-    return [k for k in order if len({_key(c[k]) for c in configs if k in c}) > 1]
+    lists = [{p for p in map(_list_prefix, c) if p} for c in configs]
+    out = []
+    for k in order:
+        prefix = _list_prefix(k)
+        if (len({_key(c[k]) for c in configs if k in c}) > 1
+                or prefix and any(k not in c and prefix in held for c, held in zip(configs, lists))):
+            out.append(k)
+    return out
 
 
-def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
-    if not values:
-        return None, None
-    mean = sum(values) / len(values)
-    if len(values) < 2:
-        return mean, None
-    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))  # sample std
+def _sweep_keys(info: dict) -> list[str]:
+    """The grid keys of the sweep a run came from, as its run.json says: `sweep_keys` (a list
+    or a comma list) if recorded, else read off its point's label (KEY=VALUE,KEY=VALUE)."""
+    given = info.get("sweep_keys")
+    if isinstance(given, list):
+        return [str(k) for k in given]
+    if isinstance(given, str):
+        return [k.strip() for k in given.split(",") if k.strip()]
+    from hdr.sweep import split_values
+
+    return [item.partition("=")[0].strip() for item in split_values(str(info.get("sweep_point") or ""))
+            if "=" in item]
 
 
-def within_noise(a: dict, b: dict, metric: str) -> bool | None:
-    """Welch's t-test at the 5% level on a metric's seed means: True when the gap is smaller
-    than t * sqrt(s1²/n1 + s2²/n2), i.e. could be seed luck. None when a group has one seed."""
-    n1, n2 = a.get(f"{metric}_n", 0), b.get(f"{metric}_n", 0)
-    if n1 < 2 or n2 < 2:
-        return None
-    m1, m2, s1, s2 = a[metric], b[metric], a[f"{metric}_std"], b[f"{metric}_std"]
-    v1, v2 = s1 * s1 / n1, s2 * s2 / n2
-    if v1 + v2 == 0:
-        return m1 == m2
-    df = (v1 + v2) ** 2 / (v1 * v1 / (n1 - 1) + v2 * v2 / (n2 - 1))  # Welch-Satterthwaite
-    return abs(m1 - m2) < t975(df) * math.sqrt(v1 + v2)
-
-
-def _swept_keys(runs: list[Run]) -> set[str] | None:
-    """The grid keys of the sweeps the runs came from, when all of them came from sweeps."""
+def swept_keys(runs) -> set[str] | None:
+    """The keys varied on purpose when every run came from a sweep that recorded its point;
+    None otherwise."""
     keys: set[str] = set()
-    cache: dict[Path, dict | None] = {}
-    for run in runs:
-        sid = run.info.get("sweep_id")
-        if not sid:
+    for r in runs:
+        if not r.info.get("sweep_id") or not (r.info.get("sweep_keys") or r.info.get("sweep_point")):
             return None
-        path = run.folder.parent / "sweeps" / sid / "sweep.json"
-        if path not in cache:
-            try:
-                cache[path] = json.loads(path.read_text())
-            except (OSError, ValueError):
-                cache[path] = None
-        if cache[path] is None:
-            return None
-        keys |= set(cache[path].get("grid", {}))
-        if len(cache[path].get("seeds", [])) > 1:
-            keys.add(SEED_KEY)
+        keys |= set(_sweep_keys(r.info))
     return keys
 
 
-MAX_LABEL = 60  # characters: longer legend entries push the curves out of the picture
+# ------------------------------------------------------------------------------ the result
+
+@dataclass(frozen=True, eq=False)
+class Row:
+    """One run as the comparison shows it."""
+    run: Run
+    label: str                    # the differing keys and values, or the folder name
+    delta: float | None = None    # gap in best validation accuracy to the best run (ungrouped only)
+    best: bool = False
 
 
-class Comparison:
-    """Rows, optional seed groups and notes for a set of runs."""
+@dataclass(frozen=True, eq=False)
+class Group:
+    """Runs of one setting: the same config apart from the seed."""
+    label: str
+    values: dict                  # group key -> value
+    runs: tuple
+    seeds: int                    # distinct seeds among the runs
+    stats: dict                   # metric -> Stat over distinct seeds
+    params: int | None
+    status: str                   # "2 completed, 1 failed"
+    delta: float | None = None    # gap in mean best validation accuracy to the best setting
+    noise: bool | None = None     # the gap is within seed noise (Welch); None: cannot tell
+    best: bool = False
 
-    def __init__(self, runs: list[Run], sort_key: str | None = None):
-        if not runs:
-            raise UsageError("no run folders to compare (give run folders such as runs/<id>, or a sweep folder)")
-        self.runs = runs
-        self.keys = differing_keys([r.config for r in runs])
-        for r in runs:
-            r.row["label"] = self.label(r)
-        self.group_keys = [k for k in self.keys if k != SEED_KEY]
-        self.groups = self._group() if SEED_KEY in self.keys else None
-        self.sort_keys = ["run", *METRIC_KEYS, *self.keys]
-        if sort_key is not None:
-            self.sort(sort_key)
-        self.notes = self._fairness() + self._incomplete()
 
-    def label(self, run: Run, keys=None) -> str:
-        """The differing keys and their values; the run's folder name (time and config name) when
-        that is empty or too long to read, as for runs of unrelated configs."""
-        keys = self.keys if keys is None else keys
-        text = ", ".join(f"{k}={fmt_value(run.config[k])}" for k in keys if k in run.config)
-        return text if text and len(text) <= MAX_LABEL else run.folder.name
+@dataclass(frozen=True, eq=False)
+class Result:
+    rows: tuple                   # Row per run, in display order
+    keys: tuple                   # config keys that differ between runs
+    group_keys: tuple             # keys minus the seed
+    groups: tuple | None          # Group per setting, when some setting ran more than once
+    notes: tuple                  # fairness, incomplete runs, repeated seeds, ranking caveats
+    sort_keys: tuple              # what --sort accepts
+    ranked_by: str = RANK_METRIC
 
-    # --- seed groups -----------------------------------------------------------------------
-    def _group(self) -> list[dict] | None:
-        buckets: dict[str, list[Run]] = {}
-        for r in self.runs:
-            buckets.setdefault(_key([r.config.get(k) for k in self.group_keys]), []).append(r)
-        if all(len(b) < 2 for b in buckets.values()):
-            return None  # every setting ran once: seeds differ, but nothing repeats
-        groups = []
-        for members in buckets.values():
-            label = ", ".join(f"{k}={fmt_value(members[0].config[k])}" for k in self.group_keys
-                              if k in members[0].config)
-            g = {"label": label or "all runs", "runs": members,
-                 "seeds": len(members)}
-            for k in self.group_keys:
-                g[k] = members[0].config.get(k)
-            for metric in ("best_val_accuracy", "val_accuracy", "test_accuracy", "test_loss",
-                           "train_seconds", "epochs", "best_epoch"):
-                values = [m.row[metric] for m in members if m.row[metric] is not None]
-                g[metric], g[f"{metric}_std"] = _mean_std(values)
-                g[f"{metric}_n"] = len(values)
-            params = {m.row["params"] for m in members if m.row["params"] is not None}
-            g["params"] = params.pop() if len(params) == 1 else None
-            counts: dict[str, int] = {}
-            for m in members:
-                counts[m.status] = counts.get(m.status, 0) + 1
-            g["status"] = ", ".join(f"{n} {s}" for s, n in counts.items())
-            groups.append(g)
-        self._noise(groups)
+    @property
+    def grouped(self) -> bool:
+        return self.groups is not None and len(self.groups) > 1
+
+
+def analyse(runs, sort_key: str | None = None) -> Result:
+    """The comparison of runs: differing keys, labels, seed groups with Welch's noise test,
+    ranking by best-epoch validation accuracy, sorting and notes. Pure: reads no file and
+    changes none of its inputs."""
+    runs = list(runs)
+    if not runs:
+        raise UsageError("no run folders to compare (give run folders such as runs/<id>, or a sweep folder)")
+    keys = differing_keys([r.config for r in runs])
+    group_keys = [k for k in keys if k != SEED_KEY]
+    rows = [Row(r, _label(r, keys)) for r in runs]
+    groups = _groups(runs, group_keys)
+    if groups is not None:
+        groups = _rank_groups(groups)
+    else:
+        rows = _rank_rows(rows)
+    sort_keys = ("run", *METRIC_KEYS, *keys)
+    if sort_key is not None:
+        if sort_key not in sort_keys:
+            raise UsageError(f"--sort {sort_key}: unknown column; allowed: {', '.join(sort_keys)}")
+        rows = sorted(rows, key=lambda row: _order(_run_value(row.run, sort_key, keys), sort_key))
+        if groups and sort_key not in ("run", SEED_KEY):
+            groups = sorted(groups, key=lambda g: _order(_group_value(g, sort_key), sort_key))
+    notes = (_ranking_notes(runs) + _repeat_notes(groups) + _fairness(runs, keys)
+             + _incomplete(runs))
+    return Result(tuple(rows), tuple(keys), tuple(group_keys), tuple(groups) if groups else None,
+                  tuple(notes), sort_keys)
+
+
+def _label(run: Run, keys) -> str:
+    """The differing keys and their values; the run's folder name (time and config name) when
+    that is empty or too long to read, as for runs of unrelated configs."""
+    text = ", ".join(f"{k}={fmt_value(run.config[k])}" for k in keys if k in run.config)
+    return text if text and len(text) <= MAX_LABEL else run.id
+
+
+def _groups(runs, group_keys) -> list[Group] | None:
+    buckets: dict[str, list[Run]] = {}
+    for r in runs:
+        buckets.setdefault(_key([r.config.get(k) for k in group_keys]), []).append(r)
+    if all(len(b) < 2 for b in buckets.values()):
+        return None  # every setting ran once: nothing repeats
+    groups = []
+    for members in buckets.values():
+        first = members[0]
+        label = ", ".join(f"{k}={fmt_value(first.config[k])}" for k in group_keys if k in first.config)
+        seeds = {r.seed if r.seed is not None else id(r) for r in members}
+        stats = {m: seed_stat((r.seed, r.summary[m]) for r in members) for m in GROUP_METRICS}
+        params = {r.params for r in members if r.params is not None}
+        counts: dict[str, int] = {}
+        for r in members:
+            counts[r.status] = counts.get(r.status, 0) + 1
+        groups.append(Group(label or "all runs", {k: first.config.get(k) for k in group_keys}, tuple(members),
+                            len(seeds), stats, params.pop() if len(params) == 1 else None,
+                            ", ".join(f"{n} {s}" for s, n in counts.items())))
+    return groups
+
+
+def _rank_groups(groups: list[Group]) -> list[Group]:
+    """Each group's gap to the best setting by mean best validation accuracy, and whether it is
+    within seed noise."""
+    scored = [g for g in groups if g.stats[RANK_METRIC].mean is not None]
+    if not scored:
         return groups
-
-    def _noise(self, groups: list[dict]) -> None:
-        """Mark each group's gap to the best group, and whether it is within seed noise."""
-        # Test accuracy is what the runs report; failed settings without it simply get no gap.
-        metric = "test_accuracy" if any(g["test_accuracy"] is not None for g in groups) else "best_val_accuracy"
-        self.noise_metric = metric
-        scored = [g for g in groups if g[metric] is not None]
-        self.best_group = max(scored, key=lambda g: g[metric]) if scored else None
-        for g in groups:
-            g["delta"], g["noise"] = None, None
-            if self.best_group is None or g[metric] is None:
-                continue
-            g["delta"] = g[metric] - self.best_group[metric]
-            g["noise"] = None if g is self.best_group else within_noise(g, self.best_group, metric)
-
-    # --- sorting ---------------------------------------------------------------------------
-    def sort(self, key: str) -> None:
-        if key not in self.sort_keys:
-            raise UsageError(f"--sort {key}: unknown column; allowed: {', '.join(self.sort_keys)}")
-        desc = key in DESCENDING
-
-        def order(item):
-            if isinstance(item, Run):
-                v = item.config.get(key) if key in self.keys else item.row.get(key)
-            else:
-                v = item.get(key)
-            if v is None:
-                return (2, 0, "")  # missing values last, either direction
-            if isinstance(v, (int, float)) and not isinstance(v, bool):
-                return (0, -v if desc else v, "")
-            return (1, 0, fmt_value(v))
-
-        self.runs.sort(key=order)
-        if self.groups and key not in ("run", SEED_KEY):
-            self.groups.sort(key=order)
-
-    # --- notes -----------------------------------------------------------------------------
-    def _fairness(self) -> list[str]:
-        """What differs beyond the keys being compared: environment, data, and confounders."""
-        compared = _swept_keys(self.runs)
-        if compared is None:
-            varied = [k for k in self.keys if k != SEED_KEY]
-            # One differing key is the subject of the comparison; with several, the
-            # confounders among them are flagged.
-            compared = set(varied) if len(varied) == 1 else set(varied) - set(CONFOUNDING_KEYS)
-        found = []
-        for k in CONFOUNDING_KEYS:
-            if k in self.keys and k not in compared:
-                found.append(f"{k} ({self._values(lambda r: r.config.get(k))})")
-        env = [("keras", "keras"), ("backend", "backend"), ("tensorflow", "tensorflow"),
-               ("jax", "jax"), ("torch", "torch"), ("device", "device")]
-        for name, field_ in env:
-            vals = {(r.info.get("runtime") or {}).get(field_) for r in self.runs} - {None}
-            if len(vals) > 1:
-                found.append(f"{name} ({', '.join(sorted(map(str, vals)))})")
-        by_dataset: dict[str, set] = {}
-        for r in self.runs:
-            if r.info.get("data_checksums"):
-                by_dataset.setdefault(str(r.config.get("dataset.name")), set()).add(_key(r.info["data_checksums"]))
-        for name, sums in sorted(by_dataset.items()):
-            if len(sums) > 1:
-                found.append(f"{name} dataset checksum ({len(sums)} different files)")
-        done = [r for r in self.runs if r.status == "completed"]
-        if "training.epochs" not in self.keys and len({r.row["epochs"] for r in done}) > 1:
-            found.append(f"epochs run ({self._values(lambda r: r.row['epochs'], done)})")
-        if not found:
-            return []
-        return ["fairness: the runs also differ in " + "; ".join(found)
-                + " - differences in results may come from these, not from the compared keys"]
-
-    def _values(self, get, runs=None) -> str:
-        seen: dict[str, None] = {}
-        for r in runs if runs is not None else self.runs:
-            seen[fmt_value(get(r))] = None
-        return ", ".join(seen)
-
-    def _incomplete(self) -> list[str]:
-        bad = [r for r in self.runs if r.status != "completed"]
-        if not bad:
-            return []
-        parts = []
-        for r in bad:
-            reason = str(r.info.get("reason") or "").strip().split("\n")[0]
-            reason = reason if len(reason) <= 100 else reason[:97] + "..."
-            parts.append(f"{r.folder.name} ({r.status}{': ' + reason if reason else ''}, "
-                         f"{r.row['epochs']}/{r.row['epochs_planned']} epochs)")
-        more = f"; and {len(parts) - 5} more" if len(parts) > 5 else ""
-        return [f"not completed, numbers partial: {'; '.join(parts[:5])}{more}"]
-
-    def noise_lines(self) -> list[str]:
-        if not self.groups or self.best_group is None:
-            return []
-        if len(self.groups) == 1:  # one setting repeated: its spread is the whole story
-            g = self.groups[0]
-            return [f"{g['seeds']} seeds of one setting: test accuracy {_pm(g, 'test_accuracy')} %, "
-                    f"best validation accuracy {_pm(g, 'best_val_accuracy')} % (mean ± sample std)"]
-        metric = self.noise_metric.replace("_", " ")
-        lines = [f"seeds: {len(self.groups)} settings, mean ± std over seeds (sample std). "
-                 f"'vs best' is the gap in mean {metric} to the best setting, in percentage points; "
-                 "'~noise' marks a gap within seed noise: smaller than Welch's 95% threshold "
-                 "t·sqrt(s1²/n1 + s2²/n2), so more seeds are needed to tell the settings apart."]
-        tied = [g["label"] for g in self.groups if g["noise"]]
-        if tied:
-            lines.append(f"within seed noise of the best ({self.best_group['label']}): " + "; ".join(tied))
-        if any(g["noise"] is None and g is not self.best_group and g["delta"] is not None for g in self.groups):
-            lines.append("settings with a single seed have no noise estimate; run with --seeds 3 or more")
-        return lines
-
-    # --- rendering -------------------------------------------------------------------------
-    def run_table(self, fmt: str = "simple") -> str:
-        headers = ["run", *self.keys, "best val %", "@epoch", "final val %", "test acc %", "test loss",
-                   "epochs", "train s", "params", "status"]
-        rows = []
-        for r in self.runs:
-            x = r.row
-            rows.append([x["run"], *[fmt_value(r.config[k]) if k in r.config else None for k in self.keys],
-                         _pct(x["best_val_accuracy"]), x["best_epoch"], _pct(x["val_accuracy"]),
-                         _pct(x["test_accuracy"]), _num(x["test_loss"], 4),
-                         f"{x['epochs']}/{x['epochs_planned'] if x['epochs_planned'] is not None else '?'}",
-                         _num(x["train_seconds"], 1), x["params"], x["status"]])
-        return _tabulate(rows, headers, fmt, 1 + len(self.keys))
-
-    def group_table(self, fmt: str = "simple") -> str:
-        headers = [*self.group_keys, "seeds", "test acc %", "best val %", "vs best", "test loss",
-                   "epochs", "train s", "params", "status"]
-        rows = []
-        for g in self.groups:
-            vs = None
-            if g is self.best_group:
-                vs = "best"
-            elif g["delta"] is not None:
-                vs = f"{100 * g['delta']:+.2f}" + (" ~noise" if g["noise"] else "")
-            rows.append([*[fmt_value(g[k]) for k in self.group_keys], g["seeds"],
-                         _pm(g, "test_accuracy"), _pm(g, "best_val_accuracy"), vs,
-                         _num(g["test_loss"], 4), _epochs(g), _num(g["train_seconds"], 1),
-                         g["params"], g["status"]])
-        return _tabulate(rows, headers, fmt, len(self.group_keys))
-
-    def text(self, fmt: str = "simple") -> str:
-        multi = self.groups is not None and len(self.groups) > 1
-        parts = [self.group_table(fmt) if multi else self.run_table(fmt)]
-        notes = self.noise_lines() + self.notes
-        if notes:
-            parts.append("\n".join(notes))
-        return "\n\n".join(parts)
-
-    def markdown(self) -> str:
-        parts = []
-        if self.groups and len(self.groups) > 1:
-            parts += ["## Settings (mean ± std over seeds)", self.group_table("github")]
-        parts += ["## Runs", self.run_table("github")]
-        notes = self.noise_lines() + self.notes
-        if notes:
-            parts += ["## Notes", "\n".join(f"- {n}" for n in notes)]
-        return "\n\n".join(parts) + "\n"
-
-    def csv_text(self) -> str:
-        fields = ["run", "folder", "label", *self.keys, "status", "best_val_accuracy", "best_epoch",
-                  "val_accuracy", "test_accuracy", "test_loss", "epochs", "epochs_planned",
-                  "train_seconds", "params"]
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
-        w.writeheader()
-        for r in self.runs:
-            row = dict(r.row, folder=str(r.folder))
-            row.update({k: fmt_value(r.config[k]) for k in self.keys if k in r.config})
-            w.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in fields})
-        return buf.getvalue()
-
-    def write(self, out: Path) -> list[Path]:
-        """compare.csv, compare.md and the overlaid validation curves, into out."""
-        out = Path(out)
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise UsageError(f"cannot create output folder {out}: {e.strerror}; choose another --out") from None
-        written = [out / "compare.csv", out / "compare.md"]
-        atomic_write(written[0], self.csv_text())
-        atomic_write(written[1], self.markdown())
-        for metric in ("val_accuracy", "val_loss"):
-            path = out / f"{metric}.png"
-            if self._plot(metric, path):
-                written.append(path)
-        return written
-
-    def _plot(self, metric: str, path: Path) -> bool:
-        """One line per run, or per setting (mean with a ±std band) when seeds are grouped."""
-        lines = []  # (label, epochs, values, std or None)
-        if self.groups:
-            for g in self.groups:
-                per_epoch: dict[int, list[float]] = {}
-                for r in g["runs"]:
-                    for row in r.history:
-                        if row.get(metric) is not None:
-                            per_epoch.setdefault(row["epoch"], []).append(row[metric])
-                if per_epoch:
-                    epochs = sorted(per_epoch)
-                    stats = [_mean_std(per_epoch[e]) for e in epochs]
-                    lines.append((f"{g['label']} ({g['seeds']} seeds)", epochs, [m for m, _ in stats],
-                                  [s or 0.0 for _, s in stats]))
+    best = max(scored, key=lambda g: g.stats[RANK_METRIC].mean)
+    top = best.stats[RANK_METRIC]
+    out = []
+    for g in groups:
+        s = g.stats[RANK_METRIC]
+        if s.mean is None:
+            out.append(g)
+        elif g is best:
+            out.append(replace(g, delta=0.0, best=True))
         else:
-            for r in self.runs:
-                pts = [(row["epoch"], row[metric]) for row in r.history if row.get(metric) is not None]
-                if pts:
-                    label = r.row["label"] + ("" if r.status == "completed" else f" [{r.status}]")
-                    lines.append((label, [e for e, _ in pts], [v for _, v in pts], None))
-        missing = len(self.groups or self.runs) - len(lines)
-        if not lines:
-            click.echo(f"hdr: note: no run has {metric} (no validation data); {path.name} not written", err=True)
-            return False
-        from hdr.plots import _pyplot, save_figure
+            out.append(replace(g, delta=s.mean - top.mean, noise=within_noise(s, top)))
+    return out
 
-        plt = _pyplot()
-        fig, ax = plt.subplots(figsize=(8, 4.5))
-        cmap = plt.get_cmap("tab10" if len(lines) <= 10 else "tab20")
-        for i, (label, epochs, values, std) in enumerate(lines):
-            color = cmap(i % cmap.N)
-            style = "-" if i < cmap.N else "--"
-            ax.plot(epochs, values, style, marker="o", ms=3, color=color, label=label)
-            if std is not None and any(std):
-                lo = [v - s for v, s in zip(values, std)]
-                hi = [v + s for v, s in zip(values, std)]
-                ax.fill_between(epochs, lo, hi, color=color, alpha=0.15, linewidth=0)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(metric.replace("_", " "))
-        all_epochs = sorted({e for _, es, _, _ in lines for e in es})
-        if len(all_epochs) <= 20:
-            ax.set_xticks(all_epochs)
-        ax.grid(alpha=0.3)
-        title = f"{metric.replace('_', ' ')} per epoch"
-        if self.groups:
-            title += ", mean ± std over seeds"
-        if missing:
-            title += f" ({missing} with no {metric.replace('_', ' ')} values not shown)"
-        if len(lines) <= 30:
-            ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
-        else:
-            title += f" ({len(lines)} runs; too many for a legend, see compare.csv)"
-        ax.set_title(title)
-        save_figure(fig, path)
-        return True
+
+def _rank_rows(rows: list[Row]) -> list[Row]:
+    scored = [r for r in rows if r.run.summary[RANK_METRIC] is not None]
+    if len(scored) < 2:
+        return rows
+    best = max(scored, key=lambda r: r.run.summary[RANK_METRIC])
+    top = best.run.summary[RANK_METRIC]
+    return [r if r.run.summary[RANK_METRIC] is None
+            else replace(r, delta=r.run.summary[RANK_METRIC] - top, best=r is best) for r in rows]
+
+
+def _run_value(run: Run, key: str, keys):
+    return run.config.get(key) if key in keys else run.summary.get(key)
+
+
+def _group_value(g: Group, key: str):
+    if key in g.values:
+        return g.values[key]
+    if key in g.stats:
+        return g.stats[key].mean
+    return {"params": g.params, "status": g.status}.get(key)
+
+
+def _order(v, key: str):
+    if v is None:
+        return (2, 0, "")  # missing values last, either direction
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return (0, -v if key in DESCENDING else v, "")
+    return (1, 0, fmt_value(v))
+
+
+# --- notes ---------------------------------------------------------------------------------
+
+def _ranking_notes(runs) -> list[str]:
+    if len(runs) > 1 and all(r.summary[RANK_METRIC] is None for r in runs):
+        return ["not ranked: no run has validation accuracy, and test accuracy is not used to choose "
+                "between runs (set dataset.validation_split)"]
+    return []
+
+
+def _repeat_notes(groups) -> list[str]:
+    repeated = [f"{g.label} ({len(g.runs)} runs, {g.seeds} distinct seed{'s' if g.seeds != 1 else ''})"
+                for g in groups or () if len(g.runs) > g.seeds]
+    if not repeated:
+        return []
+    return ["repeated seeds: runs with the same config and seed are one sample, averaged before the "
+            "mean, std and noise test: " + "; ".join(repeated)]
+
+
+def _values(get, runs) -> str:
+    return ", ".join(dict.fromkeys(fmt_value(get(r)) for r in runs))
+
+
+def _fairness(runs, keys) -> list[str]:
+    """What differs beyond the keys being compared: environment, data, and confounders."""
+    compared = swept_keys(runs)
+    if compared is None:
+        varied = [k for k in keys if k != SEED_KEY]
+        # One differing key is the subject of the comparison; with several, the confounders
+        # among them are flagged.
+        compared = set(varied) if len(varied) == 1 else set(varied) - set(CONFOUNDING_KEYS)
+    found = [f"{k} ({_values(lambda r: r.config.get(k), runs)})"
+             for k in CONFOUNDING_KEYS if k in keys and k not in compared]
+    for name in ("keras", "backend", "tensorflow", "jax", "torch", "device"):
+        vals = {(r.info.get("runtime") or {}).get(name) for r in runs} - {None}
+        if len(vals) > 1:
+            found.append(f"{name} ({', '.join(sorted(map(str, vals)))})")
+    by_dataset: dict[str, set] = {}
+    for r in runs:
+        if r.info.get("data_checksums"):
+            by_dataset.setdefault(str(r.config.get("dataset.name")), set()).add(_key(r.info["data_checksums"]))
+    found += [f"{name} dataset checksum ({len(sums)} different files)"
+              for name, sums in sorted(by_dataset.items()) if len(sums) > 1]
+    done = [r for r in runs if r.status == "completed"]
+    if "training.epochs" not in keys and len({r.summary["epochs"] for r in done}) > 1:
+        found.append(f"epochs run ({_values(lambda r: r.summary['epochs'], done)})")
+    if not found:
+        return []
+    return ["fairness: the runs also differ in " + "; ".join(found)
+            + " - differences in results may come from these, not from the compared keys"]
+
+
+def _incomplete(runs) -> list[str]:
+    bad = [r for r in runs if r.status != "completed"]
+    if not bad:
+        return []
+    parts = []
+    for r in bad:
+        reason = str(r.info.get("reason") or "").strip().split("\n")[0]
+        reason = reason if len(reason) <= 100 else reason[:97] + "..."
+        parts.append(f"{r.id} ({r.status}{': ' + reason if reason else ''}, "
+                     f"{r.summary['epochs']}/{r.summary['epochs_planned']} epochs)")
+    more = f"; and {len(parts) - 5} more" if len(parts) > 5 else ""
+    return [f"not completed, numbers partial: {'; '.join(parts[:5])}{more}"]
+
+
+# ------------------------------------------------------------------------------ views
+
+def _seeds_text(g: Group) -> str:
+    return f"{g.seeds} seed{'s' if g.seeds != 1 else ''}" if len(g.runs) == g.seeds else \
+        f"{len(g.runs)} runs, {g.seeds} distinct seed{'s' if g.seeds != 1 else ''}"
+
+
+def noise_lines(result: Result) -> list[str]:
+    groups = result.groups
+    if not groups:
+        return []
+    if len(groups) == 1:  # one setting repeated: its spread is the whole story
+        g = groups[0]
+        return [f"{_seeds_text(g)} of one setting: test accuracy {_pm(g.stats['test_accuracy'])} %, "
+                f"best validation accuracy {_pm(g.stats['best_val_accuracy'])} % (mean ± sample std)"]
+    lines = [f"seeds: {len(groups)} settings, mean ± std over distinct seeds (sample std). Settings are "
+             "ranked by validation accuracy at each run's best epoch, never by test accuracy (shown beside "
+             "it); 'vs best' is the gap in that mean to the best setting, in percentage points; '~noise' "
+             "marks a gap within seed noise: smaller than Welch's 95% threshold t·sqrt(s1²/n1 + s2²/n2), "
+             "so more seeds are needed to tell the settings apart."]
+    best = next((g for g in groups if g.best), None)
+    tied = [g.label for g in groups if g.noise]
+    if best is not None and tied:
+        lines.append(f"within seed noise of the best ({best.label}): " + "; ".join(tied))
+    if any(g.noise is None and not g.best and g.delta is not None for g in groups):
+        lines.append("settings with a single seed have no noise estimate; run with --seeds 3 or more")
+    return lines
 
 
 def _pct(v) -> str | None:
@@ -585,25 +412,199 @@ def _num(v, digits: int) -> str | None:
     return None if v is None else f"{v:.{digits}f}"
 
 
-def _epochs(g: dict) -> str | None:
-    if g["epochs"] is None:
+def _pm(s: Stat) -> str | None:
+    if s.mean is None:
         return None
-    return str(round(g["epochs"])) if not g["epochs_std"] else f"{g['epochs']:.1f}"  # whole unless they vary
+    return f"{100 * s.mean:.2f} ± {100 * s.std:.2f}" if s.std is not None else f"{100 * s.mean:.2f}"
 
 
-def _pm(g: dict, metric: str) -> str | None:
-    m, s = g[metric], g[f"{metric}_std"]
-    if m is None:
+def _vs(delta, best: bool, noise=None) -> str | None:
+    if best:
+        return "best"
+    if delta is None:
         return None
-    return f"{100 * m:.2f} ± {100 * s:.2f}" if s is not None else f"{100 * m:.2f}"
+    return f"{100 * delta:+.2f}" + (" ~noise" if noise else "")
 
 
-def _tabulate(rows, headers, fmt, n_left: int) -> str:
+def _epochs_cell(s: Stat) -> str | None:
+    if s.mean is None:
+        return None
+    return str(round(s.mean)) if not s.std else f"{s.mean:.1f}"  # whole unless they vary
+
+
+class Column(NamedTuple):
+    header: str
+    cells: list
+    align: str = "right"
+    drop: int | None = None   # order in which columns go to fit the width (lowest first); None: kept
+
+
+def _run_columns(result: Result) -> list[Column]:
+    rows = result.rows
+    s = [r.run.summary for r in rows]
+    ranked = not result.groups and any(r.delta is not None for r in rows)
+    n_keys = len(result.keys)
+    cols = [Column("run", [r.run.id for r in rows], "left")]
+    cols += [Column(k, [fmt_value(r.run.config[k]) if k in r.run.config else None for r in rows], "left",
+                    100 + n_keys - i) for i, k in enumerate(result.keys)]
+    cols += [Column("best val %", [_pct(x["best_val_accuracy"]) for x in s]),
+             Column("@epoch", [x["best_epoch"] for x in s], drop=5)]
+    if ranked:
+        cols.append(Column("vs best", [_vs(r.delta, r.best) for r in rows]))
+    cols += [Column("final val %", [_pct(x["val_accuracy"]) for x in s], drop=4),
+             Column("test acc %", [_pct(x["test_accuracy"]) for x in s]),
+             Column("test loss", [_num(x["test_loss"], 4) for x in s], drop=3),
+             Column("epochs", [f"{x['epochs']}/{x['epochs_planned'] if x['epochs_planned'] is not None else '?'}"
+                               for x in s], drop=6),
+             Column("train s", [_num(x["train_seconds"], 1) for x in s], drop=2),
+             Column("params", [x["params"] for x in s], drop=1),
+             Column("status", [x["status"] for x in s], "left")]
+    return cols
+
+
+def _group_columns(result: Result) -> list[Column]:
+    gs = result.groups
+    n_keys = len(result.group_keys)
+    cols = [Column(k, [fmt_value(g.values[k]) for g in gs], "left", 100 + n_keys - i)
+            for i, k in enumerate(result.group_keys)]
+    return cols + [
+        Column("seeds", [str(g.seeds) if len(g.runs) == g.seeds else f"{g.seeds} ({len(g.runs)} runs)"
+                         for g in gs]),
+        Column("best val %", [_pm(g.stats["best_val_accuracy"]) for g in gs]),
+        Column("vs best", [_vs(g.delta, g.best, g.noise) for g in gs]),
+        Column("test acc %", [_pm(g.stats["test_accuracy"]) for g in gs]),
+        Column("test loss", [_num(g.stats["test_loss"].mean, 4) for g in gs], drop=3),
+        Column("epochs", [_epochs_cell(g.stats["epochs"]) for g in gs], drop=4),
+        Column("train s", [_num(g.stats["train_seconds"].mean, 1) for g in gs], drop=2),
+        Column("params", [g.params for g in gs], drop=1),
+        Column("status", [g.status for g in gs], "left")]
+
+
+def _width(cols: list[Column]) -> int:
+    def w(c):
+        return max([len(x) for x in c.header.split("\n")] + [len("-" if v is None else str(v)) for v in c.cells])
+    return sum(w(c) for c in cols) + 2 * (len(cols) - 1)
+
+
+def _fit(cols: list[Column], width: int) -> tuple[list[Column], list[str]]:
+    """Columns that fit width: parameters and time left out first, then dotted headers broken at
+    their last dot, then the other columns by their `drop` order (the names left out are returned)."""
+    dropped = []
+    for c in sorted((c for c in cols if c.drop is not None), key=lambda c: c.drop):
+        if _width(cols) <= width:
+            break
+        if c.drop > 2 and not any("\n" in x.header for x in cols):
+            cols = [x._replace(header=".\n".join(x.header.rsplit(".", 1))) if "." in x.header else x for x in cols]
+            if _width(cols) <= width:
+                break
+        cols = [x for x in cols if x.header != c.header]
+        dropped.append(c.header)
+    return cols, dropped
+
+
+def _tabulate(cols: list[Column], fmt: str, escape: bool = True) -> str:
     """Cells are pre-formatted strings (so 98.40 keeps its zero); numbers align right."""
     from tabulate import tabulate
 
-    align = ["left"] * n_left + ["right"] * (len(headers) - n_left - 1) + ["left"]  # status last
-    return tabulate(rows, headers=headers, tablefmt=fmt, missingval="-", disable_numparse=True, colalign=align)
+    rows = [[None if v is None else (shown(v) if escape else str(v)) for v in row]
+            for row in zip(*(c.cells for c in cols))]
+    return tabulate(rows, headers=[c.header for c in cols], tablefmt=fmt, missingval="-",
+                    disable_numparse=True, colalign=[c.align for c in cols])
+
+
+def _table(cols: list[Column], wide: bool) -> str:
+    if wide:
+        return _tabulate(cols, "simple")
+    cols, dropped = _fit(cols, WIDTH)
+    table = _tabulate(cols, "simple")
+    if dropped:
+        table += (f"\n(left out to fit {WIDTH} columns: {', '.join(dropped)}; --wide shows all, "
+                  "--json and --out have everything)")
+    return table
+
+
+def text(result: Result, wide: bool = False) -> str:
+    """The terminal view: the settings (when grouped), every run by id, then the notes."""
+    parts = []
+    if result.grouped:
+        parts.append(_table(_group_columns(result), wide))
+    parts.append(_table(_run_columns(result), wide))
+    notes = [shown(n) for n in noise_lines(result) + list(result.notes)]
+    if not wide:
+        notes = [textwrap.fill(n, WIDTH, break_long_words=False, break_on_hyphens=False) for n in notes]
+    if notes:
+        parts.append("\n".join(notes))
+    return "\n\n".join(parts)
+
+
+def markdown(result: Result) -> str:
+    parts = []
+    if result.grouped:
+        parts += ["## Settings (mean ± std over seeds)", _tabulate(_group_columns(result), "github")]
+    parts += ["## Runs", _tabulate(_run_columns(result), "github")]
+    notes = noise_lines(result) + list(result.notes)
+    if notes:
+        parts += ["## Notes", "\n".join(f"- {shown(n)}" for n in notes)]
+    return "\n\n".join(parts) + "\n"
+
+
+def csv_text(result: Result) -> str:
+    fields = ["run", "folder", "label", *result.keys, "status", "best_val_accuracy", "best_epoch",
+              "val_accuracy", "test_accuracy", "test_loss", "epochs", "epochs_planned", "train_seconds", "params"]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for row in result.rows:
+        r = row.run
+        out = dict(r.summary, folder=str(r.folder), label=row.label)
+        out.update({k: fmt_value(r.config[k]) for k in result.keys if k in r.config})
+        w.writerow({k: ("" if out.get(k) is None else out.get(k)) for k in fields})
+    return buf.getvalue()
+
+
+def to_dict(result: Result) -> dict:
+    """The result as plain data, for --json and compare.json."""
+    def stats(g):
+        return {m: s._asdict() for m, s in g.stats.items()}
+
+    return {
+        "ranked_by": result.ranked_by,
+        "keys": list(result.keys),
+        "runs": [{**r.run.summary, "folder": str(r.run.folder), "label": r.label, "seed": r.run.seed,
+                  "config": {k: r.run.config[k] for k in result.keys if k in r.run.config},
+                  "vs_best": r.delta, "best": r.best} for r in result.rows],
+        "groups": None if result.groups is None else [
+            {"label": g.label, "config": g.values, "runs": [r.id for r in g.runs], "n_runs": len(g.runs),
+             "distinct_seeds": g.seeds, "stats": stats(g), "params": g.params, "status": g.status,
+             "vs_best": g.delta, "within_noise": g.noise, "best": g.best} for g in result.groups],
+        "notes": noise_lines(result) + list(result.notes),
+    }
+
+
+def json_text(result: Result) -> str:
+    return json.dumps(to_dict(result), indent=2, default=list)
+
+
+def write(result: Result, out: Path, warn=None) -> list[Path]:
+    """compare.csv, compare.md, compare.json and the overlaid validation curves, into out."""
+    from hdr.plots import comparison_curves
+
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"cannot create output folder {out}: {e.strerror}; choose another --out") from None
+    written = [out / "compare.csv", out / "compare.md", out / "compare.json"]
+    atomic_write(written[0], csv_text(result))
+    atomic_write(written[1], markdown(result))
+    atomic_write(written[2], json_text(result) + "\n")
+    for metric in ("val_accuracy", "val_loss"):
+        path = out / f"{metric}.png"
+        if comparison_curves(result, metric, path):
+            written.append(path)
+        elif warn is not None:
+            warn(f"no run has {metric} (no validation data); {path.name} not written")
+    return written
 
 
 # ------------------------------------------------------------------------------ command
@@ -611,24 +612,31 @@ def _tabulate(rows, headers, fmt, n_left: int) -> str:
 @click.command()
 @click.argument("paths", nargs=-1, metavar="RUN...", type=click.Path(path_type=str))
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
-              help="Also write compare.csv, compare.md and val_accuracy.png / val_loss.png here.")
+              help="Also write compare.csv, compare.md, compare.json and val_accuracy.png / val_loss.png here.")
 @click.option("--sort", "sort_key", metavar="KEY",
-              help="Sort by a column: test_accuracy, best_val_accuracy, val_accuracy (best first), "
+              help="Sort by a column: best_val_accuracy, val_accuracy, test_accuracy (best first), "
                    "test_loss, train_seconds, params, epochs, best_epoch, status, run, or a config key.")
-def command(paths, out, sort_key):
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON, for scripts.")
+@click.option("--wide", is_flag=True, help=f"Show every column; by default the tables fit {WIDTH} columns.")
+def command(paths, out, sort_key, as_json, wide):
     """Compare runs side by side: the config keys that differ, accuracy, loss, time, status.
+
+    Runs and settings are ranked by validation accuracy at their best epoch ('best', 'vs best');
+    test accuracy is shown beside it and never used to choose. Runs that repeat a setting are
+    grouped (mean ± std over distinct seeds), and every run is listed by id below.
 
     RUN is a run folder, a sweep folder (its runs) or a cv folder (its folds); a glob such as
     runs/* is fine, folders that are not runs are skipped with a warning.
 
     \b
       hdr compare runs/*
-      hdr compare runs/sweeps/<id> --sort test_accuracy --out report/
+      hdr compare runs/sweeps/<id> --sort best_val_accuracy --out report/
     """
     if not paths:
         raise UsageError("give the run folders to compare, e.g. hdr compare runs/*")
-    cmp = Comparison(load_runs(paths), sort_key)
-    click.echo(cmp.text())
+    result = analyse(load_runs(paths), sort_key)
+    click.echo(json_text(result) if as_json else text(result, wide=wide))
     if out is not None:
-        for path in cmp.write(out):
-            click.echo(f"wrote {path}", err=True)
+        note = lambda msg: click.echo(f"hdr: note: {msg}", err=True)  # noqa: E731
+        for path in write(result, out, warn=note):
+            click.echo(f"wrote {shown(path)}", err=True)

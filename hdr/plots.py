@@ -1,4 +1,5 @@
-"""Training curves as PNG: train vs validation per epoch, one figure per metric."""
+"""Figures as PNG: training curves of one run (train vs validation per epoch), and the curves of
+compared runs (a view of an hdr.compare.Result)."""
 
 from __future__ import annotations
 
@@ -48,3 +49,60 @@ def training_curves(history: list[dict], folder: Path, name: str = "") -> None:
     suffix = f" ({name})" if name else ""
     curve(history, "accuracy", Path(folder) / "accuracy.png", f"accuracy{suffix}")
     curve(history, "loss", Path(folder) / "loss.png", f"loss{suffix}")
+
+
+def comparison_curves(result, metric: str, path: Path) -> bool:
+    """A metric per epoch for the runs of an hdr.compare.Result: one line per run, or per
+    setting (mean over distinct seeds with a ±std band) when runs are grouped. False, and
+    nothing written, when no run has the metric."""
+    from hdr.compare import seed_stat
+
+    lines = []  # (label, epochs, values, std or None)
+    if result.groups:
+        for g in result.groups:
+            per_epoch: dict[int, list] = {}
+            for r in g.runs:
+                for row in r.history:
+                    if row.get(metric) is not None:
+                        per_epoch.setdefault(row["epoch"], []).append((r.seed, row[metric]))
+            if per_epoch:
+                epochs = sorted(per_epoch)
+                stats = [seed_stat(per_epoch[e]) for e in epochs]
+                seeds = f"{g.seeds} seed{'s' if g.seeds != 1 else ''}"
+                lines.append((f"{g.label} ({seeds})", epochs, [s.mean for s in stats], [s.std or 0.0 for s in stats]))
+    else:
+        for row in result.rows:
+            pts = [(h["epoch"], h[metric]) for h in row.run.history if h.get(metric) is not None]
+            if pts:
+                label = row.label + ("" if row.run.status == "completed" else f" [{row.run.status}]")
+                lines.append((label, [e for e, _ in pts], [v for _, v in pts], None))
+    if not lines:
+        return False
+    missing = len(result.groups or result.rows) - len(lines)
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    cmap = plt.get_cmap("tab10" if len(lines) <= 10 else "tab20")
+    for i, (label, epochs, values, std) in enumerate(lines):
+        color = cmap(i % cmap.N)
+        ax.plot(epochs, values, "-" if i < cmap.N else "--", marker="o", ms=3, color=color, label=label)
+        if std is not None and any(std):
+            ax.fill_between(epochs, [v - s for v, s in zip(values, std)], [v + s for v, s in zip(values, std)],
+                            color=color, alpha=0.15, linewidth=0)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(metric.replace("_", " "))
+    all_epochs = sorted({e for _, es, _, _ in lines for e in es})
+    if len(all_epochs) <= 20:
+        ax.set_xticks(all_epochs)
+    ax.grid(alpha=0.3)
+    title = f"{metric.replace('_', ' ')} per epoch"
+    if result.groups:
+        title += ", mean ± std over seeds"
+    if missing:
+        title += f" ({missing} with no {metric.replace('_', ' ')} values not shown)"
+    if len(lines) <= 30:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    else:
+        title += f" ({len(lines)} runs; too many for a legend, see compare.csv)"
+    ax.set_title(title)
+    save_figure(fig, path)
+    return True

@@ -323,9 +323,9 @@ def report(sweep: Sweep) -> str | None:
     runs = compare.load_runs([sweep.folder], warn=lambda msg: None)
     if not runs:
         return None
-    cmp = compare.Comparison(runs)
-    cmp.write(sweep.folder)
-    return cmp.text()
+    result = compare.analyse(runs)
+    compare.write(result, sweep.folder)
+    return compare.text(result)
 
 
 # ------------------------------------------------------------------------------ command

@@ -190,12 +190,12 @@ def test_single_differing_key_is_the_subject_not_a_confounder(tmp_path):
 
 
 def test_seed_groups_mean_std_and_noise_flag(tmp_path):
-    # adam and rmsprop overlap within seed noise; sgd is clearly worse.
+    # adam and rmsprop overlap within seed noise; sgd is clearly worse (validation and test alike).
     accs = {"adam": (0.980, 0.982, 0.978), "rmsprop": (0.979, 0.983, 0.977), "sgd": (0.950, 0.951, 0.949)}
     for opt, values in accs.items():
         for seed, acc in enumerate(values, start=1):
             make_run(tmp_path, f"{opt}-{seed}", overrides={"optimizer.name": opt, "training.seed": seed},
-                     test_acc=acc)
+                     val_acc=(0.9, acc), test_acc=acc)
     result = run_cli("compare", str(tmp_path), "--sort", "test_accuracy", "--out", str(tmp_path / "out"))
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
@@ -211,19 +211,22 @@ def test_seed_groups_mean_std_and_noise_flag(tmp_path):
 
 
 def test_within_noise_rule():
-    g = lambda m, s, n: {"x": m, "x_std": s, "x_n": n}  # noqa: E731
-    assert compare.within_noise(g(0.98, 0.002, 3), g(0.979, 0.003, 3), "x") is True
-    assert compare.within_noise(g(0.98, 0.001, 3), g(0.95, 0.001, 3), "x") is False
+    g = compare.Stat  # mean, sample std, distinct seeds
+    assert compare.within_noise(g(0.98, 0.002, 3), g(0.979, 0.003, 3)) is True
+    assert compare.within_noise(g(0.98, 0.001, 3), g(0.95, 0.001, 3)) is False
     # Same gap, more seeds: the noise estimate shrinks and the gap becomes real.
-    assert compare.within_noise(g(0.980, 0.002, 3), g(0.976, 0.002, 3), "x") is True
-    assert compare.within_noise(g(0.980, 0.002, 20), g(0.976, 0.002, 20), "x") is False
-    assert compare.within_noise(g(0.98, 0.0, 1), g(0.97, 0.0, 3), "x") is None
+    assert compare.within_noise(g(0.980, 0.002, 3), g(0.976, 0.002, 3)) is True
+    assert compare.within_noise(g(0.980, 0.002, 20), g(0.976, 0.002, 20)) is False
+    assert compare.within_noise(g(0.98, 0.0, 1), g(0.97, 0.0, 3)) is None
 
 
 def test_sweep_and_cv_folders_expand_to_their_runs(tmp_path):
     runs = tmp_path / "runs"
-    make_run(runs, "p1", overrides={"optimizer.name": "adam"}, info={"sweep_id": "S1"})
-    make_run(runs, "p2", overrides={"optimizer.name": "sgd", "training.batch_size": 64}, info={"sweep_id": "S1"})
+    # As hdr sweep records them: the sweep and the point (its grid keys and values) in run.json.
+    make_run(runs, "p1", overrides={"optimizer.name": "adam"},
+             info={"sweep_id": "S1", "sweep_point": "optimizer.name=adam,training.batch_size=128"})
+    make_run(runs, "p2", overrides={"optimizer.name": "sgd", "training.batch_size": 64},
+             info={"sweep_id": "S1", "sweep_point": "optimizer.name=sgd,training.batch_size=64"})
     make_run(runs, "other", overrides={"optimizer.name": "nadam"})
     sweep = runs / "sweeps" / "S1"
     sweep.mkdir(parents=True)
@@ -269,9 +272,9 @@ def test_runs_of_unrelated_configs_are_labelled_by_folder(tmp_path):
         "optimizer.name": "sgd", "optimizer.learning_rate": 0.01, "training.batch_size": 64,
         "model.hidden": [64, 64], "model.dropout": 0.3})
     c = make_run(tmp_path, "20261124-062300-mlp_lr-0001", overrides={"optimizer.learning_rate": 0.01})
-    labels = {r.folder.name: r.row["label"] for r in compare.Comparison([compare.load_run(f) for f in (a, b, c)]).runs}
+    labels = {r.run.id: r.label for r in compare.analyse([compare.load_run(f) for f in (a, b, c)]).rows}
     assert labels[b.name] == b.name                      # seven differing keys: too long
     assert all(len(v) <= compare.MAX_LABEL for v in labels.values())
-    two = compare.Comparison([compare.load_run(a), compare.load_run(c)])
-    assert [r.row["label"] for r in two.runs] == ["dataset.name=usps, optimizer.learning_rate=0.001",
+    two = compare.analyse([compare.load_run(a), compare.load_run(c)])
+    assert [r.label for r in two.rows] == ["dataset.name=usps, optimizer.learning_rate=0.001",
                                                   "dataset.name=mnist, optimizer.learning_rate=0.01"]

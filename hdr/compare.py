@@ -481,23 +481,23 @@ def _group_columns(result: Result) -> list[Column]:
 
 
 def _width(cols: list[Column]) -> int:
-    def w(c):
-        return max([len(x) for x in c.header.split("\n")] + [len("-" if v is None else str(v)) for v in c.cells])
+    def w(c):  # as tabulate lays it out: a header gets two spaces of padding
+        return max([len(x) + 2 for x in c.header.split("\n")] + [len(shown("-" if v is None else v)) for v in c.cells])
     return sum(w(c) for c in cols) + 2 * (len(cols) - 1)
 
 
 def _fit(cols: list[Column], width: int) -> tuple[list[Column], list[str]]:
-    """Columns that fit width: parameters and time left out first, then dotted headers broken at
+    """Columns that fit width: parameters, time and loss left out first, then dotted headers broken at
     their last dot, then the other columns by their `drop` order (the names left out are returned)."""
     dropped = []
     for c in sorted((c for c in cols if c.drop is not None), key=lambda c: c.drop):
         if _width(cols) <= width:
             break
-        if c.drop > 2 and not any("\n" in x.header for x in cols):
+        if c.drop > 3 and not any("\n" in x.header for x in cols):
             cols = [x._replace(header=".\n".join(x.header.rsplit(".", 1))) if "." in x.header else x for x in cols]
             if _width(cols) <= width:
                 break
-        cols = [x for x in cols if x.header != c.header]
+        cols = [x for x in cols if x.header.replace("\n", "") != c.header]
         dropped.append(c.header)
     return cols, dropped
 
@@ -518,8 +518,10 @@ def _table(cols: list[Column], wide: bool) -> str:
     cols, dropped = _fit(cols, WIDTH)
     table = _tabulate(cols, "simple")
     if dropped:
-        table += (f"\n(left out to fit {WIDTH} columns: {', '.join(dropped)}; --wide shows all, "
-                  "--json and --out have everything)")
+        keys = [d for d in dropped if "." in d]
+        names = [d for d in dropped if "." not in d] + (keys if len(keys) <= 3 else [f"{len(keys)} config keys"])
+        table += "\n" + textwrap.fill(f"(left out to fit {WIDTH} columns: {', '.join(names)}; --wide shows all, "
+                                      "--json and --out have everything)", WIDTH, break_on_hyphens=False)
     return table
 
 

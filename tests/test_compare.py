@@ -4,6 +4,7 @@ fairness notes, outputs, and that it never imports TensorFlow."""
 from __future__ import annotations
 
 import copy
+import statistics
 import csv
 import json
 import os
@@ -12,12 +13,14 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 from click.testing import CliRunner
 
 from hdr import compare
 from hdr.cli import cli
 from hdr.rundir import write_history
+from hdr.runs import Run
 
 BASE = {
     "dataset": {"name": "mnist", "validation_split": 0.2},
@@ -278,3 +281,147 @@ def test_runs_of_unrelated_configs_are_labelled_by_folder(tmp_path):
     two = compare.analyse([compare.load_run(a), compare.load_run(c)])
     assert [r.label for r in two.rows] == ["dataset.name=usps, optimizer.learning_rate=0.001",
                                                   "dataset.name=mnist, optimizer.learning_rate=0.01"]
+
+
+# ------------------------------------------------------------------------------ the analysis, in memory
+
+def mem_run(name: str, *, seed: int = 1, val=(0.90, 0.97), test_acc: float | None = 0.96, status="completed",
+            **overrides) -> Run:
+    """A Run built in memory: analyse() needs no file. Overrides use __ for dots."""
+    config = compare.flatten(copy.deepcopy(BASE))
+    config.update({k.replace("__", "."): tuple(v) if isinstance(v, list) else v for k, v in overrides.items()})
+    config["training.seed"] = seed
+    history = tuple({"epoch": i + 1, "val_accuracy": v, "val_loss": 1 - v, "seconds": 1.0} for i, v in enumerate(val))
+    return Run(Path("runs") / name, {"status": status, "epochs_planned": len(val)}, config,
+               {"test_accuracy": test_acc, "test_loss": 0.1}, history, status)
+
+
+def test_analyse_is_pure_and_ranks_by_validation_not_test():
+    # "high-test" has the best test accuracy but the worse validation accuracy: it is not the best.
+    runs = [mem_run("high-test", optimizer__name="sgd", val=(0.90, 0.95), test_acc=0.99),
+            mem_run("high-val", optimizer__name="adam", val=(0.90, 0.97), test_acc=0.95)]
+    fields = ("folder", "info", "config", "metrics", "history", "status")
+    before = [copy.deepcopy({f: getattr(r, f) for f in fields}) for r in runs]
+    result = compare.analyse(runs)
+    assert [{f: getattr(r, f) for f in fields} for r in runs] == before  # nothing written into its inputs
+    best = [row.run.id for row in result.rows if row.best]
+    assert best == ["high-val"] and result.ranked_by == "best_val_accuracy"
+    assert {row.run.id: row.delta for row in result.rows}["high-test"] == pytest.approx(-0.02)
+    # Seed groups likewise: the setting with the best test accuracy but worse validation is not best.
+    runs = [mem_run(f"sgd-{s}", seed=s, optimizer__name="sgd", val=(0.9, 0.950 + s / 1000), test_acc=0.99)
+            for s in (1, 2, 3)]
+    runs += [mem_run(f"adam-{s}", seed=s, optimizer__name="adam", val=(0.9, 0.970 + s / 1000), test_acc=0.95)
+             for s in (1, 2, 3)]
+    groups = compare.analyse(runs).groups
+    assert [g.label for g in groups if g.best] == ["optimizer.name=adam"]
+    assert next(g for g in groups if not g.best).delta == pytest.approx(-0.02)
+
+
+def test_compare_marks_best_by_validation_accuracy(tmp_path):
+    for s in (1, 2):
+        make_run(tmp_path, f"sgd-{s}", overrides={"optimizer.name": "sgd", "training.seed": s},
+                 val_acc=(0.9, 0.95 + s / 1000), test_acc=0.99)
+        make_run(tmp_path, f"adam-{s}", overrides={"optimizer.name": "adam", "training.seed": s},
+                 val_acc=(0.9, 0.97 + s / 1000), test_acc=0.95)
+    result = run_cli("compare", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    rows = {line.split()[0]: line for line in result.output.splitlines() if line.startswith(("adam ", "sgd "))}
+    assert "best" in rows["adam"] and "best" not in rows["sgd"] and "-2.00" in rows["sgd"]
+    assert "validation accuracy at each run's best epoch" in " ".join(result.output.split())
+
+
+def test_repeats_of_one_seed_are_one_sample():
+    # adam ran seed 1 twice (identical config and seed) and seed 2 once: 3 runs, 2 distinct seeds.
+    runs = [mem_run("adam-1a", seed=1, optimizer__name="adam", val=(0.9, 0.970)),
+            mem_run("adam-1b", seed=1, optimizer__name="adam", val=(0.9, 0.972)),
+            mem_run("adam-2", seed=2, optimizer__name="adam", val=(0.9, 0.980)),
+            mem_run("sgd-1", seed=1, optimizer__name="sgd", val=(0.9, 0.950)),
+            mem_run("sgd-2", seed=2, optimizer__name="sgd", val=(0.9, 0.952))]
+    result = compare.analyse(runs)
+    adam = next(g for g in result.groups if g.values["optimizer.name"] == "adam")
+    assert len(adam.runs) == 3 and adam.seeds == 2
+    stat = adam.stats["best_val_accuracy"]
+    assert stat.n == 2  # Welch sees two samples, not three
+    assert stat.mean == pytest.approx((0.971 + 0.980) / 2)  # seed 1's repeats averaged first
+    assert stat.std == pytest.approx(statistics.stdev([0.971, 0.980]))
+    out = compare.text(result)
+    assert "2 (3 runs)" in out
+    assert "3 runs, 2 distinct seeds" in " ".join(out.split())
+    # Two identical runs alone are one setting with one seed, not "2 seeds".
+    one = compare.text(compare.analyse(runs[:2]))
+    assert "2 runs, 1 distinct seed of one setting" in one and "2 seeds" not in one
+
+
+def test_repeated_seed_is_not_counted_as_seeds_in_the_cli(tmp_path):
+    for name, seed in (("a", 1), ("b", 1), ("c", 2)):
+        make_run(tmp_path, name, overrides={"training.seed": seed})
+    result = run_cli("compare", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert "3 runs, 2 distinct seeds of one setting" in result.output and "3 seeds" not in result.output
+
+
+CNN = {**BASE, "model": {"type": "cnn", "initializer": "he_uniform", "activation": "relu",
+                         "conv": [{"filters": 32, "kernel": 3, "pool": 2}, {"filters": 64, "kernel": 3, "pool": 2}],
+                         "dense": [100], "dropout": 0.0}}
+
+
+def test_list_valued_keys_differ_and_groups_keep_run_ids(tmp_path):
+    make_run(tmp_path, "base-s1", config=CNN)
+    make_run(tmp_path, "base-s2", config=CNN, overrides={"training.seed": 2})
+    make_run(tmp_path, "dense-s1", config=CNN, overrides={"model.dense": [256, 64]})
+    make_run(tmp_path, "dense-s2", config=CNN, overrides={"model.dense": [256, 64], "training.seed": 2})
+    three = copy.deepcopy(CNN)
+    three["model"]["conv"] = [{"filters": 16, "kernel": 3, "pool": 2}, {"filters": 64, "kernel": 3, "pool": 2},
+                              {"filters": 64, "kernel": 3, "pool": 0}]
+    make_run(tmp_path, "conv-s1", config=three)
+    make_run(tmp_path, "conv-s2", config=three, overrides={"training.seed": 2})
+    result = run_cli("compare", str(tmp_path), "--wide")
+    assert result.exit_code == 0, result.output
+    tables = result.output.split("\n\n")
+    header = " ".join(tables[0].splitlines()[0].split())
+    assert "model.dense" in header and "model.conv.0.filters" in header
+    assert "model.conv.2.filters" in header  # the third block only one setting has is a difference
+    assert "[256, 64]" in tables[0] and "16" in tables[0]
+    for name in ("base-s1", "base-s2", "dense-s1", "dense-s2", "conv-s1", "conv-s2"):
+        assert name in tables[1]  # every run stays reachable by id under the grouped table
+    # Three settings, not one: the models are not pooled as seeds of one setting.
+    assert len(tables[0].splitlines()) == 2 + 3
+
+
+def test_table_fits_120_columns_unless_wide(tmp_path):
+    long = "20261125-101010-a-config-with-a-long-name-ab12"
+    make_run(tmp_path, long + "1", overrides={"optimizer.learning_rate": 0.01, "training.batch_size": 64,
+                                              "model.hidden": [512, 256, 128], "model.activation": "gelu"})
+    make_run(tmp_path, long + "2", overrides={"optimizer.learning_rate": 0.1, "optimizer.epsilon": 1e-8})
+    result = run_cli("compare", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert max(map(len, result.output.splitlines())) <= 120, result.output
+    assert "--wide" in result.output
+    wide = run_cli("compare", str(tmp_path), "--wide")
+    assert max(map(len, wide.output.splitlines())) > 120
+    assert all(h in wide.output for h in ("params", "train s", "optimizer.epsilon", "model.activation"))
+
+
+def test_compare_json_for_scripts(tmp_path):
+    make_run(tmp_path, "r1", overrides={"model.hidden": [64]}, val_acc=(0.9, 0.95))
+    make_run(tmp_path, "r2", overrides={"model.hidden": [128]}, val_acc=(0.9, 0.97))
+    result = CliRunner().invoke(cli, ["compare", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["ranked_by"] == "best_val_accuracy" and data["keys"] == ["model.hidden"]
+    runs = {r["run"]: r for r in data["runs"]}
+    assert runs["r2"]["best"] and not runs["r1"]["best"] and runs["r1"]["config"] == {"model.hidden": [64]}
+    assert runs["r1"]["best_val_accuracy"] == 0.95 and runs["r1"]["test_accuracy"] == 0.96
+    assert data["groups"] is None
+
+
+def test_damaged_and_escaped_run_folders_in_compare(tmp_path):
+    make_run(tmp_path, "good")
+    make_run(tmp_path, "evil\x1b[2Jname", overrides={"training.seed": 2})
+    bad = make_run(tmp_path, "bad-history")
+    (bad / "history.csv").write_text("abc,def\n1,2\n")
+    result = CliRunner().invoke(cli, ["compare", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.output and "evil\\x1b[2Jname" in result.stdout
+    assert "bad-history" not in result.stdout
+    assert "skipping" in result.stderr and "bad-history" in result.stderr and "history.csv" in result.stderr

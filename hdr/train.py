@@ -140,7 +140,8 @@ class RunCallback(keras.callbacks.Callback):
         self.close_bar()
         if self.trainer.signal_received is not None or self.diverged_at is not None:
             return  # a partial epoch is never recorded
-        self.trainer.commit_epoch(epoch + 1, logs or {}, self.model, time.perf_counter() - self.started)
+        logs = {**(logs or {}), "seconds": time.perf_counter() - self.started}
+        self.trainer.commit_epoch(epoch + 1, logs, self.model)
 
     def close_bar(self):
         if self.bar is not None:
@@ -187,7 +188,7 @@ class Trainer:
             signal.signal(s, h)
 
     # --- per-epoch commit ----------------------------------------------------------------
-    def commit_epoch(self, epoch: int, logs: dict, model, seconds: float) -> None:
+    def commit_epoch(self, epoch: int, logs: dict, model) -> None:
         lr = model.optimizer.learning_rate
         row = {
             "epoch": epoch,
@@ -196,7 +197,7 @@ class Trainer:
             "val_loss": _f(logs.get("val_loss")),
             "val_accuracy": _f(logs.get("val_accuracy")),
             "learning_rate": _f(keras.ops.convert_to_numpy(lr)),
-            "seconds": round(seconds, 3),
+            "seconds": round(logs["seconds"], 3),
         }
         ckpt = self.folder / CKPT_DIR
         ckpt.mkdir(exist_ok=True)

@@ -216,7 +216,7 @@ def analyse(runs, sort_key: str | None = None) -> Result:
     groups = _groups(runs, group_keys)
     if groups is not None:
         groups = _rank_groups(groups)
-    else:
+    elif "fold" not in keys:  # cross-validation folds differ in data, not in setting: not ranked
         rows = _rank_rows(rows)
     sort_keys = ("run", *METRIC_KEYS, *keys)
     if sort_key is not None:
@@ -377,7 +377,7 @@ def _incomplete(runs) -> list[str]:
 
 # ------------------------------------------------------------------------------ views
 
-def _seeds_text(g: Group) -> str:
+def seeds_text(g: Group) -> str:
     return f"{g.seeds} seed{'s' if g.seeds != 1 else ''}" if len(g.runs) == g.seeds else \
         f"{len(g.runs)} runs, {g.seeds} distinct seed{'s' if g.seeds != 1 else ''}"
 
@@ -388,7 +388,7 @@ def noise_lines(result: Result) -> list[str]:
         return []
     if len(groups) == 1:  # one setting repeated: its spread is the whole story
         g = groups[0]
-        return [f"{_seeds_text(g)} of one setting: test accuracy {_pm(g.stats['test_accuracy'])} %, "
+        return [f"{seeds_text(g)} of one setting: test accuracy {_pm(g.stats['test_accuracy'])} %, "
                 f"best validation accuracy {_pm(g.stats['best_val_accuracy'])} % (mean ± sample std)"]
     lines = [f"seeds: {len(groups)} settings, mean ± std over distinct seeds (sample std). Settings are "
              "ranked by validation accuracy at each run's best epoch, never by test accuracy (shown beside "

@@ -55,7 +55,7 @@ def comparison_curves(result, metric: str, path: Path) -> bool:
     """A metric per epoch for the runs of an hdr.compare.Result: one line per run, or per
     setting (mean over distinct seeds with a ±std band) when runs are grouped. False, and
     nothing written, when no run has the metric."""
-    from hdr.compare import seed_stat
+    from hdr.compare import seed_stat, seeds_text
 
     lines = []  # (label, epochs, values, std or None)
     if result.groups:
@@ -68,8 +68,7 @@ def comparison_curves(result, metric: str, path: Path) -> bool:
             if per_epoch:
                 epochs = sorted(per_epoch)
                 stats = [seed_stat(per_epoch[e]) for e in epochs]
-                seeds = f"{g.seeds} seed{'s' if g.seeds != 1 else ''}"
-                lines.append((f"{g.label} ({seeds})", epochs, [s.mean for s in stats], [s.std or 0.0 for s in stats]))
+                lines.append((f"{g.label} ({seeds_text(g)})", epochs, [s.mean for s in stats], [s.std or 0.0 for s in stats]))
     else:
         for row in result.rows:
             pts = [(h["epoch"], h[metric]) for h in row.run.history if h.get(metric) is not None]

@@ -67,6 +67,11 @@ class Stat(NamedTuple):
     n: int              # distinct seeds with a value
 
 
+def sample_of(run: Run):
+    """What makes a run an independent sample: its seed (a run without one is its own)."""
+    return run.seed if run.seed is not None else id(run)
+
+
 def seed_stat(pairs) -> Stat:
     """Mean ± sample std of (seed, value) pairs, one sample per distinct seed: runs repeating a
     seed (same config, same seed) are averaged first, as they are not independent draws."""
@@ -248,8 +253,8 @@ def _groups(runs, group_keys) -> list[Group] | None:
     for members in buckets.values():
         first = members[0]
         label = ", ".join(f"{k}={fmt_value(first.config[k])}" for k in group_keys if k in first.config)
-        seeds = {r.seed if r.seed is not None else id(r) for r in members}
-        stats = {m: seed_stat((r.seed, r.summary[m]) for r in members) for m in GROUP_METRICS}
+        seeds = {sample_of(r) for r in members}
+        stats = {m: seed_stat((sample_of(r), r.summary[m]) for r in members) for m in GROUP_METRICS}
         params = {r.params for r in members if r.params is not None}
         counts: dict[str, int] = {}
         for r in members:

@@ -55,7 +55,7 @@ def comparison_curves(result, metric: str, path: Path) -> bool:
     """A metric per epoch for the runs of an hdr.compare.Result: one line per run, or per
     setting (mean over distinct seeds with a ±std band) when runs are grouped. False, and
     nothing written, when no run has the metric."""
-    from hdr.compare import seed_stat, seeds_text
+    from hdr.compare import sample_of, seed_stat, seeds_text
 
     lines = []  # (label, epochs, values, std or None)
     if result.groups:
@@ -64,7 +64,7 @@ def comparison_curves(result, metric: str, path: Path) -> bool:
             for r in g.runs:
                 for row in r.history:
                     if row.get(metric) is not None:
-                        per_epoch.setdefault(row["epoch"], []).append((r.seed, row[metric]))
+                        per_epoch.setdefault(row["epoch"], []).append((sample_of(r), row[metric]))
             if per_epoch:
                 epochs = sorted(per_epoch)
                 stats = [seed_stat(per_epoch[e]) for e in epochs]

@@ -425,3 +425,22 @@ def test_damaged_and_escaped_run_folders_in_compare(tmp_path):
     assert "\x1b" not in result.output and "evil\\x1b[2Jname" in result.stdout
     assert "bad-history" not in result.stdout
     assert "skipping" in result.stderr and "bad-history" in result.stderr and "history.csv" in result.stderr
+
+
+def test_swept_keys_come_from_run_json_not_sweep_json():
+    """A batch size swept on purpose is no confounder; the runs say so themselves (sweep_keys, or
+    their point's label), with no sweep.json read."""
+    def swept(name, batch, **info):
+        r = mem_run(name, optimizer__name=name, training__batch_size=batch)
+        return Run(r.folder, {**r.info, "sweep_id": "S1", **info}, r.config, r.metrics, r.history, r.status)
+
+    keys = "optimizer.name,training.batch_size"
+    runs = [swept("adam", 128, sweep_keys=keys), swept("sgd", 64, sweep_keys=keys)]
+    assert not any(n.startswith("fairness") for n in compare.analyse(runs).notes)
+    runs = [swept("adam", 128, sweep_point="optimizer.name=adam,training.batch_size=128,model.hidden=[64,64]"),
+            swept("sgd", 64, sweep_point="optimizer.name=sgd,training.batch_size=64,model.hidden=[64,64]")]
+    assert compare.swept_keys(runs) == {"optimizer.name", "training.batch_size", "model.hidden"}
+    assert not any(n.startswith("fairness") for n in compare.analyse(runs).notes)
+    # Only the optimizer was swept: the batch size difference is flagged.
+    runs = [swept("adam", 128, sweep_keys="optimizer.name"), swept("sgd", 64, sweep_keys="optimizer.name")]
+    assert any("training.batch_size (128, 64)" in n for n in compare.analyse(runs).notes)

@@ -12,7 +12,7 @@ bench/results/<name>-<time>.json, a markdown table to the .md beside it and to s
     python bench/run.py data                                              # dataset load, cached or not
 
 `train` reports, per pair: whole-process wall time and CPU time (user + system, which the
-other users of the machine disturb less), seconds per epoch (the first epoch, which includes
+other users of the machine disturb less, and each apart), minor and major page faults, seconds per epoch (the first epoch, which includes
 tracing, apart from the steady state), peak resident memory, and test accuracy of both.
 """
 
@@ -63,7 +63,8 @@ def proc_cpu(pid: int) -> float | None:
 
 
 def timed(cmd: list[str], watch=None, **kw) -> dict:
-    """Run cmd; its wall seconds, CPU seconds, peak RSS (MiB) and stdout. watch(pid), if given,
+    """Run cmd; its wall seconds, CPU seconds (user + system, and apart), minor and major page
+    faults, peak RSS (MiB) and stdout. watch(pid), if given,
     is called every 50 ms while the command runs."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t = time.perf_counter()
@@ -81,7 +82,8 @@ def timed(cmd: list[str], watch=None, **kw) -> dict:
         stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
     if p.returncode != 0:
         sys.exit(f"failed ({p.returncode}): {' '.join(cmd)}\n{stderr[-3000:]}")
-    return {"wall": wall, "cpu": ru.ru_utime + ru.ru_stime, "peak_mib": ru.ru_maxrss / 1024,
+    return {"wall": wall, "cpu": ru.ru_utime + ru.ru_stime, "user": ru.ru_utime, "sys": ru.ru_stime,
+            "minflt": ru.ru_minflt, "majflt": ru.ru_majflt, "peak_mib": ru.ru_maxrss / 1024,
             "stdout": stdout, "load": os.getloadavg()[0]}
 
 
@@ -151,7 +153,8 @@ def show(i: int, name: str, r: dict) -> None:
     def rounded(xs):
         return [None if x is None else round(x, 1) for x in xs]
 
-    print(f"pair {i + 1} {name} wall {r['wall']:6.1f}s cpu {r['cpu']:6.1f}s epochs {rounded(r['epoch_seconds'])} "
+    print(f"pair {i + 1} {name} wall {r['wall']:6.1f}s cpu {r['cpu']:6.1f}s (user {r['user']:.1f} sys {r['sys']:.1f}) "
+          f"faults {r['minflt']:,}/{r['majflt']:,} epochs {rounded(r['epoch_seconds'])} "
           f"epoch cpu {rounded(r['epoch_cpu_seconds'])} acc {r['test_accuracy']:.4f} load {r['load']:.1f}", flush=True)
 
 
@@ -194,6 +197,16 @@ def cmd_train(args) -> None:
          f"{med(p['plain']['wall'] for p in pairs):.1f} s", f"{med(p['hdr']['wall'] for p in pairs):.1f} s"),
         ("whole process, CPU time: hdr / plain", f"{ratio(lambda r: r['cpu']):.2f}x",
          f"{med(p['plain']['cpu'] for p in pairs):.1f} s", f"{med(p['hdr']['cpu'] for p in pairs):.1f} s"),
+        ("whole process, user CPU: hdr / plain", f"{ratio(lambda r: r['user']):.2f}x",
+         f"{med(p['plain']['user'] for p in pairs):.1f} s", f"{med(p['hdr']['user'] for p in pairs):.1f} s"),
+        ("whole process, system CPU: hdr / plain", f"{ratio(lambda r: r['sys']):.2f}x",
+         f"{med(p['plain']['sys'] for p in pairs):.1f} s", f"{med(p['hdr']['sys'] for p in pairs):.1f} s"),
+        ("whole process, minor page faults: hdr / plain", f"{ratio(lambda r: r['minflt']):.2f}x",
+         f"{med(p['plain']['minflt'] for p in pairs):,.0f}", f"{med(p['hdr']['minflt'] for p in pairs):,.0f}"),
+        ("whole process, major page faults", "",
+         f"{med(p['plain']['majflt'] for p in pairs):,.0f}", f"{med(p['hdr']['majflt'] for p in pairs):,.0f}"),
+        ("load average (1 min) at the end of a run", "",
+         f"{med(p['plain']['load'] for p in pairs):.1f}", f"{med(p['hdr']['load'] for p in pairs):.1f}"),
         ("first epoch: speed-up plain / hdr", f"{ratio(lambda r: r['epoch_seconds'][0], True):.2f}x",
          f"{med(p['plain']['epoch_seconds'][0] for p in pairs):.1f} s",
          f"{med(p['hdr']['epoch_seconds'][0] for p in pairs):.1f} s"),

@@ -41,10 +41,10 @@ VARIANTS = {
     "jax": ("KERAS_BACKEND=jax (XLA on CPU)", {"env": {"KERAS_BACKEND": "jax"}}),
     "onednn0": ("TF_ENABLE_ONEDNN_OPTS=0 (Eigen kernels)", {"env": {"TF_ENABLE_ONEDNN_OPTS": "0"}}),
     "best": ("steps_per_execution 16 + inter_op 1", {"spe": 16, "inter": 1}),
-    "spe16_eb": ("steps_per_execution 16, hdr's epoch_batches", {"spe": 16, "epoch_batches": True}),
+    "spe16_eb": ("steps_per_execution 16, hdr's EpochFeed", {"spe": 16, "epoch_batches": True}),
     # Combinations for CPUs with native bf16 (AVX-512 BF16 / AMX).
     "bf16s": ("mixed_bfloat16 + steps_per_execution 16", {"precision": "mixed_bfloat16", "spe": 16}),
-    "bf16s_eb": ("mixed_bfloat16 + spe 16, hdr's epoch_batches", {"precision": "mixed_bfloat16", "spe": 16,
+    "bf16s_eb": ("mixed_bfloat16 + spe 16, hdr's EpochFeed", {"precision": "mixed_bfloat16", "spe": 16,
                                                                    "epoch_batches": True}),
     "bf16s_nodet": ("mixed_bfloat16 + spe 16, no op determinism",
                     {"precision": "mixed_bfloat16", "spe": 16, "determinism": False}),
@@ -99,8 +99,9 @@ def child(settings: dict, samples: int, epochs: int, config_name: str) -> dict:
     fit = dict(verbose=0, callbacks=[T()], validation_data=None if settings.get("no_val") else (xv, yv),
                validation_batch_size=settings.get("eval_batch", 1000))
     if settings.get("epoch_batches"):  # hdr's loop: one fit call over batches it shuffles itself
-        batches = train.epoch_batches(keras, data.Split(x, y), cfg.training.batch_size, 1, 0)
-        losses = model.fit(batches, epochs=epochs, shuffle=False, **fit).history["loss"]
+        feed = train.EpochFeed(data.Split(x, y), cfg.training.batch_size, 1, 0)
+        fit["callbacks"].append(keras.callbacks.LambdaCallback(on_epoch_begin=lambda e, logs: feed.start_epoch(e)))
+        losses = model.fit(feed.data, epochs=epochs, shuffle=False, **fit).history["loss"]
     else:
         losses = model.fit(x, y, epochs=epochs, batch_size=cfg.training.batch_size, shuffle=True,
                            **fit).history["loss"]

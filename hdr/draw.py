@@ -211,7 +211,9 @@ def open_root():
 
 @click.command()
 @click.argument("run", type=click.Path(path_type=str))
-def command(run):
+@click.option("--model", "model_path", type=click.Path(path_type=Path), metavar="PATH",
+              help="An exported .onnx model (hdr export) to guess with instead of the run's own.")
+def command(run, model_path):
     """Draw a digit with the mouse and watch the model of run folder RUN guess it.
 
     The guess, its confidence and all ten class probabilities update each time you lift the
@@ -227,7 +229,7 @@ def command(run):
     root = open_root()
     try:
         root.withdraw()  # no empty window while Keras loads
-        model = predict.load_model(folder)
+        model = predict.load_predictor(folder, model_path)  # RUN/export/model.onnx if there: no TensorFlow
         sketch = Sketch(model, predict.input_size(model))
         sketch.stroke([(CANVAS / 2, CANVAS / 2)])
         sketch.predict()  # compile the predict function now, so the first real stroke answers at once

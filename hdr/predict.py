@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from hdr.errors import UsageError
+from hdr.errors import HdrError, UsageError
 from hdr.rundir import load_model  # noqa: F401  (hdr.predict.load_model: what draw and tests use)
 
 # MNIST strokes (pixels >= 128) are 2.4 px wide at 28x28, 5% to 95% of digits within [1.5, 3.8]
@@ -182,6 +182,57 @@ def preprocess(image, size: tuple[int, int] = (28, 28), style: str | None = None
 
 # ----------------------------------------------------------------------------- model
 
+class OnnxModel:
+    """An exported ONNX model (hdr export) run by ONNX Runtime, with the few attributes of a Keras
+    model that prediction uses. Importing it loads neither TensorFlow nor Keras."""
+
+    def __init__(self, path: str | Path):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as e:
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            raise UsageError(f"{path} is not an ONNX model ONNX Runtime can read ({first})") from None
+        inp, out = self.session.get_inputs()[0], self.session.get_outputs()[0]
+        self.input_name = inp.name
+        self.input_shape = (None, *inp.shape[1:])
+        self.output_shape = (None, out.shape[-1])
+        if len(self.input_shape) != 4 or self.input_shape[-1] != 1 or inp.type != "tensor(uint8)":
+            raise UsageError(f"{path}: expected an hdr export taking uint8 (N, H, W, 1) images, "
+                             f"got {inp.type} {inp.shape}")
+
+    def predict_on_batch(self, x: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input_name: np.ascontiguousarray(x, np.uint8)})[0]
+
+
+ONNX_EXPORT = Path("export") / "model.onnx"  # where hdr export --format onnx writes by default
+
+
+def load_predictor(run, model_path: str | Path | None = None):
+    """What predicts for run folder `run`: the ONNX model at `model_path`, else the run's
+    RUN/export/model.onnx when it exists and ONNX Runtime is installed (no TensorFlow import),
+    else model.keras."""
+    import importlib.util
+
+    from hdr.rundir import open_run
+
+    folder = open_run(run)
+    have_ort = importlib.util.find_spec("onnxruntime") is not None
+    if model_path is not None:
+        model_path = Path(model_path)
+        if not model_path.is_file():
+            raise UsageError(f"--model: {model_path} not found")
+        if not have_ort:
+            raise UsageError("--model needs onnxruntime, not installed; install with: pip install 'hdr[export]'")
+        return OnnxModel(model_path)
+    if have_ort and (folder / ONNX_EXPORT).is_file():
+        return OnnxModel(folder / ONNX_EXPORT)
+    return load_model(folder)
+
+
 def input_size(model) -> tuple[int, int]:
     return tuple(int(d) for d in model.input_shape[1:3])
 
@@ -225,7 +276,7 @@ def open_image(path: str | Path):
     if not p.exists():
         raise UsageError(f"image not found: {p}")
     if p.is_dir():
-        raise UsageError(f"{p} is a folder, not an image; give image files (e.g. {p}/*.png)")
+        raise UsageError(f"{p} is a folder, not an image")
     if p.stat().st_size == 0:
         raise UsageError(f"{p} is empty (0 bytes), not an image")
     try:
@@ -308,29 +359,62 @@ def _line(r: dict) -> str:
     return text
 
 
-def predict_files(run, paths: list[str], top: int = 1, save_dir: Path | None = None) -> list[dict]:
-    """Predict every image in one batch call; nothing is predicted or written unless every
-    image reads. Each image is reduced to its small model input at once, so many large photos
-    never sit in memory together."""
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm", ".pnm"}
+
+
+def expand(paths: list[str]) -> list[str]:
+    """IMAGE arguments -> image files: a folder stands for its image files (by suffix), sorted."""
+    out = []
+    for p in paths:
+        q = Path(p)
+        if q.is_dir():
+            files = sorted(str(f) for f in q.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and not f.is_dir())
+            if not files:
+                raise UsageError(f"{q} holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            out.extend(files)
+        else:
+            out.append(p)
+    return out
+
+
+def predict_files(run, paths: list[str], top: int = 1, save_dir: Path | None = None,
+                  model_path: str | Path | None = None) -> tuple[list[dict], list[str]]:
+    """Predict every readable image in one batch call. Returns the results and one message per
+    unreadable image: one bad file does not cost the others. Each image is reduced to its small
+    model input at once, so many large photos never sit in memory together."""
     if save_dir is not None and Path(save_dir).exists() and not Path(save_dir).is_dir():
         raise UsageError(f"--save-preprocessed: {save_dir} is a file, not a folder")
-    model = load_model(run)
+    model = load_predictor(run, model_path)
     size = input_size(model)
-    inputs, bad = [], []
+    inputs, good, bad = [], [], []
     for p in paths:
         try:
             inputs.append(preprocess_file(p, size))
+            good.append(p)
         except UsageError as e:
-            bad.append(str(e))
-    if bad:
-        more = f" (and {len(bad) - 1} more bad file{'s' if len(bad) > 2 else ''})" if len(bad) > 1 else ""
-        raise UsageError(bad[0] + more)
+            bad.append(str(e.format_message()))
+    if not good:
+        return [], bad
     inputs = np.stack(inputs)
     blank = ~inputs.reshape(len(inputs), -1).any(axis=1)
     probs = predict_arrays(model, inputs)
     if save_dir is not None:
-        _save_inputs(Path(save_dir), paths, inputs)
-    return [_result(p, None if b else pr, top) for p, pr, b in zip(paths, probs, blank)]
+        _save_inputs(Path(save_dir), good, inputs)
+    return [_result(p, None if b else pr, top) for p, pr, b in zip(good, probs, blank)], bad
+
+
+def _csv(results: list[dict]) -> str:
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["file", "digit", "confidence", "top"])
+    for r in results:
+        top = " ".join(f"{t['digit']}:{t['probability']:.6f}" for t in r["top"])
+        w.writerow([r["path"], "" if r["digit"] is None else r["digit"],
+                    "" if r["confidence"] is None else f"{r['confidence']:.6f}", top])
+    return buf.getvalue()
 
 
 @click.command()
@@ -339,14 +423,25 @@ def predict_files(run, paths: list[str], top: int = 1, save_dir: Path | None = N
 @click.option("--top", "top", default=1, show_default=True, metavar="K",
               help="Also show the next most likely digits, K in all (1-10).")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@click.option("--output", "output", type=click.Path(path_type=Path), metavar="FILE.csv",
+              help="Also write the results as CSV: file, digit, confidence, top (digit:probability ...).")
+@click.option("--model", "model_path", type=click.Path(path_type=Path), metavar="PATH",
+              help="An exported .onnx model (hdr export) to predict with instead of the run's own.")
 @click.option("--save-preprocessed", "save_dir", type=click.Path(path_type=Path), metavar="DIR",
               help="Write the 28x28 (or 16x16) input the model saw for each image as PNG into DIR.")
-def command(run, images, top, as_json, save_dir):
+def command(run, images, top, as_json, output, model_path, save_dir):
     """Predict the digit in each IMAGE with the model of the run folder RUN.
 
     IMAGE is a photo, scan or drawing of one handwritten digit (PNG, JPEG, BMP, ...), any size,
-    colour or grey, dark on light or light on dark. It is converted to the dataset's format:
-    grey, bright digit on black, cropped and re-framed to the model's input size.
+    colour or grey, dark on light or light on dark, or a folder of them (its image files, in name
+    order). It is converted to the dataset's format: grey, bright digit on black, cropped and
+    re-framed to the model's input size.
+
+    When RUN/export/model.onnx exists (hdr export RUN --format onnx) it is run with ONNX Runtime,
+    without loading TensorFlow: one image takes a fraction of a second instead of seconds.
+
+    Every readable image is predicted; each unreadable one is named on stderr, one line each,
+    and the exit code is then 1 (2 when no image could be read at all, or for a bad argument).
 
     \b
       hdr predict runs/<id> my_seven.jpg
@@ -356,9 +451,24 @@ def command(run, images, top, as_json, save_dir):
         raise UsageError("no IMAGE given: hdr predict RUN IMAGE... (e.g. hdr predict runs/<id> digit.png)")
     if not 1 <= top <= 10:
         raise UsageError(f"--top must be between 1 and 10, got {top}")
-    results = predict_files(run, list(images), top=top, save_dir=save_dir)
+    if output is not None and (output.is_dir() or not output.parent.is_dir()):
+        raise UsageError(f"--output {output}: {'is a folder' if output.is_dir() else 'its folder does not exist'}")
+    paths = expand(list(images))
+    results, bad = predict_files(run, paths, top=top, save_dir=save_dir, model_path=model_path)
+    if not results and len(paths) == 1:
+        raise UsageError(bad[0])
+    for message in bad:
+        click.echo(f"hdr: error: {message}", err=True)
+    if not results:
+        raise UsageError(f"none of the {len(paths)} images could be read")
+    if output is not None:
+        from hdr.rundir import atomic_write
+
+        atomic_write(output, _csv(results))
     if as_json:
         click.echo(json.dumps(results, indent=2))
     else:
         for r in results:
             click.echo(_line(r))
+    if bad:
+        raise HdrError(f"{len(bad)} of {len(paths)} images could not be read (named above)")

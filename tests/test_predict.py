@@ -401,3 +401,84 @@ def test_text_output_top_k_and_saved_inputs(cli_run, mnist_mlp_run, mnist_test_d
     assert first.shape == (28, 28) and first.dtype == np.uint8
     np.testing.assert_array_equal(first, preprocess(Image.open(paths[0]), (28, 28)))
     assert not np.asarray(Image.open(seen / "blank.png")).any()
+
+
+# ----------------------------------------------------------------------------- ONNX, folders, CSV
+
+@pytest.fixture(scope="module")
+def onnx_run(mnist_mlp_run, tmp_path_factory) -> Path:
+    """A copy of the session's MNIST run with its ONNX export (hdr export --format onnx)."""
+    import shutil
+
+    from .conftest import run_cli
+
+    run = tmp_path_factory.mktemp("onnx") / "run"
+    shutil.copytree(mnist_mlp_run, run, ignore=shutil.ignore_patterns("export", ".lock"))
+    r = run_cli("export", run, "--format", "onnx")
+    assert r.exit_code == 0, r.stderr
+    return run
+
+
+@pytest.fixture
+def digit_folder(mnist_test_digits, tmp_path) -> Path:
+    x, y = mnist_test_digits
+    folder = tmp_path / "digits"
+    folder.mkdir()
+    for i, a in enumerate(x[:12]):
+        Image.fromarray(255 - a).resize((112, 112)).save(folder / f"{i:02d}_{y[i]}.png")  # dark on light, 4x
+    return folder
+
+
+@pytest.mark.realdata
+def test_onnx_predictions_equal_keras(cli_run, mnist_mlp_run, onnx_run, digit_folder):
+    keras_r = cli_run("predict", mnist_mlp_run, digit_folder, "--json", "--top", "3")
+    onnx_r = cli_run("predict", onnx_run, digit_folder, "--json", "--top", "3")
+    assert keras_r.exit_code == onnx_r.exit_code == 0, (keras_r.stderr, onnx_r.stderr)
+    k, o = json.loads(keras_r.stdout), json.loads(onnx_r.stdout)
+    assert [r["path"] for r in k] == [r["path"] for r in o] == sorted(str(p) for p in digit_folder.iterdir())
+    assert [r["digit"] for r in k] == [r["digit"] for r in o]
+    np.testing.assert_allclose([r["probabilities"] for r in k], [r["probabilities"] for r in o], atol=1e-4)
+    # --model names any exported .onnx file, used in place of the run's model.keras
+    m = cli_run("predict", mnist_mlp_run, digit_folder, "--json", "--top", "3", "--model", onnx_run / "export" / "model.onnx")
+    assert [r["digit"] for r in json.loads(m.stdout)] == [r["digit"] for r in k]
+
+
+@pytest.mark.realdata
+def test_onnx_predict_does_not_import_tensorflow(onnx_run, digit_folder):
+    import os
+    import subprocess
+    import sys
+
+    image = sorted(digit_folder.iterdir())[0]
+    wrapper = ("import runpy, sys\n"
+               "try:\n    runpy.run_module('hdr', run_name='__main__')\n"
+               "finally:\n"
+               "    heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'tf_keras'))\n"
+               "    print('HEAVY', heavy, file=sys.stderr)\n")
+    out = subprocess.run([sys.executable, "-c", wrapper, "predict", str(onnx_run), str(image)],
+                         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(Path(predict.__file__).parents[1])})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith(f"{image}: {image.stem.split('_')[1]} ")
+    assert "HEAVY []" in out.stderr, out.stderr[-2000:]
+
+
+@pytest.mark.realdata
+def test_folder_with_bad_files_and_csv_output(cli_run, onnx_run, digit_folder, tmp_path):
+    (digit_folder / "notes.txt").write_text("not an image, not an image suffix: skipped\n")
+    (digit_folder / "05_broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    csv_path = tmp_path / "out.csv"
+    r = cli_run("predict", onnx_run, digit_folder, "--top", "2", "--output", csv_path)
+    assert r.exit_code == 1
+    errors = r.stderr.strip().splitlines()
+    assert len(errors) == 2 and "05_broken.png" in errors[0] and "1 of 13 images" in errors[1]
+    images = sorted(p for p in digit_folder.iterdir() if p.suffix == ".png" and p.name != "05_broken.png")
+    assert [line.split(":")[0] for line in r.stdout.splitlines()] == [str(p) for p in images]
+    import csv
+
+    rows = list(csv.DictReader(csv_path.open()))
+    assert list(rows[0]) == ["file", "digit", "confidence", "top"]
+    assert [row["file"] for row in rows] == [str(p) for p in images]
+    right = sum(row["digit"] == Path(row["file"]).stem.split("_")[1] for row in rows)
+    assert right >= 10
+    assert all(len(row["top"].split()) == 2 and row["top"].startswith(row["digit"] + ":") for row in rows)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # written atomically

@@ -440,7 +440,6 @@ def _resume(folder: Path, quiet: bool, t0: float) -> None:
     if not history or not ckpt.is_file():
         raise UsageError(f"{folder} has no checkpoint of a completed epoch to resume from; start a new run instead")
     prepared = prepare(cfg, quiet=quiet, recorded_dir=info.get("data_dir"))
-    keras = quiet_import()
     from hdr import models  # noqa: F401  (registers hdr's schedules and losses, which checkpoints name)
 
     seed_everything(cfg.training.seed)  # op determinism; each epoch's draws follow from (seed, epoch)

@@ -227,3 +227,28 @@ def test_window_with_a_real_model(window, mnist_mlp_run):
         drag(window, app.canvas, s)
     assert app.guess_var.get() == "1"
     assert app.conf_var.get().startswith("confidence ")
+
+
+@pytest.mark.realdata
+def test_draw_reads_the_onnx_export_like_model_keras(cli_run, mnist_mlp_run, tmp_path):
+    """hdr draw's model-loading path: RUN/export/model.onnx when there (no TensorFlow), with the
+    same guesses and probabilities as model.keras."""
+    import shutil
+
+    from hdr import predict
+
+    run = tmp_path / "run"
+    shutil.copytree(mnist_mlp_run, run, ignore=shutil.ignore_patterns("export", ".lock"))
+    assert not isinstance(predict.load_predictor(run), predict.OnnxModel)  # no export yet: model.keras
+    assert cli_run("export", run, "--format", "onnx").exit_code == 0
+    onnx_model, keras_model = predict.load_predictor(run), predict.load_model(run)
+    assert isinstance(onnx_model, predict.OnnxModel)
+    assert predict.input_size(onnx_model) == predict.input_size(keras_model) == (28, 28)
+    for label, strokes in ((7, SEVEN), (1, ONE), (0, ZERO)):
+        a, b = Sketch(onnx_model), Sketch(keras_model)
+        for s in strokes:
+            a.stroke(s)
+            b.stroke(s)
+        pa, pb = a.predict(), b.predict()
+        assert int(np.argmax(pa)) == int(np.argmax(pb)) == label
+        np.testing.assert_allclose(pa, pb, atol=1e-4)

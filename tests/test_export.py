@@ -108,3 +108,36 @@ def test_failed_verification_exits_1_and_leaves_nothing(cli_run, bare_run, monke
     line = _one_line(cli_run("export", bare_run, "--format", "onnx"), 1)
     assert "failed verification" in line and "nothing written" in line
     assert _files(bare_run) == before
+
+
+def test_mixed_precision_model_exports_a_float32_twin():
+    """tf2onnx and LiteRT's built-in ops cannot convert bf16 math: the export computes in float32
+    with the same weights, within bf16 rounding of the original."""
+    import keras
+
+    inputs = keras.Input((4, 4, 1))
+    x = keras.layers.Flatten()(inputs)
+    x = keras.layers.Dense(8, activation="relu", dtype="mixed_bfloat16")(x)
+    outputs = keras.layers.Dense(3, activation="softmax", dtype="float32")(x)
+    model = keras.Model(inputs, outputs)
+    assert export.compute_dtype(model) == "bfloat16"
+    twin = export._float32_twin(model)
+    assert export.compute_dtype(twin) == "float32"
+    x = np.random.default_rng(0).integers(0, 256, (32, 4, 4, 1)).astype("float32") / 255
+    np.testing.assert_allclose(np.asarray(twin(x)), np.asarray(model(x)), atol=export.TOLERANCE["bfloat16"])
+
+
+def test_verify_allows_16_bit_flips_only_in_near_ties(monkeypatch):
+    ref = np.array([[0.500, 0.498, 0.002], [0.9, 0.05, 0.05], [0.2, 0.7, 0.1]], np.float32)
+    flipped = ref[:, [1, 0, 2]]  # the first row's two best swap (a near tie), and the others swap too
+    monkeypatch.setitem(export.RUNNERS, "onnx", lambda path, x: flipped)
+    y = np.array([0, 0, 1])
+    x = np.zeros((3, 2, 2, 1), np.uint8)
+    f = export.verify("onnx", Path("unused"), x, y, ref, "bfloat16")
+    assert f["top1_disagreements"] == 3 and f["top1_disagreements_beyond_near_ties"] == 2 and f["near_ties"] == 1
+    nudged = ref + np.float32([[-0.002, 0.002, 0], [0, 0, 0], [0, 0, 0]])  # only the near tie flips
+    monkeypatch.setitem(export.RUNNERS, "onnx", lambda path, x: nudged)
+    f = export.verify("onnx", Path("unused"), x, y, ref, "bfloat16")
+    assert f["top1_disagreements"] == 1 and f["top1_disagreements_beyond_near_ties"] == 0
+    f = export.verify("onnx", Path("unused"), x, y, ref, "float32")  # float32: no near-tie allowance
+    assert f["top1_disagreements_beyond_near_ties"] == 1 and f["tolerance"] == 1e-4

@@ -53,7 +53,11 @@ class Prepared:
 
     @property
     def steps_per_epoch(self) -> int:
-        return max(1, math.ceil(len(self.train.y) / self.cfg.training.batch_size))
+        return steps_per_epoch(len(self.train.y), self.cfg.training.batch_size)
+
+
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    return max(1, math.ceil(n / batch_size))  # the last, partial batch included
 
 
 def prepare(cfg: config_mod.Config, quiet: bool = False, val_indices=None, recorded_dir=None) -> Prepared:
@@ -256,7 +260,7 @@ class EpochFeed:
 
     def __init__(self, data: data_mod.Split, batch_size: int, seed: int, first_epoch: int):
         self.seed, self.n = seed, len(data.y)
-        steps = max(1, math.ceil(self.n / batch_size))
+        steps = steps_per_epoch(self.n, batch_size)
         order = epoch_order(seed, first_epoch, self.n)
         if keras.backend.backend() == "tensorflow":
             import tensorflow as tf
@@ -275,6 +279,8 @@ class EpochFeed:
             self.data = _Batches(data, batch_size, steps, self)
 
     def start_epoch(self, epoch: int) -> None:
+        # Told by on_epoch_begin, not counted in PyDataset.on_epoch_end: Keras also calls that
+        # once before the first epoch (the feed before this one trained epoch e on e + 1's order).
         order = epoch_order(self.seed, epoch, self.n)
         if isinstance(self._order, np.ndarray):
             self._order = order

@@ -24,6 +24,7 @@ LAZY_COMMANDS = {
     "predict": ("hdr.predict:command", "The digit in your own image files, read by a run's model."),
     "draw": ("hdr.draw:command", "Draw a digit with the mouse and watch a run's model guess it."),
     "export": ("hdr.export:command", "A run's model as a verified SavedModel, ONNX or LiteRT file."),
+    "ensemble": ("hdr.ensemble:command", "Average several runs' predicted probabilities and evaluate the ensemble."),
 }
 DATA_COMMANDS = {
     "describe": ("hdr.describe:command", "Class counts, value range, checks and sample grid of a dataset."),

@@ -342,6 +342,28 @@ def gather(folder: Path, cfg, model, split: str, on: str | None) -> Evaluation:
     return Evaluation(dataset, split, x, np.asarray(y), np.asarray(probs, dtype=np.float64), index, reframed)
 
 
+def analyse(ev: Evaluation) -> tuple[np.ndarray, list[dict], dict]:
+    """Probabilities and labels -> (confusion matrix, per-class rows, metrics). Pure."""
+    cm = confusion_matrix(ev.y, ev.pred, ev.probs.shape[1])
+    classes = per_class(cm)
+    return cm, classes, summary(ev, cm, classes)
+
+
+def write_folder(tmp: Path, ev: Evaluation, cm: np.ndarray, classes: list[dict], metrics: dict, title: str,
+                 report) -> None:
+    """Write an evaluation's files into tmp (a fresh folder the caller renames into place):
+    misclassified pages, confusion matrix png/csv, per-class csv, predictions.csv, metrics.json and
+    report.md, whose text is report(pages). Adds misclassified_pages to metrics."""
+    pages = misclassified_pngs(ev, tmp, title)
+    metrics["misclassified_pages"] = pages
+    confusion_png(cm, tmp / "confusion_matrix.png", title)
+    rundir.atomic_write(tmp / "confusion_matrix.csv", confusion_csv(cm))
+    rundir.atomic_write(tmp / "per_class.csv", per_class_csv(classes))
+    rundir.atomic_write(tmp / "predictions.csv", predictions_csv(ev))
+    rundir.write_json(tmp / "metrics.json", metrics)
+    rundir.atomic_write(tmp / "report.md", report(pages))
+
+
 def out_name(split: str, on: str | None) -> str:
     if on is not None:
         return f"eval-on-{on}"
@@ -388,9 +410,7 @@ def evaluate(folder: Path, split: str = "test", on: str | None = None) -> tuple[
     model = rundir.load_model(folder)
     ev = gather(folder, cfg, model, split, on)
 
-    cm = confusion_matrix(ev.y, ev.pred, ev.probs.shape[1])
-    classes = per_class(cm)
-    metrics = summary(ev, cm, classes)
+    cm, classes, metrics = analyse(ev)
     metrics.update(model_dataset=cfg.dataset.name, run=folder.name, evaluated=rundir.now_iso())
     if on is not None:
         base = in_domain_accuracy(folder)
@@ -401,16 +421,9 @@ def evaluate(folder: Path, split: str = "test", on: str | None = None) -> tuple[
     _clean_stale(folder, name)
     tmp = Path(tempfile.mkdtemp(dir=folder, prefix=f".{name}.tmp-{os.getpid()}-"))
     try:
-        title = f"{folder.name} on {ev.dataset} {ev.split}"
-        pages = misclassified_pngs(ev, tmp, title)
-        metrics["misclassified_pages"] = pages
-        confusion_png(cm, tmp / "confusion_matrix.png", title)
-        rundir.atomic_write(tmp / "confusion_matrix.csv", confusion_csv(cm))
-        rundir.atomic_write(tmp / "per_class.csv", per_class_csv(classes))
-        rundir.atomic_write(tmp / "predictions.csv", predictions_csv(ev))
-        rundir.write_json(tmp / "metrics.json", metrics)
         config_text = (folder / "config.yaml").read_text()
-        rundir.atomic_write(tmp / "report.md", report_md(folder, metrics, cm, classes, pages, config_text))
+        write_folder(tmp, ev, cm, classes, metrics, f"{folder.name} on {ev.dataset} {ev.split}",
+                     lambda pages: report_md(folder, metrics, cm, classes, pages, config_text))
         os.chmod(tmp, rundir.plain_mode(folder=True))  # mkdtemp makes it private
         swap_in(tmp, folder / name)
     except BaseException:

@@ -139,7 +139,7 @@ def report_md(metrics: dict, cm, classes, pages) -> str:
              f"({m['size']} digits), {m['evaluated']}.", "", "## Members", "",
              ev_mod._md_table(m["members"] + [{"run": "ensemble", f"{split}_accuracy": m[f"{split}_accuracy"]}]), "",
              f"Best member: {m['best_member']}. The ensemble gets {m['ensemble_right_best_wrong']} digits right "
-             f"that it gets wrong, and {m['best_right_ensemble_wrong']} wrong that it gets right.", "",
+             f"that the best member gets wrong, and {m['best_right_ensemble_wrong']} wrong that it gets right.", "",
              "## Metrics", ""]
     rows = [{"metric": k, "value": f"{m[k]:.4f}"} for k in
             (f"{split}_loss", f"{split}_accuracy", "error_rate", "macro_precision", "macro_recall", "macro_f1")]

@@ -17,6 +17,7 @@ from hdr.errors import HdrError, Stopped, UsageError
 # one-line help that `hdr --help` lists). The short help is said here once; the command's own
 # docstring is the long help of `hdr NAME --help`.
 LAZY_COMMANDS = {
+    "runs": ("hdr.runs:command", "List runs: status, progress, best validation and test accuracy."),
     "evaluate": ("hdr.evaluate:command", "Confusion matrix, per-class figures and misclassified digits of a run."),
     "compare": ("hdr.compare:command", "Runs side by side: the config keys that differ, accuracy, curves."),
     "sweep": ("hdr.sweep:command", "Train a config at every point of a grid, then compare the runs."),
@@ -174,16 +175,6 @@ def train(config, overrides, runs_dir, resume_run, quiet, info_items):
         click.echo(f"test accuracy {m['test_accuracy']:.4f}, test loss {m['test_loss']:.4f}, "
                    f"{m['epochs']} epoch{'s' if m['epochs'] != 1 else ''} in {m['train_seconds']:.1f}s")
     click.echo(str(folder))
-
-
-@cli.command()
-@click.argument("runs_dir", default="runs", type=click.Path(path_type=str))
-@click.option("--all", "show_all", is_flag=True, help="Also list folders that are not complete runs.")
-def runs(runs_dir, show_all):
-    """List the runs in RUNS_DIR (default: runs) with status and progress."""
-    from hdr.runs import list_runs
-
-    click.echo(list_runs(Path(runs_dir), show_all=show_all))
 
 
 @cli.group(cls=HdrGroup, lazy=DATA_COMMANDS)

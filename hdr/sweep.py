@@ -198,7 +198,7 @@ class Sweep:
         return env
 
     def info_fields(self, p: Point) -> dict:
-        return {"sweep_id": self.id, "sweep_point": p.label, "sweep_index": p.index}
+        return {"sweep_id": self.id, "sweep_point": p.label, "sweep_index": p.index, "sweep_keys": ",".join(self.grid)}
 
     def command(self, p: Point) -> list[str]:
         """The `hdr train` command that trains this point on its own, as the log records it."""

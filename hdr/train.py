@@ -24,6 +24,7 @@ import numpy as np
 from hdr import config as config_mod
 from hdr import data as data_mod
 from hdr import rundir
+from hdr.history import best_val
 from hdr.backend import cpu_has_native_bf16, describe, quiet_import
 from hdr.errors import STOP_SIGNALS, HdrError, Stopped, UsageError, exit_code_for_signal
 
@@ -355,10 +356,9 @@ def _finalize(trainer: Trainer, model, t0: float) -> dict:
         "train_seconds": round(sum(r["seconds"] or 0 for r in hist), 3),
         "wall_seconds": rundir.elapsed(t0),
     }
-    vals = [(r["val_accuracy"], r["epoch"]) for r in hist if r.get("val_accuracy") is not None]
-    if vals:
-        best = max(vals, key=lambda t: (t[0], -t[1]))
-        metrics["best_val_accuracy"], metrics["best_epoch"] = best
+    best, epoch = best_val(hist)
+    if best is not None:
+        metrics["best_val_accuracy"], metrics["best_epoch"] = best, epoch
     from hdr.plots import training_curves
 
     training_curves(hist, folder, trainer.run.info.get("config_name", ""))

@@ -90,7 +90,7 @@ def test_a_new_dataset_is_one_record_plus_its_files(letters, cli_run, tmp_path):
     assert [row[0] for row in table] == list(CLASSES) and sum(int(row[1]) for row in table) == 480
     assert (tmp_path / "describe" / "letters12-samples.png").read_bytes()[:4] == b"\x89PNG"
 
-    c = cli_run("compare", *folders)
+    c = cli_run("compare", *folders, "--wide")
     assert c.exit_code == 0, c.output
     assert "optimizer.learning_rate" in c.stdout and "0.001" in c.stdout and "0.003" in c.stdout
 

@@ -231,12 +231,9 @@ register(DatasetSpec(
 
 # ---------------------------------------------------------------- download
 
-def _md5(path: Path) -> str:
-    h = hashlib.md5()
+def _file_digest(path: Path, algorithm: str) -> str:
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(f, algorithm).hexdigest()
 
 
 def _reason(e: Exception) -> str:
@@ -270,7 +267,7 @@ def _download(spec: DatasetSpec, fs: FileSpec, dest: Path, quiet: bool = False) 
             with replacing(dest, suffix=".part") as tmp:
                 with urllib.request.urlopen(url, timeout=30) as r, open(tmp, "wb") as out:
                     shutil.copyfileobj(r, out)
-                if fs.gz_md5 and _md5(tmp) != fs.gz_md5:
+                if fs.gz_md5 and _file_digest(tmp, "md5") != fs.gz_md5:
                     raise ValueError("checksum mismatch (MD5 differs from the published one)")
             return
         except Exception as e:  # any network or checksum failure: try the next mirror
@@ -326,14 +323,6 @@ CACHE_VERSION = 2
 _CACHE_ARRAYS = ("train_x", "train_y", "test_x", "test_y")
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _array_sha256(a: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(a).data).hexdigest()
 
@@ -342,7 +331,7 @@ def _cache_key(name: str, paths: dict[str, Path]) -> str:
     h = hashlib.sha256(f"hdr-arrays-v{CACHE_VERSION}:{name}".encode())
     for key in sorted(paths):
         try:
-            h.update(f"|{key}:{_file_sha256(paths[key])}".encode())
+            h.update(f"|{key}:{_file_digest(paths[key], 'sha256')}".encode())
         except PermissionError:
             raise DataError(f"{paths[key]}: permission denied; make the file readable (chmod a+r) or set "
                             "HDR_DATA_DIR to a copy you can read") from None

@@ -205,3 +205,26 @@ def mnist_mlp_run(tmp_path_factory) -> Path:
                          env=env, capture_output=True, text=True, cwd=REPO)
     assert out.returncode == 0, out.stderr[-2000:]
     return Path(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """mount(size) -> a folder on a tmpfs of that size (e.g. "256k"): a disk that fills up.
+    Needs root (CI runs as root); skipped elsewhere. Unmounted after the test."""
+    import subprocess
+
+    mounted = []
+
+    def mount(size: str) -> Path:
+        if os.geteuid() != 0:
+            pytest.skip("mounting a small tmpfs needs root (CI runs as root)")
+        mnt = tmp_path / f"small-{len(mounted)}"
+        mnt.mkdir()
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)]).returncode != 0:
+            pytest.skip("cannot mount a tmpfs here")
+        mounted.append(mnt)
+        return mnt
+
+    yield mount
+    for mnt in mounted:
+        subprocess.run(["umount", "-l", str(mnt)])

@@ -89,32 +89,21 @@ def test_epochs_of_a_cosine_run_cannot_change(tiny_data, tmp_path):
     assert "was changed after the run started" in err
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root (CI runs as root)")
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)]).returncode != 0:
-        pytest.skip("cannot mount a tmpfs here")
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)])
-
-
 @realdata
 def test_a_full_disk_fails_the_run_in_one_line_and_resume_works_once_space_is_freed(real_data, small_disk):
     """Write-up 001's USPS CNN into a 2 MB disk: its checkpoints do not fit for long."""
+    disk = small_disk("2m")
     env = {**os.environ, "HDR_DATA_DIR": str(real_data)}
     cmd = [sys.executable, "-m", "hdr", "train", str(CONFIGS / "usps_cnn.yaml"), "training.epochs=6",
-           "--runs-dir", str(small_disk), "-q"]
+           "--runs-dir", str(disk), "-q"]
     p = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=REPO, timeout=600)
     lines = p.stderr.strip().splitlines()
     assert p.returncode == 1 and len(lines) == 1 and "disk full" in lines[0] and "MB" in lines[0], p.stderr[-2000:]
-    (folder,) = small_disk.iterdir()
+    (folder,) = disk.iterdir()
     info = json.loads((folder / "run.json").read_text())
     assert info["status"] == "failed" and info["reason"].startswith("disk full")
     assert not [p for p in folder.rglob(".*") if ".tmp" in p.name], "temporary files left on the full disk"
-    subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
+    subprocess.run(["mount", "-o", "remount,size=64m", str(disk)], check=True)
     r = subprocess.run([sys.executable, "-m", "hdr", "train", "--resume", str(folder), "-q"], env=env,
                        capture_output=True, text=True, cwd=REPO, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]

@@ -89,21 +89,6 @@ def test_run_json_records_the_process_identity(tmp_path):
     assert run.info["status"] == "running"
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 256 KiB tmpfs: a disk that fills up. Needs root (CI runs as root); skipped elsewhere."""
-    import subprocess
-
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)]).returncode != 0:
-        pytest.skip("cannot mount a tmpfs here")
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)])
-
-
 def fill(folder: Path) -> None:
     with open(folder / "filler", "wb", buffering=0) as f:
         try:
@@ -114,14 +99,15 @@ def fill(folder: Path) -> None:
 
 
 def test_a_run_can_say_it_failed_on_a_full_disk(small_disk):
-    run = rundir.RunInfo.start(small_disk, config_name="c", seed=1, command=["hdr"])
-    fill(small_disk)
+    disk = small_disk("256k")
+    run = rundir.RunInfo.start(disk, config_name="c", seed=1, command=["hdr"])
+    fill(disk)
     with pytest.raises(OSError):
-        rundir.atomic_write(small_disk / "other.json", "x" * 100_000)
+        rundir.atomic_write(disk / "other.json", "x" * 100_000)
     run.finish("failed", reason="disk full; free space and resume with hdr train --resume")
-    info = json.loads((small_disk / "run.json").read_text())
+    info = json.loads((disk / "run.json").read_text())
     assert info["status"] == "failed" and info["reason"].startswith("disk full")
-    assert sorted(p.name for p in small_disk.iterdir()) == ["filler", "run.json"]  # no temporary left
+    assert sorted(p.name for p in disk.iterdir()) == ["filler", "run.json"]  # no temporary left
 
 
 @pytest.mark.parametrize("damage", [

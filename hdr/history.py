@@ -10,3 +10,22 @@ def best_val(history) -> tuple[float | None, int | None]:
     if not vals:
         return None, None
     return max(vals, key=lambda t: (t[0], -t[1]))
+
+
+def early_stop(history, monitor: str, patience: int, min_delta: float = 0.0) -> tuple[int | None, bool]:
+    """Early stopping read off the history: (the best epoch so far, whether to stop now).
+
+    An epoch is an improvement when it beats the best so far by more than min_delta (higher
+    val_accuracy, lower val_loss); training stops once `patience` epochs in a row brought none.
+    A pure function of the rows, so a resumed run decides exactly as the uninterrupted one."""
+    sign = 1.0 if monitor == "val_accuracy" else -1.0
+    best = best_epoch = None
+    for r in history:
+        v = r.get(monitor)
+        if v is None:
+            continue
+        if best is None or sign * (v - best) > min_delta:
+            best, best_epoch = v, r["epoch"]
+    if best_epoch is None:
+        return None, False
+    return best_epoch, history[-1]["epoch"] - best_epoch >= patience

@@ -28,6 +28,19 @@ def _head(x, initializer, classes: int):
                         dtype="float32", name="digits")(x)
 
 
+@keras.saving.register_keras_serializable("hdr")
+class RandomShear(layers.RandomShear):
+    """Keras's RandomShear, loadable: its get_config writes the factors as (-f, f) ranges that its
+    own constructor then refuses (Keras 3.15), so no saved model with shear could be read back."""
+
+    @classmethod
+    def from_config(cls, config):
+        for k in ("x_factor", "y_factor"):
+            if isinstance(config.get(k), (list, tuple)):
+                config[k] = max(abs(v) for v in config[k])
+        return super().from_config(config)
+
+
 def augmentation(a: Augment) -> keras.Sequential:
     """Training-only random changes to images scaled to [0, 1] (Keras's preprocessing layers pass
     images through untouched at inference). Empty space is background (0). float32 even under
@@ -41,7 +54,7 @@ def augmentation(a: Augment) -> keras.Sequential:
     if a.zoom:
         steps.append(layers.RandomZoom((-a.zoom, a.zoom), **fill))
     if a.shear:
-        steps.append(layers.RandomShear(a.shear, a.shear, **fill))
+        steps.append(RandomShear(a.shear, a.shear, **fill))
     if a.elastic:
         steps.append(layers.RandomElasticTransform(factor=1.0, scale=a.elastic, value_range=(0, 1), **fill))
     return keras.Sequential(steps, name="augment")

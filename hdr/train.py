@@ -24,7 +24,7 @@ import numpy as np
 from hdr import config as config_mod
 from hdr import data as data_mod
 from hdr import rundir
-from hdr.history import best_val
+from hdr.history import best_val, early_stop
 from hdr.backend import cpu_has_native_bf16, describe, quiet_import
 from hdr.errors import STOP_SIGNALS, HdrError, Stopped, UsageError, exit_code_for_signal
 
@@ -35,6 +35,14 @@ CKPT_DIR = "checkpoint"
 
 class Diverged(HdrError):
     pass
+
+
+class Pruned(HdrError):
+    """A hook (a search's pruner) ended the run early; the run is recorded as pruned."""
+
+    def __init__(self, folder: Path, reason: str):
+        self.folder = folder
+        super().__init__(f"{folder} was pruned: {reason}")
 
 
 class Interrupted(Stopped):
@@ -147,6 +155,8 @@ class RunCallback(keras.callbacks.Callback):
             return  # a partial epoch is never recorded
         logs = {**(logs or {}), "seconds": time.perf_counter() - self.started}
         self.trainer.commit_epoch(epoch + 1, logs, self.model)
+        if self.trainer.should_stop():
+            self.model.stop_training = True
 
     def close_bar(self):
         if self.bar is not None:
@@ -155,7 +165,7 @@ class RunCallback(keras.callbacks.Callback):
 
 
 class Trainer:
-    def __init__(self, prepared: Prepared, folder: Path, run: rundir.RunInfo, quiet: bool):
+    def __init__(self, prepared: Prepared, folder: Path, run: rundir.RunInfo, quiet: bool, hooks=()):
         self.p = prepared
         self.cfg = prepared.cfg
         self.folder = folder
@@ -165,6 +175,19 @@ class Trainer:
         self.signal_received: int | None = None
         self.diverged_at: int | None = None
         self.steps_per_epoch = prepared.steps_per_epoch
+        # Called with (epoch, history row) after each committed epoch; a hook that returns a
+        # reason ends the run as pruned (hdr tune's pruner), others only watch (TensorBoard).
+        self.hooks = list(hooks)
+        self.pruned: str | None = None
+
+    def early_stop(self) -> tuple[int | None, bool]:
+        es = self.cfg.training.early_stopping
+        if es is None or not self.history:
+            return None, False
+        return early_stop(self.history, es.monitor, es.patience, es.min_delta)
+
+    def should_stop(self) -> bool:
+        return self.early_stop()[1] or self.pruned is not None
 
     def current_epoch(self) -> int:
         return len(self.history) + 1
@@ -210,15 +233,26 @@ class Trainer:
         self.history.append(row)
         rundir.write_history(self.folder / "history.csv", self.history)
         self.run.update(epochs_completed=epoch)
+        keep = {epoch}
+        best, stop = self.early_stop()
+        if best is not None and self.cfg.training.early_stopping.restore_best:
+            keep.add(best)  # its weights end the run
         for old in ckpt.glob("epoch-*.keras"):
-            if old.name != f"epoch-{epoch:04d}.keras":
+            if old.name not in {f"epoch-{e:04d}.keras" for e in keep}:
                 old.unlink(missing_ok=True)
+        for hook in self.hooks:
+            reason = hook(epoch, row)
+            if reason and self.pruned is None:
+                self.pruned = reason
         if not self.quiet:
             parts = [f"loss {row['loss']:.4f}", f"accuracy {row['accuracy']:.4f}"]
             if row["val_accuracy"] is not None:
                 parts += [f"val_loss {row['val_loss']:.4f}", f"val_accuracy {row['val_accuracy']:.4f}"]
             print(f"epoch {epoch}/{self.cfg.training.epochs}: " + ", ".join(parts) + f" ({row['seconds']:.1f}s)",
                   file=sys.stderr)
+            if stop:
+                print(f"early stopping: no improvement of {self.cfg.training.early_stopping.monitor} since epoch "
+                      f"{best}", file=sys.stderr)
 
     # --- the loop ------------------------------------------------------------------------
     def fit(self, model) -> None:
@@ -226,6 +260,12 @@ class Trainer:
         start = len(self.history)
         feed = EpochFeed(self.p.train, t.batch_size, t.seed, start)
         callback = RunCallback(self, feed)
+        callbacks = [callback]
+        if self.cfg.optimizer.ema_momentum is not None:
+            # validate (and so choose epochs) with the averaged weights the run ends with
+            callbacks.insert(0, keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
+        if self.should_stop():
+            return  # a resumed run whose last committed epoch already decided to stop
         try:
             model.fit(
                 feed.data,
@@ -235,7 +275,7 @@ class Trainer:
                 validation_data=(val.x, val.y) if val is not None else None,
                 validation_batch_size=t.eval_batch_size,
                 verbose=0,
-                callbacks=[callback],
+                callbacks=callbacks,
             )
         finally:
             callback.close_bar()
@@ -336,9 +376,22 @@ def save_model(model, path: Path) -> None:
 def _finalize(trainer: Trainer, model, t0: float) -> dict:
     cfg, p, folder = trainer.cfg, trainer.p, trainer.folder
     bs = cfg.training.eval_batch_size
-    test_loss, test_acc = model.evaluate(p.data.test.x, p.data.test.y, batch_size=bs, verbose=0)
     hist = trainer.history
     last = hist[-1] if hist else {}
+    es = cfg.training.early_stopping
+    stopping = None
+    if es is not None:
+        best, stop = trainer.early_stop()
+        restored = bool(es.restore_best and best is not None and best != last.get("epoch"))
+        if restored:
+            model.load_weights(folder / CKPT_DIR / f"epoch-{best:04d}.keras")
+            if cfg.optimizer.ema_momentum is not None:
+                model.optimizer.finalize_variable_values(model.trainable_variables)
+            last = hist[best - 1]
+        stopping = {"monitor": es.monitor, "patience": es.patience, "min_delta": es.min_delta,
+                    "best_epoch": best, "stopped_epoch": hist[-1]["epoch"] if stop else None,
+                    "restored_best": restored}
+    test_loss, test_acc = model.evaluate(p.data.test.x, p.data.test.y, batch_size=bs, verbose=0)
     metrics = {
         "dataset": cfg.dataset.name,
         "epochs": len(hist),
@@ -356,6 +409,8 @@ def _finalize(trainer: Trainer, model, t0: float) -> dict:
         "train_seconds": round(sum(r["seconds"] or 0 for r in hist), 3),
         "wall_seconds": rundir.elapsed(t0),
     }
+    if stopping is not None:
+        metrics["early_stopping"] = stopping  # train_* and val_* above are the final weights' epoch
     best, epoch = best_val(hist)
     if best is not None:
         metrics["best_val_accuracy"], metrics["best_epoch"] = best, epoch
@@ -383,11 +438,12 @@ def _build(cfg, input_shape, steps_per_epoch):
 
 
 def train(cfg: config_mod.Config, config_name: str, runs_dir: Path, quiet: bool = False,
-          extra_info: dict | None = None, val_indices=None) -> Path:
+          extra_info: dict | None = None, val_indices=None, hooks=()) -> Path:
     """Train a validated config into a new run folder; return the folder.
 
     extra_info is merged into run.json (a sweep or cv id, a fold number); val_indices replaces
-    the configured validation split with those training-set rows (cross-validation).
+    the configured validation split with those training-set rows (cross-validation); hooks are
+    called after each committed epoch (see Trainer).
     """
     t0 = time.perf_counter()
     prepared = prepare(cfg, quiet=quiet, val_indices=val_indices)
@@ -416,20 +472,20 @@ def train(cfg: config_mod.Config, config_name: str, runs_dir: Path, quiet: bool 
     with rundir.owned(folder):
         run = rundir.RunInfo.start(folder, config_name=config_name, seed=cfg.training.seed,
                                    command=rundir.command_line(), extra=info)
-        _run_loop(Trainer(prepared, folder, run, quiet), model, t0)
+        _run_loop(Trainer(prepared, folder, run, quiet, hooks), model, t0)
     return folder
 
 
-def resume(folder: Path, quiet: bool = False) -> Path:
+def resume(folder: Path, quiet: bool = False, hooks=()) -> Path:
     """Continue an interrupted or crashed run from its last completed epoch, in place."""
     t0 = time.perf_counter()
     folder = rundir.open_run(folder)
     with rundir.owned(folder):  # a second `hdr train --resume` of the same run stops here
-        _resume(folder, quiet, t0)
+        _resume(folder, quiet, t0, hooks)
     return folder
 
 
-def _resume(folder: Path, quiet: bool, t0: float) -> None:
+def _resume(folder: Path, quiet: bool, t0: float, hooks=()) -> None:
     info = rundir.read_json(folder / "run.json")
     status = rundir.effective_status(info)
     if status == "completed":
@@ -458,7 +514,7 @@ def _resume(folder: Path, quiet: bool, t0: float) -> None:
     resumes = info.get("resumed", []) + [{"at_epoch": len(history), "time": rundir.now_iso(),
                                           "command": rundir.command_line()}]
     run.update(status="running", **rundir.this_process(), ended=None, reason=None, resumed=resumes)
-    _run_loop(Trainer(prepared, folder, run, quiet), model, t0)
+    _run_loop(Trainer(prepared, folder, run, quiet, hooks), model, t0)
 
 
 def _run_loop(trainer: Trainer, model, t0: float) -> None:
@@ -475,6 +531,10 @@ def _run_loop(trainer: Trainer, model, t0: float) -> None:
                    f"try a smaller optimizer.learning_rate (now {lr:g})")
             run.finish("failed", reason=msg, diverged_epoch=trainer.diverged_at)
             raise Diverged(msg)
+        if trainer.pruned is not None:
+            run.finish("pruned", reason=trainer.pruned)
+            shutil.rmtree(trainer.folder / CKPT_DIR, ignore_errors=True)
+            raise Pruned(trainer.folder, trainer.pruned)
         metrics = _finalize(trainer, model, t0)
         run.finish("completed", test_accuracy=metrics["test_accuracy"])
         # A completed run cannot be resumed: its checkpoint would only double the folder's size.

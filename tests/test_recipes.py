@@ -3,11 +3,12 @@ batch norm in MLPs. Every one is off by default, and the shipped configs train a
 
 from __future__ import annotations
 
+import signal
 
 import numpy as np
 import pytest
 
-from hdr import config, models
+from hdr import config, models, rundir
 from hdr.backend import quiet_import
 from tests.conftest import CONFIGS
 
@@ -154,3 +155,88 @@ def test_describe_draws_the_augmentation(cli_run, tiny_data, tmp_path):
     for args, words in (((cfg,), "give --out DIR too"), ((plain, "--out", tmp_path / "o2"), "has no augmentation")):
         r = cli_run("data", "describe", "usps", "--augment", *args)
         assert r.exit_code == 2 and words in r.stderr, r.output
+
+
+def test_early_stop_reads_the_history():
+    from hdr.history import early_stop
+
+    rows = [{"epoch": e, "val_accuracy": a, "val_loss": 1 - a} for e, a in enumerate([0.5, 0.7, 0.69, 0.7, 0.65], 1)]
+    assert early_stop(rows[:3], "val_accuracy", 2) == (2, False)
+    assert early_stop(rows[:4], "val_accuracy", 2) == (2, True)     # a tie is no improvement
+    assert early_stop(rows, "val_loss", 3) == (2, True)
+    assert early_stop(rows[:4], "val_accuracy", 2, min_delta=0.25) == (1, True)
+    assert early_stop(rows[:1], "val_accuracy", 1) == (1, False)
+
+
+def _stop_after(train_mod, n):
+    real = train_mod.Trainer.commit_epoch
+
+    def commit(self, epoch, logs, model):
+        real(self, epoch, logs, model)
+        if epoch == n:
+            self.signal_received = signal.SIGINT  # what Ctrl-C's handler sets
+    return real, commit
+
+
+def _train(cli_run, runs, *args, stop_after=None):
+    from hdr import train as train_mod
+
+    real = train_mod.Trainer.commit_epoch
+    if stop_after:
+        train_mod.Trainer.commit_epoch = _stop_after(train_mod, stop_after)[1]
+    try:
+        r = cli_run("train", *args, "--runs-dir", runs, "-q")
+    finally:
+        train_mod.Trainer.commit_epoch = real
+    assert r.exit_code == (130 if stop_after else 0), r.stderr
+    return [p for p in runs.iterdir() if p.is_dir()][-1]
+
+
+CURVES = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate")
+
+
+def curves(folder):
+    return [{k: r[k] for k in CURVES} for r in rundir.read_history(folder / "history.csv")]
+
+
+def test_augmented_run_resumed_equals_the_uninterrupted_one(cli_run, tiny_data, tmp_path):
+    """Every augmentation layer draws from (seed, epoch): stopped after epoch 2 and resumed, the
+    run's curves and final weights equal those of the run left alone."""
+    args = [CONFIGS / "cnn_small_adam.yaml", "training.epochs=4", "training.batch_size=32",
+            "augment={rotation: 15, translation: 0.1, zoom: 0.1, shear: 0.1, elastic: 0.5}"]
+    alone = _train(cli_run, tmp_path / "alone", *args)
+    cut = _train(cli_run, tmp_path / "cut", *args, stop_after=2)
+    assert len(rundir.read_history(cut / "history.csv")) == 2
+    r = cli_run("train", "--resume", cut, "-q")
+    assert r.exit_code == 0, r.stderr
+    assert curves(cut) == curves(alone)
+    a, b = (rundir.read_json(f / "metrics.json") for f in (alone, cut))
+    assert a["test_loss"] == b["test_loss"]
+    # and the augmentation did something: without it the same run learns differently
+    plain = _train(cli_run, tmp_path / "plain", *args[:-1])
+    assert curves(plain) != curves(alone)
+
+
+def test_early_stopping_restores_the_best_epoch_and_survives_a_resume(cli_run, real_data, tmp_path):
+    """USPS perceptron with a bar no later epoch can clear (min_delta 0.5): it stops after
+    `patience` epochs past epoch 1 and ends with epoch 1's weights, also when interrupted on the way."""
+    args = [CONFIGS / "slp_sgd.yaml", "dataset.name=usps", "training.epochs=20",
+            "training.early_stopping={patience: 2, min_delta: 0.5}"]
+    alone = _train(cli_run, tmp_path / "alone", *args)
+    rows = rundir.read_history(alone / "history.csv")
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    m = rundir.read_json(alone / "metrics.json")
+    assert m["early_stopping"] == {"monitor": "val_accuracy", "patience": 2, "min_delta": 0.5, "best_epoch": 1,
+                                   "stopped_epoch": 3, "restored_best": True}
+    assert m["val_accuracy"] == rows[0]["val_accuracy"] and m["epochs"] == 3
+    r = cli_run("evaluate", alone, "--split", "val")
+    assert r.exit_code == 0, r.stderr
+    ev = rundir.read_json(alone / "eval-val" / "metrics.json")
+    assert ev["val_accuracy"] == pytest.approx(rows[0]["val_accuracy"], abs=1e-6)  # epoch 1's weights, not 3's
+    assert not (alone / "checkpoint").exists()
+
+    cut = _train(cli_run, tmp_path / "cut", *args, stop_after=2)
+    r = cli_run("train", "--resume", cut, "-q")
+    assert r.exit_code == 0, r.stderr
+    assert curves(cut) == curves(alone)
+    assert rundir.read_json(cut / "metrics.json")["test_loss"] == m["test_loss"]

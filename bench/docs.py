@@ -54,7 +54,21 @@ def writeups() -> str:
     return "\n".join(lines) + "\n"
 
 
-BLOCKS = {"writeups": writeups}
+def _from(module: str, name: str = "render"):
+    """A block rendered by a function of another bench script (bench/MODULE.py), imported when used."""
+    def render() -> str:
+        import importlib
+
+        if str(BENCH) not in sys.path:
+            sys.path.insert(0, str(BENCH))
+        return getattr(importlib.import_module(module), name)()
+    return render
+
+
+# One line per block; a bench script that owns its figures renders them itself: "name": _from("script").
+BLOCKS = {
+    "writeups": writeups,
+}
 
 
 def render_text(text: str) -> str:

@@ -408,6 +408,8 @@ def _finalize(trainer: Trainer, model, t0: float) -> dict:
         "test_size": int(len(p.data.test.y)),
         "train_seconds": round(sum(r["seconds"] or 0 for r in hist), 3),
         "wall_seconds": rundir.elapsed(t0),
+        # CPU time of this process (all threads, imports included); of the last one for a resumed run
+        "process_cpu_seconds": round(time.process_time(), 1),
     }
     if stopping is not None:
         metrics["early_stopping"] = stopping  # train_* and val_* above are the final weights' epoch

@@ -36,7 +36,7 @@ def error_of(tmp_path, data, overrides=()):
     return msg
 
 
-@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted(CONFIGS.rglob("*.yaml")), ids=lambda p: str(p.relative_to(CONFIGS)))
 def test_every_shipped_config_is_valid(path):
     cfg = config.load(path)
     resolved = cfg.resolved()

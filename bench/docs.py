@@ -23,7 +23,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 RESULTS = BENCH / "results"
-DOCUMENTS = [ROOT / "README.md", ROOT / "BENCHMARKS.md"]
+DOCUMENTS = [ROOT / "README.md", ROOT / "BENCHMARKS.md", ROOT / "RECORDS.md"]
 BLOCK = re.compile(r"(<!-- generated: (\S+) \(python bench/docs.py render\) -->\n)(.*?)(<!-- end generated -->)",
                    re.S)
 
@@ -68,6 +68,10 @@ def _from(module: str, name: str = "render"):
 # One line per block; a bench script that owns its figures renders them itself: "name": _from("script").
 BLOCKS = {
     "writeups": writeups,
+    "records_mnist": _from("records", "render_mnist"),
+    "records_usps": _from("records", "render_usps"),
+    "usps_diagnosis": _from("usps_diagnosis"),
+    "usps_writeup": _from("usps_writeup"),
 }
 
 

@@ -44,6 +44,9 @@ VARIANTS = {
     "batch norm": ("batch norm after the conv", ["model.conv=[{filters: 32, kernel: 5, pool: 2, batch_norm: true}]"]),
     "augment": ("rotation 10 deg, translation 10 %, zoom 10 %",
                 ["augment={rotation: 10, translation: 0.1, zoom: 0.1}"]),
+    # second round: the two best of the first, together
+    "augment + slope 0.01": ("the augmentation above and LeakyReLU slope 0.01",
+                             ["augment={rotation: 10, translation: 0.1, zoom: 0.1}", "model.leaky_relu_slope=0.01"]),
 }
 
 

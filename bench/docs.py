@@ -1,4 +1,4 @@
-"""Figures in README.md and BENCHMARKS.md are rendered from stored results, never typed.
+"""Figures in README.md, BENCHMARKS.md and RECORDS.md are rendered from stored results, never typed.
 
 A generated block in a document reads
 
@@ -8,6 +8,15 @@ A generated block in a document reads
 
 and its content is BLOCKS[NAME](), a function of files under bench/results/. `render` rewrites
 every block in place; `check` exits 1 naming each block that differs (tests/test_docs.py runs it).
+
+In BENCHMARKS.md every table of figures is such a block (bench/tables.py renders the page's own
+sections; bench scripts may render theirs). A table outside a block may hold words only: a
+number starting a word outside `code` there (`1.2 s`, `98%`; not `AVX-512` or `uint8`) is a
+typed figure, and tests/test_docs.py fails on it. A figure in prose must also appear in a
+generated block, or the prose points at the table instead; a measurement that was never stored
+is said to be so, with the command that re-measures it (the `# ~3 min` beside a command is a
+hint, not a figure). README.md's and RECORDS.md's tables of commands and files are not held to
+the words-only rule (they name counts such as "exit 1").
 
     python bench/docs.py render
     python bench/docs.py check
@@ -68,6 +77,23 @@ def _from(module: str, name: str = "render"):
 # One line per block; a bench script that owns its figures renders them itself: "name": _from("script").
 BLOCKS = {
     "writeups": writeups,
+    "targets": _from("tables", "targets"),
+    "train_now": _from("tables", "train_now"),
+    "feeds": _from("tables", "feeds"),
+    "train_avx512_cnn": _from("tables", "train_avx512_cnn"),
+    "train_avx512_mlp": _from("tables", "train_avx512_mlp"),
+    "accuracy_per_seed": _from("tables", "accuracy_per_seed"),
+    "bf16_speed": _from("tables", "bf16_speed"),
+    "bf16_runs": _from("tables", "bf16_runs"),
+    "bf16_accuracy": _from("tables", "bf16_accuracy"),
+    "bf16_variants": _from("tables", "bf16_variants"),
+    "cli_latency": _from("tables", "cli_latency"),
+    "data_loading": _from("tables", "data_loading"),
+    "predict_throughput": _from("tables", "predict_throughput"),
+    "resume": _from("tables", "resume"),
+    "gpu": _from("tables", "gpu"),
+    "appendix_measures": _from("tables", "appendix_measures"),
+    "appendix_summary": _from("tables", "appendix_summary"),
     "records_mnist": _from("records", "render_mnist"),
     "records_usps": _from("records", "render_usps"),
     "usps_diagnosis": _from("usps_diagnosis"),

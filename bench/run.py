@@ -158,6 +158,33 @@ def show(i: int, name: str, r: dict) -> None:
           f"epoch cpu {rounded(r['epoch_cpu_seconds'])} acc {r['test_accuracy']:.4f} load {r['load']:.1f}", flush=True)
 
 
+PER_EPOCH = {"first": lambda r: r["epoch_seconds"][0], "steady": lambda r: steady(r["epoch_seconds"]),
+             "steady_cpu": lambda r: steady(r["epoch_cpu_seconds"])}
+
+
+def summarise(pairs: list[dict]) -> dict:
+    """Each measure over the A/B pairs of a train result: {measure: (ratio, plain, hdr)}, medians
+    of the pairs (a ratio's median comes from its own pair, not from the columns' medians).
+    Whole-process measures are ratios hdr / plain, epoch times speed-ups plain / hdr; "acc" is
+    (hdr - plain, plain, hdr) of the mean test accuracies. Results written before a measure was
+    recorded give nan for it. Both run.py's table and BENCHMARKS.md's (bench/tables.py) use this."""
+    def ratio(get, speedup):
+        vals = []
+        for p in pairs:
+            x, y = get(p["hdr"]), get(p["plain"])
+            if x and y:
+                vals.append(y / x if speedup else x / y)
+        return med(vals)
+
+    out = {}
+    for k in ("wall", "cpu", "user", "sys", "minflt", "majflt", "load", "peak_mib", *PER_EPOCH):
+        get = PER_EPOCH.get(k, lambda r, k=k: r.get(k))
+        out[k] = (ratio(get, k in PER_EPOCH), med(get(p["plain"]) for p in pairs), med(get(p["hdr"]) for p in pairs))
+    plain, hdr = (statistics.mean(p[side]["test_accuracy"] for p in pairs) for side in ("plain", "hdr"))
+    out["acc"] = (hdr - plain, plain, hdr)
+    return out
+
+
 def cmd_train(args) -> None:
     config = Path(args.config) if args.config else CONFIGS[args.model]
     seeds = args.seeds or [1]
@@ -180,48 +207,25 @@ def cmd_train(args) -> None:
         if not args.keep_runs:
             shutil.rmtree(runs_dir, ignore_errors=True)
 
-    def ratio(get, invert=False):
-        vals = []
-        for p in pairs:
-            x, y = get(p["hdr"]), get(p["plain"])
-            if x and y:
-                vals.append(y / x if invert else x / y)
-        return med(vals)
-
-    acc_plain = statistics.mean(p["plain"]["test_accuracy"] for p in pairs)
-    acc_hdr = statistics.mean(p["hdr"]["test_accuracy"] for p in pairs)
+    s = summarise(pairs)
     label = f"{config.relative_to(ROOT) if config.is_relative_to(ROOT) else config}" + (
         f" {' '.join(args.set)}" if args.set else "")
-    rows = [
-        ("whole process, wall: hdr / plain (target <= 1.00)", f"{ratio(lambda r: r['wall']):.2f}x",
-         f"{med(p['plain']['wall'] for p in pairs):.1f} s", f"{med(p['hdr']['wall'] for p in pairs):.1f} s"),
-        ("whole process, CPU time: hdr / plain", f"{ratio(lambda r: r['cpu']):.2f}x",
-         f"{med(p['plain']['cpu'] for p in pairs):.1f} s", f"{med(p['hdr']['cpu'] for p in pairs):.1f} s"),
-        ("whole process, user CPU: hdr / plain", f"{ratio(lambda r: r['user']):.2f}x",
-         f"{med(p['plain']['user'] for p in pairs):.1f} s", f"{med(p['hdr']['user'] for p in pairs):.1f} s"),
-        ("whole process, system CPU: hdr / plain", f"{ratio(lambda r: r['sys']):.2f}x",
-         f"{med(p['plain']['sys'] for p in pairs):.1f} s", f"{med(p['hdr']['sys'] for p in pairs):.1f} s"),
-        ("whole process, minor page faults: hdr / plain", f"{ratio(lambda r: r['minflt']):.2f}x",
-         f"{med(p['plain']['minflt'] for p in pairs):,.0f}", f"{med(p['hdr']['minflt'] for p in pairs):,.0f}"),
-        ("whole process, major page faults", "",
-         f"{med(p['plain']['majflt'] for p in pairs):,.0f}", f"{med(p['hdr']['majflt'] for p in pairs):,.0f}"),
-        ("load average (1 min) at the end of a run", "",
-         f"{med(p['plain']['load'] for p in pairs):.1f}", f"{med(p['hdr']['load'] for p in pairs):.1f}"),
-        ("first epoch: speed-up plain / hdr", f"{ratio(lambda r: r['epoch_seconds'][0], True):.2f}x",
-         f"{med(p['plain']['epoch_seconds'][0] for p in pairs):.1f} s",
-         f"{med(p['hdr']['epoch_seconds'][0] for p in pairs):.1f} s"),
-        ("steady epoch (2nd on): speed-up plain / hdr", f"{ratio(lambda r: steady(r['epoch_seconds']), True):.2f}x",
-         f"{med(steady(p['plain']['epoch_seconds']) for p in pairs):.1f} s",
-         f"{med(steady(p['hdr']['epoch_seconds']) for p in pairs):.1f} s"),
-        ("steady epoch, CPU time: speed-up plain / hdr",
-         f"{ratio(lambda r: steady(r['epoch_cpu_seconds']), True):.2f}x",
-         f"{med(steady(p['plain']['epoch_cpu_seconds']) for p in pairs):.1f} s",
-         f"{med(steady(p['hdr']['epoch_cpu_seconds']) for p in pairs):.1f} s"),
-        ("peak memory: hdr / plain", f"{ratio(lambda r: r['peak_mib']):.2f}x",
-         f"{med(p['plain']['peak_mib'] for p in pairs):.0f} MiB", f"{med(p['hdr']['peak_mib'] for p in pairs):.0f} MiB"),
-        (f"test accuracy, mean of {len(pairs)} (seeds {sorted({p['seed'] for p in pairs})})",
-         f"{100 * (acc_hdr - acc_plain):+.2f} pp", f"{100 * acc_plain:.2f}%", f"{100 * acc_hdr:.2f}%"),
-    ]
+    sec, faults = "{:.1f} s", "{:,.0f}"
+    rows = [(name, "" if k in ("majflt", "load") else f"{s[k][0]:.2f}x", fmt.format(s[k][1]), fmt.format(s[k][2]))
+            for name, k, fmt in [
+                ("whole process, wall: hdr / plain (target <= 1.00)", "wall", sec),
+                ("whole process, CPU time: hdr / plain", "cpu", sec),
+                ("whole process, user CPU: hdr / plain", "user", sec),
+                ("whole process, system CPU: hdr / plain", "sys", sec),
+                ("whole process, minor page faults: hdr / plain", "minflt", faults),
+                ("whole process, major page faults", "majflt", faults),
+                ("load average (1 min) at the end of a run", "load", "{:.1f}"),
+                ("first epoch: speed-up plain / hdr", "first", sec),
+                ("steady epoch (2nd on): speed-up plain / hdr", "steady", sec),
+                ("steady epoch, CPU time: speed-up plain / hdr", "steady_cpu", sec),
+                ("peak memory: hdr / plain", "peak_mib", "{:.0f} MiB")]]
+    rows.append((f"test accuracy, mean of {len(pairs)} (seeds {sorted({p['seed'] for p in pairs})})",
+                 f"{100 * s['acc'][0]:+.2f} pp", f"{100 * s['acc'][1]:.2f}%", f"{100 * s['acc'][2]:.2f}%"))
     table = (f"hdr train {label} vs bench/plain_keras_{args.model}.py, {args.epochs} epochs, {len(pairs)} A/B pairs\n\n"
              "| measure | ratio (median of pairs) | plain Keras (median) | hdr (median) |\n|---|---|---|---|\n"
              + "\n".join(f"| {' | '.join(r)} |" for r in rows))

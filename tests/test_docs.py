@@ -3,6 +3,8 @@ document that differs from what its results render fails here."""
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
 
@@ -33,3 +35,41 @@ def test_a_changed_result_makes_the_check_fail(tmp_path, monkeypatch):
     assert docs.main(["check"]) == 1
     assert docs.main(["render"]) == 0 and docs.main(["check"]) == 0
     assert "stale" not in doc.read_text() and "| `cnn_adam.yaml` |" in doc.read_text()
+
+
+NUMBER = re.compile(r"(?<![\w/.\-])\d")  # a number starting a word: 1.2 s, 98%, 0.62; not AVX-512, uint8
+
+
+def typed_figures(text: str) -> list[str]:
+    """Table rows outside generated blocks and code blocks that hold a number outside `code`."""
+    text = re.sub(r"<!-- generated: .*?<!-- end generated -->", "", text, flags=re.S)
+    text = re.sub(r"^```.*?^```", "", text, flags=re.S | re.M)
+    return [line for line in text.splitlines()
+            if line.lstrip().startswith("|") and NUMBER.search(re.sub(r"`[^`]*`", "", line))]
+
+
+def test_every_table_of_figures_in_benchmarks_is_generated():
+    """bench/docs.py's rule: in BENCHMARKS.md a table outside a generated block holds words only."""
+    assert typed_figures((REPO / "BENCHMARKS.md").read_text()) == []
+    assert typed_figures("a\n\n| x | y |\n|---|---|\n| hdr | 1.2 s |\n") == ["| hdr | 1.2 s |"]
+    assert typed_figures("| AVX-512 | `--epochs 2` |\n<!-- generated: t (python bench/docs.py render) -->\n"
+                         "| a | 3 |\n<!-- end generated -->\n") == []
+
+
+def test_the_gpu_table_is_rendered_from_a_stored_gpu_result(tmp_path, monkeypatch):
+    """Until bench/gpu.py has run there is no result: the table says so; once there is, it shows it."""
+    sys.path.insert(0, str(REPO / "bench"))
+    try:
+        import tables
+    finally:
+        sys.path.pop(0)
+    monkeypatch.setattr(tables, "RESULTS", tmp_path)
+    assert "not measured" in tables.gpu()
+    run = {"wall": 20.0, "epoch_seconds": [7.5, 0.7, 0.6], "test_accuracy": 0.99}
+    record = {"devices": ["gpu:NVIDIA H100"], "per_epoch": {"hdr cnn_adam.yaml (fp32)": [run, run]},
+              "to_99": [{**run, "label": "fast", "command": "hdr train configs/cnn_adam.yaml"},
+                        {**run, "wall": 9.0, "test_accuracy": 0.985, "label": "faster", "command": "x"}]}
+    (tmp_path / "gpu-20270101-000000.json").write_text(json.dumps(record))
+    text = tables.gpu()
+    assert "not measured" not in text and "7.50 s / 0.650 s" in text and "**20.0 s**" in text
+    assert "fastest to ≥ 99.0%: fast, **20.0** s" in tables.gpu_target()

@@ -61,13 +61,29 @@ WRITEUPS = {
 }
 
 
+# Where a record's runs are, when not runs/records/NAME: write-up 001's were trained by the diagnosis
+# that chose the config (collect checks that each run's config is the shipped one, seed aside).
+RUN_FOLDERS = {"usps_writeup": ROOT / "runs" / "usps-diagnosis" / "augment-+-slope-0.01"}
+
+
 def _seeds(args) -> list[int]:
     return [int(s) for s in args[args.index("--seeds") + 1].split(",")] if "--seeds" in args else [1, 2, 3]
 
 
 def runs_of(name: str) -> list[Path]:
-    folder = RUNS / name
+    folder = RUN_FOLDERS.get(name, RUNS / name)
     return sorted(p for p in folder.iterdir() if (p / "metrics.json").is_file()) if folder.is_dir() else []
+
+
+def same_config(run: Path, config: str) -> bool:
+    """Whether the run trained the shipped config (its resolved config.yaml, seed aside)."""
+    from hdr import config as config_mod
+
+    def without_seed(cfg):
+        r = cfg.resolved()
+        r["training"].pop("seed")
+        return r
+    return without_seed(config_mod.load_run_config(run / "config.yaml")) == without_seed(config_mod.load(ROOT / config))
 
 
 def train(name: str, seeds: list[int], overrides: list[str]) -> None:
@@ -96,6 +112,8 @@ def collect() -> dict:
     for name, (config, goal, what) in RECORDS.items():
         rows = []
         for run in runs_of(name):
+            if not same_config(run, config):
+                sys.exit(f"{run} did not train {config} as it is now; train it again: python bench/records.py train {name}")
             m = json.loads((run / "metrics.json").read_text())
             info = json.loads((run / "run.json").read_text())
             rows.append({"run": run.name, "seed": info["seed"], "test_accuracy": m["test_accuracy"],

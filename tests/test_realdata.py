@@ -35,7 +35,7 @@ def test_seed_003_cnn_one_epoch(cli_run, real_data, tmp_path):
 
 
 def test_usps_cnn_five_epochs(cli_run, real_data, tmp_path):
-    # 3 epochs land at 0.899-0.903 across seeds 1-3, too close to any bar; 5 land at 0.919-0.929.
+    # With its augmentation 5 epochs land at 0.915-0.921 across seeds 1-3 (0.959-0.975 after 100).
     m, _ = train_metrics(cli_run, tmp_path, "usps_cnn.yaml", "training.epochs=5")
-    assert m["test_accuracy"] >= 0.91
+    assert m["test_accuracy"] >= 0.90
     assert m["test_size"] == 2007

@@ -1,34 +1,30 @@
 """`hdr sweep`: train every point of a grid (times N seeds), each its own run folder.
 
-Points run in `--jobs N` worker processes (hdr/worker.py) that are reused from point to point,
-so Keras is imported and the data loaded once per worker, not once per point; a worker that
-crashes (out of memory, say) loses only its current point and is replaced. Every point's config
-is validated before anything starts: a typo in a grid value is a usage error with nothing created.
+Points run on an executor (hdr/executors.py): by default `--jobs N` local worker processes that
+are reused from point to point, so Keras is imported and the data loaded once per worker, not
+once per point; or, with `--executor ray`, on a Ray cluster. Every point's config is validated
+before anything starts: a typo in a grid value is a usage error with nothing created.
 
 The sweep folder, <runs-dir>/sweeps/<sweep-id>/, holds sweep.json (the points, their
 overrides, run folders and exit codes, rewritten atomically as each point ends), one log per
-point, and the compare table of the sweep's runs.
+point, and the compare table of the sweep's runs. `hdr sweep --resume SWEEP` finishes what a
+stopped sweep left: interrupted runs continue from their last completed epoch, points never
+started are trained; completed, pruned and failed runs are results and stay.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 import os
-import queue
 import signal
-import subprocess
-import sys
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
-from hdr import rundir
-from hdr.errors import EXIT_SIGNAL, HdrError, Stopped, UsageError
+from hdr import executors, rundir
+from hdr.errors import HdrError, Stopped, UsageError
 
-THREAD_VARS = ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
 SEED_KEY = "training.seed"
 
 
@@ -85,6 +81,10 @@ class Point:
     error: str | None = None
     test_accuracy: float | None = None
 
+    @property
+    def key(self) -> str:
+        return f"point-{self.index:03d}"
+
     def record(self, sweep_folder: Path) -> dict:
         return {
             "index": self.index, "label": self.label, "seed": self.seed, "overrides": self.overrides,
@@ -121,81 +121,66 @@ def plan(config: str, overrides: list[str], grid: dict[str, list[str]], seeds: i
     return points
 
 
-def threads_per_job(jobs: int) -> int:
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, cores // jobs)
+# ------------------------------------------------------------------------------ resuming
+
+def resumable(run: Path | None) -> tuple[str, Path | None]:
+    """What a stopped run needs: ("done", run) for a result (completed, pruned, failed), ("resume",
+    run) for one with a completed epoch to go on from, ("train", None) for one to start again
+    (none, or interrupted before its first epoch: that folder holds nothing and is removed)."""
+    if run is None or not (run / "run.json").is_file():
+        return "train", None
+    info = rundir.read_json(run / "run.json")
+    status = rundir.effective_status(info)
+    if status in ("completed", "pruned", "failed"):
+        return "done", run
+    if status == "running":
+        raise UsageError(f"{run} is still being trained by process {info.get('pid')} on {info.get('host')}; "
+                         "wait for it or stop it, then resume")
+    if rundir.read_history(run / "history.csv") and (run / "checkpoint").is_dir():
+        return "resume", run
+    import shutil
+
+    shutil.rmtree(run, ignore_errors=True)
+    return "train", None
+
+
+def find_run(runs_dir: Path, fields: dict) -> Path | None:
+    """The run folder in runs_dir whose run.json carries these fields (a run that failed or was
+    stopped before it could name itself)."""
+    if not runs_dir.is_dir():
+        return None
+    for child in runs_dir.iterdir():
+        try:
+            info = rundir.read_json(child / "run.json")
+        except (OSError, ValueError):
+            continue
+        if all(str(info.get(k)) == str(v) for k, v in fields.items()):
+            return child
+    return None
 
 
 # ------------------------------------------------------------------------------ running
 
-class Worker:
-    """One reused training process (hdr/worker.py), started when first needed and again after
-    one died. Its own session: a Ctrl-C at the terminal reaches only the sweep, which passes it on."""
-
-    def __init__(self, env: dict):
-        self.env = env
-        self.proc: subprocess.Popen | None = None
-
-    def run(self, request: dict) -> dict:
-        if self.proc is None or self.proc.poll() is not None:
-            self.proc = subprocess.Popen([sys.executable, "-m", "hdr.worker"], stdin=subprocess.PIPE,
-                                         stdout=subprocess.PIPE, text=True, env=self.env, start_new_session=True)
-        try:
-            self.proc.stdin.write(json.dumps(request) + "\n")
-            self.proc.stdin.flush()
-            line = self.proc.stdout.readline()
-        except BrokenPipeError:
-            line = ""
-        if line:
-            return json.loads(line)
-        code = self.proc.wait()  # died mid-run: out of memory, a crash, a second signal
-        self.proc = None
-        stopped = code in (*EXIT_SIGNAL.values(), *(-s for s in EXIT_SIGNAL))
-        return {"status": "interrupted" if stopped else "failed", "run": None, "exit_code": code,
-                "error": f"the training process ended with exit code {code}"}
-
-    def close(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.stdin.close()
-            self.proc.wait()
-        self.proc = None
-
-
 class Sweep:
     def __init__(self, folder: Path, config: str, overrides: list[str], grid: dict, points: list[Point],
-                 runs_dir: Path, jobs: int, seeds: int, quiet: bool):
+                 runs_dir: Path, seeds: int, quiet: bool, info: dict | None = None):
+        from hdr import config as config_mod
+
         self.folder, self.config, self.overrides, self.grid = folder, config, overrides, grid
-        self.points, self.runs_dir, self.jobs, self.quiet = points, runs_dir, jobs, quiet
+        self.points, self.runs_dir, self.quiet = points, runs_dir, quiet
         self.seeds = sorted({p.seed for p in points}) if seeds > 1 else [points[0].seed]
         self.id = folder.name
-        self.lock = threading.Lock()
-        self.stop = threading.Event()
-        self.workers: list[Worker] = []
         self.done = 0
-        self.threads = threads_per_job(jobs)
-        self.info = {
+        self.config_mod = config_mod
+        self.info = info or {
             "id": self.id, "status": "running", "config": config, "config_name": Path(config).stem,
-            "overrides": list(overrides), "grid": grid, "seeds": self.seeds, "jobs": jobs,
-            "threads_per_job": self.threads, "runs_dir": str(runs_dir), "started": rundir.now_iso(),
-            "ended": None, "command": rundir.command_line(), "cwd": os.getcwd(),
+            "overrides": list(overrides), "grid": grid, "seeds": self.seeds, "runs_dir": str(runs_dir),
+            "started": rundir.now_iso(), "ended": None, "command": rundir.command_line(), "cwd": os.getcwd(),
         }
 
     def save(self) -> None:
-        with self.lock:
-            data = dict(self.info, points=[p.record(self.folder) for p in self.points])
-            rundir.write_json(self.folder / "sweep.json", data)
-
-    def env(self) -> dict:
-        env = dict(os.environ)
-        for var in THREAD_VARS:
-            # N processes with one thread pool each as wide as the machine would fight over the
-            # cores; an explicit setting of the user's wins.
-            env.setdefault(var, str(self.threads))
-        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        return env
+        data = dict(self.info, points=[p.record(self.folder) for p in self.points])
+        rundir.write_json(self.folder / "sweep.json", data)
 
     def info_fields(self, p: Point) -> dict:
         return {"sweep_id": self.id, "sweep_point": p.label, "sweep_index": p.index, "sweep_keys": ",".join(self.grid)}
@@ -206,114 +191,83 @@ class Sweep:
         return ["hdr", "train", self.config, *self.overrides, *p.overrides, "--runs-dir", str(self.runs_dir),
                 "-q", *info]
 
-    def run_point(self, p: Point, worker: "Worker") -> None:
-        if self.stop.is_set():
-            p.status = "not run"
-            return
-        p.status = "running"
-        self.save()
+    def find_run(self, p: Point) -> Path | None:
+        return find_run(self.runs_dir, {"sweep_id": self.id, "sweep_index": p.index})
+
+    def todo(self) -> list[executors.Job]:
+        """A job for every point not yet done: all of them in a new sweep; in a resumed one, the
+        interrupted (resumed) and the never started."""
+        jobs = []
         logs = self.folder / "logs"
         logs.mkdir(exist_ok=True)
-        log = logs / f"point-{p.index:03d}.log"
-        rundir.atomic_write(log, f"$ {' '.join(self.command(p))}\n")
-        answer = worker.run({"config": self.config, "overrides": [*self.overrides, *p.overrides],
-                             "runs_dir": str(self.runs_dir), "info": self.info_fields(p), "log": str(log)})
+        for p in self.points:
+            what, run = resumable(p.run or self.find_run(p)) if p.status != "pending" else ("train", None)
+            if what == "done":
+                p.run = run
+                continue
+            log = logs / f"point-{p.index:03d}.log"
+            if what == "resume":
+                request = {"action": "resume", "run": str(run)}
+                with open(log, "a") as f:
+                    f.write(f"$ hdr train --resume {run} -q\n")
+            else:
+                cfg = self.config_mod.load(self.config, [*self.overrides, *p.overrides])
+                request = {"action": "train", "config": self.config_mod.dump(cfg), "config_name": Path(self.config).stem,
+                           "info": self.info_fields(p), "fold": None}
+                with open(log, "a") as f:
+                    f.write(f"$ {' '.join(self.command(p))}\n")
+            p.status, p.run = "pending", run
+            jobs.append(executors.Job(p.key, p.label, request, run.parent if run else self.runs_dir, log,
+                                      meta={"point": p}))
+        return jobs
+
+    def on_done(self, job: executors.Job, answer: dict) -> tuple[str | None, bool]:
+        p: Point = job.meta["point"]
         p.exit_code, p.status, p.error = answer["exit_code"], answer["status"], answer["error"]
-        p.run = Path(answer["run"]) if answer.get("run") else self.find_run(p)
-        if p.run is not None:
+        p.run = Path(answer["run"]) if answer.get("run") else (job.run or self.find_run(p))
+        p.test_accuracy = None
+        if p.run is not None and p.status == "completed":
             try:
                 p.test_accuracy = rundir.read_json(p.run / "metrics.json").get("test_accuracy")
             except (OSError, ValueError):
                 pass
-        with open(log, "a") as f:
-            f.write(f"--- {p.status}, exit code {p.exit_code}" + (f": {p.error}" if p.error else "") + "\n")
+        if job.log is not None:
+            with open(job.log, "a") as f:
+                where = f" on Ray node {answer['node']}" if answer.get("node") else ""
+                f.write(f"--- {p.status}{where}, exit code {p.exit_code}" + (f": {p.error}" if p.error else "") + "\n")
         self.save()
-    def report_point(self, p: Point) -> None:
-        with self.lock:
-            self.done += 1
-            done = self.done
-        if not self.quiet:
-            what = (f"test accuracy {100 * p.test_accuracy:.2f}%" if p.test_accuracy is not None
-                    else p.error or p.status)
-            click.echo(f"[{done}/{len(self.points)}] {p.label} seed={p.seed}: {p.status}, {what}", err=True)
+        if p.status == "not run":
+            return None, False
+        self.done += 1
+        what = f"test accuracy {100 * p.test_accuracy:.2f}%" if p.test_accuracy is not None else p.error or p.status
+        return f"[{self.done}/{len(self.points)}] {p.label} seed={p.seed}: {p.status}, {what}", p.status != "completed"
 
-    def find_run(self, p: Point) -> Path | None:
-        """The run folder of a point that failed after creating it (stdout never named it)."""
-        if not self.runs_dir.is_dir():
-            return None
-        for child in self.runs_dir.iterdir():
-            try:
-                info = rundir.read_json(child / "run.json")
-            except (OSError, ValueError):
-                continue
-            if info.get("sweep_id") == self.id and str(info.get("sweep_index")) == str(p.index):
-                return child
-        return None
-
-    def forward(self, signum: int) -> None:
-        """Pass a stop on: exactly one signal to each worker (a second would make a training
-        stop without clean-up); the point it trains ends as `interrupted`."""
-        self.stop.set()
-        with self.lock:
-            procs = [w.proc for w in self.workers if w.proc is not None]
-        for proc in procs:
-            try:
-                proc.send_signal(signum)
-            except ProcessLookupError:
-                pass
-
-    def run(self) -> int | None:
-        """Run all points; the signal number if the sweep was stopped by one."""
+    def run(self, executor, jobs: list[executors.Job]) -> int | None:
+        """Run the jobs; the signal number if the sweep was stopped by one."""
+        self.done = len(self.points) - len(jobs)
+        self.info.update(status="running", ended=None, **executor.settings())
         self.save()
-        env = self.env()
-        stopped: list[int] = []
+        pending = iter(jobs)
+        for job in jobs:
+            job.meta["point"].status = "pending"
+        progress = executors.Progress(len(jobs), self.quiet)
 
-        def on_signal(signum, frame):
-            if not stopped and not self.quiet:
-                click.echo(f"\n{signal.Signals(signum).name}: stopping the running points; "
-                           "no new points start", err=True)
-            stopped.append(signum)
-            self.forward(signum)
+        def next_job():
+            job = next(pending, None)
+            if job is not None:
+                job.meta["point"].status = "running"
+                self.save()
+            return job
 
-        todo: queue.Queue[Point] = queue.Queue()
+        signum = executors.drive(executor, next_job, self.on_done, progress)
         for p in self.points:
-            todo.put(p)
-        errors: list[BaseException] = []
-
-        def drain(worker: Worker) -> None:
-            try:
-                while True:
-                    try:
-                        p = todo.get_nowait()
-                    except queue.Empty:
-                        return
-                    self.run_point(p, worker)
-                    if p.status != "not run":
-                        self.report_point(p)
-            except BaseException as e:  # a bug here must not pass silently
-                errors.append(e)
-            finally:
-                worker.close()
-
-        self.workers = [Worker(env) for _ in range(self.jobs)]
-        old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            threads = [threading.Thread(target=drain, args=(w,), daemon=True) for w in self.workers]
-            for t in threads:
-                t.start()
-            for t in threads:
-                while t.is_alive():
-                    t.join(0.2)  # short waits: the main thread must stay free to take signals
-        finally:
-            for s, h in old.items():
-                signal.signal(s, h)
-        if errors:
-            raise errors[0]
+            if p.status in ("pending", "running"):
+                p.status = "not run"
         failed = any(p.status != "completed" for p in self.points)
-        self.info.update(status="interrupted" if stopped else "failed" if failed else "completed",
+        self.info.update(status="interrupted" if signum else "failed" if failed else "completed",
                          ended=rundir.now_iso())
         self.save()
-        return stopped[0] if stopped else None
+        return signum
 
 
 def report(sweep: Sweep) -> str | None:
@@ -328,47 +282,89 @@ def report(sweep: Sweep) -> str | None:
     return compare.text(result)
 
 
+def load(folder: Path, quiet: bool) -> Sweep:
+    """A sweep folder to resume."""
+    path = folder / "sweep.json"
+    if not path.is_file():
+        raise UsageError(f"{folder} is not a sweep folder (no sweep.json); sweep folders are in RUNS_DIR/sweeps/")
+    try:
+        info = rundir.read_json(path)
+        points = [Point(p["index"], p["label"], p["overrides"], p["seed"], p["status"], p["exit_code"],
+                        (folder / p["run"]).resolve() if p.get("run") else None, p.get("error"), p.get("test_accuracy"))
+                  for p in info["points"]]
+        config, overrides, grid, seeds = info["config"], info["overrides"], info["grid"], info["seeds"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UsageError(f"{path} is damaged ({type(e).__name__}: {e}); the sweep cannot be resumed") from None
+    if not Path(config).is_file():
+        raise UsageError(f"{config}, the sweep's config, is gone; put it back to resume the sweep")
+    return Sweep(folder, config, overrides, grid, points, Path(info["runs_dir"]), len(seeds), quiet, info=info)
+
+
 # ------------------------------------------------------------------------------ command
 
 @click.command()
-@click.argument("config", type=click.Path(dir_okay=False, path_type=str))
+@click.argument("config", required=False, type=click.Path(dir_okay=False, path_type=str))
 @click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
 @click.option("--grid", "grid_items", multiple=True, metavar="KEY=V1,V2,...",
               help="A config key and the values to try; several --grid give their Cartesian product.")
 @click.option("--seeds", default=1, show_default=True, type=click.IntRange(min=1),
               help="Run each point with N seeds (training.seed, training.seed+1, ...); compare then "
                    "shows mean ± std and flags gaps within seed noise.")
-@click.option("--jobs", default=1, show_default=True, type=click.IntRange(min=1),
-              help="Points run at once, each in its own process with cores/N threads.")
+@executors.options
 @click.option("--runs-dir", default="runs", show_default=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the run folders; the sweep folder goes in RUNS_DIR/sweeps/.")
+@click.option("--resume", "resume_dir", type=click.Path(file_okay=False, path_type=Path), metavar="SWEEP",
+              help="Finish a stopped sweep: resume its interrupted runs, train the points never started.")
 @click.option("--dry-run", is_flag=True, help="List the points and their overrides; run nothing.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines; print only the table and the sweep folder.")
-def command(config, overrides, grid_items, seeds, jobs, runs_dir, dry_run, quiet):
+def command(config, overrides, grid_items, seeds, executor, jobs, address, cpus_per_run, gpus_per_run, runs_dir,
+            resume_dir, dry_run, quiet):
     """Train CONFIG at every point of a grid, each point its own run folder, then compare them.
 
     \b
       hdr sweep configs/mlp_adam.yaml --grid optimizer.name=adam,adagrad,adadelta --seeds 3
       hdr sweep configs/cnn_adam.yaml --grid training.batch_size=64,128 \\
           --grid optimizer.learning_rate=0.001,0.0003 training.epochs=3 --jobs 2
+      hdr sweep configs/mlp_adam.yaml --grid optimizer.name=adam,sgd --executor ray --address HEAD:6379
+      hdr sweep --resume runs/sweeps/<id>
 
     Values are read as YAML; a value that is a list keeps its brackets: --grid model.hidden=[256],[512,512].
     A point that fails does not stop the others; the sweep exits 1 if any failed.
     The last line printed is the sweep folder.
     """
-    grid = parse_grid(grid_items)
-    points = plan(config, list(overrides), grid, seeds)
-    if dry_run:
-        for p in points:
-            click.echo(f"{p.index:3d}  {' '.join([*overrides, *p.overrides]) or '(config as is)'}")
-        click.echo(f"{len(points)} runs ({len(points) // seeds} points x {seeds} seeds); nothing was run")
-        return
-    folder = rundir.create(runs_dir / "sweeps", Path(config).stem)
-    sweep = Sweep(folder, config, list(overrides), grid, points, runs_dir, min(jobs, len(points)), seeds, quiet)
-    if not quiet:
-        click.echo(f"sweep {sweep.id}: {len(points)} runs, {sweep.jobs} at a time, "
-                   f"{sweep.threads} thread(s) each", err=True)
-    signum = sweep.run()
+    if resume_dir is not None:
+        if config or overrides or grid_items or seeds != 1 or dry_run:
+            raise UsageError("--resume takes only the sweep folder (and executor options); the sweep's config and "
+                             "grid are in its sweep.json")
+        sweep = load(resume_dir, quiet)
+        points, folder = sweep.points, resume_dir
+        todo = sweep.todo()
+        if not todo:
+            click.echo(f"{folder}: every point is already done; nothing to resume", err=True)
+    else:
+        if not config:
+            raise UsageError("missing CONFIG: give a YAML config file (see configs/) or --resume SWEEP")
+        grid = parse_grid(grid_items)
+        points = plan(config, list(overrides), grid, seeds)
+        if dry_run:
+            for p in points:
+                click.echo(f"{p.index:3d}  {' '.join([*overrides, *p.overrides]) or '(config as is)'}")
+            click.echo(f"{len(points)} runs ({len(points) // seeds} points x {seeds} seeds); nothing was run")
+            return
+        executors.check(executor, jobs, address)
+        folder = rundir.create(runs_dir / "sweeps", Path(config).stem)
+        sweep = Sweep(folder, config, list(overrides), grid, points, runs_dir, seeds, quiet)
+        todo = sweep.todo()
+    signum = None
+    if todo:
+        ex = executors.make(executor, jobs, address, cpus_per_run, gpus_per_run, lambda job, epoch, row: None,
+                            len(todo), log=lambda msg: click.echo(msg, err=True))
+        try:
+            if not quiet:
+                click.echo(f"sweep {sweep.id}: {len(todo)} of {len(points)} runs to train, {ex.describe()}", err=True)
+            signum = sweep.run(ex, todo)
+        finally:
+            ex.close()
     table = report(sweep)
     if table:
         click.echo(table)
@@ -377,7 +373,8 @@ def command(config, overrides, grid_items, seeds, jobs, runs_dir, dry_run, quiet
     bad = [p for p in points if p.status != "completed"]
     if signum is not None:
         raise Stopped(f"sweep stopped by {signal.Signals(signum).name}: "
-                      f"{len(points) - len(bad)} of {len(points)} runs completed ({folder}/sweep.json)", signum)
+                      f"{len(points) - len(bad)} of {len(points)} runs completed ({folder}/sweep.json); "
+                      f"finish it with: hdr sweep --resume {folder}", signum)
     if bad:
         same: dict[tuple, list[str]] = {}  # one entry per (point, error), listing its seeds
         for p in bad:
@@ -385,3 +382,4 @@ def command(config, overrides, grid_items, seeds, jobs, runs_dir, dry_run, quiet
         lines = "; ".join(f"{label} seed={','.join(seeds)}: {error}" for (label, error), seeds in same.items())
         raise HdrError(f"{len(bad)} of {len(points)} runs failed: {lines} "
                        f"(logs in {folder}/logs/)")
+

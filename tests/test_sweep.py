@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from hdr import sweep
+from hdr import executors, sweep
 from hdr.errors import UsageError
 from tests.conftest import realdata
 
@@ -86,17 +86,25 @@ def test_dry_run_lists_points_and_runs_nothing(cli_run, tmp_path):
     assert not (tmp_path / "r").exists()
 
 
-def test_thread_budget_split_between_jobs(tmp_path, monkeypatch):
-    for var in sweep.THREAD_VARS:
-        monkeypatch.delenv(var, raising=False)
+def test_thread_budget_split_between_jobs(monkeypatch):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
-    assert sweep.threads_per_job(3) == 2 and sweep.threads_per_job(16) == 1
-    points = sweep.plan(SLP, [], {}, 1)
-    s = sweep.Sweep(tmp_path, SLP, [], {}, points, tmp_path, jobs=4, seeds=1, quiet=True)
-    env = s.env()
-    assert all(env[v] == "2" for v in sweep.THREAD_VARS)
-    monkeypatch.setenv("OMP_NUM_THREADS", "5")  # the user's own setting is kept
-    assert s.env()["OMP_NUM_THREADS"] == "5"
+    assert executors.threads_per_job(3) == 2 and executors.threads_per_job(16) == 1
+    env = executors.thread_env(executors.threads_per_job(4), {})
+    assert all(env[v] == "2" for v in executors.THREAD_VARS)
+    # the user's own setting is kept
+    assert executors.thread_env(2, {"OMP_NUM_THREADS": "5"})["OMP_NUM_THREADS"] == "5"
+
+
+def test_executor_options_are_checked_before_anything_is_made(cli_run, tmp_path):
+    runs = tmp_path / "runs"
+    r = cli_run("sweep", SLP, "--grid", "optimizer.learning_rate=0.1,0.01", "--address", "127.0.0.1:1",
+                "--runs-dir", runs)
+    assert r.exit_code == 2 and "--address is for --executor ray" in r.stderr and not runs.exists()
+    r = cli_run("sweep", SLP, "--grid", "optimizer.learning_rate=0.1,0.01", "--executor", "ray", "--jobs", "2",
+                "--runs-dir", runs)
+    assert r.exit_code == 2 and "--jobs is for --executor local" in r.stderr and not runs.exists()
+    r = cli_run("sweep", "--resume", tmp_path, "--runs-dir", runs)
+    assert r.exit_code == 2 and "not a sweep folder" in r.stderr and not runs.exists()
 
 
 @realdata

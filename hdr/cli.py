@@ -5,7 +5,6 @@ so `hdr --help` and `hdr compare` start at once. Exit codes: hdr/errors.py.
 from __future__ import annotations
 
 import importlib
-import traceback
 from pathlib import Path
 
 import click
@@ -26,6 +25,7 @@ LAZY_COMMANDS = {
     "draw": ("hdr.draw:command", "Draw a digit with the mouse and watch a run's model guess it."),
     "export": ("hdr.export:command", "A run's model as a verified SavedModel, ONNX or LiteRT file."),
     "ensemble": ("hdr.ensemble:command", "Average several runs' predicted probabilities and evaluate the ensemble."),
+    "track": ("hdr.track:command", "Log run folders to MLflow: config, per-epoch history, figures, files, model."),
 }
 DATA_COMMANDS = {
     "describe": ("hdr.describe:command", "Class counts, value range, checks and sample grid of a dataset."),
@@ -98,6 +98,8 @@ class HdrGroup(click.Group):
             raise
         except HdrError:
             if ctx.meta.get("hdr.debug"):
+                import traceback  # only here: every command would pay for importing it
+
                 traceback.print_exc()  # then click prints the one line and exits with its code
             raise
         except click.UsageError as e:

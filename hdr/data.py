@@ -9,7 +9,6 @@ so the dataset is never copied as float32.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
 import json
@@ -17,8 +16,6 @@ import os
 import shutil
 import sys
 import tempfile
-import urllib.request
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +52,10 @@ class DatasetSpec:
     value_range: str                   # the pixel values as published (hdr keeps uint8 0-255)
     framing: str                       # how a digit sits in its frame (hdr.transfer): "centred" or "fill"
     sizes: dict[str, int] | None = None  # examples per split, checked when verifying
+    # The digits' stroke width in pixels, typical (median) and 5th-95th percentile, as
+    # hdr.predict.stroke_width measures the test split (bench/photos.py calibrate): what
+    # hdr predict brings a user's image to. None: leave strokes as they are.
+    stroke_width: tuple[float, float, float] | None = None
 
     @property
     def num_classes(self) -> int:
@@ -124,6 +125,9 @@ def cache_dir() -> Path:
 # ---------------------------------------------------------------- parsing
 
 def _gunzip(path: Path) -> bytes:
+    import gzip  # here, not at the top: hdr predict imports this module for its registry only
+    import zlib
+
     try:
         with gzip.open(path, "rb") as f:
             return f.read()
@@ -217,7 +221,7 @@ register(DatasetSpec(
     mirrors=("https://ossci-datasets.s3.amazonaws.com/mnist/", "https://storage.googleapis.com/cvdf-datasets/mnist/",
              "http://yann.lecun.com/exdb/mnist/"),
     decode=decode_idx, image_size=(28, 28), class_names=DIGITS, value_range="uint8 0-255",
-    framing="centred", sizes={"train": 60000, "test": 10000},
+    framing="centred", sizes={"train": 60000, "test": 10000}, stroke_width=(2.19, 1.48, 3.51),
 ))
 register(DatasetSpec(
     "usps",
@@ -225,7 +229,7 @@ register(DatasetSpec(
     mirrors=("https://hastie.su.domains/ElemStatLearn/datasets/",
              "https://web.stanford.edu/~hastie/ElemStatLearn/datasets/"),
     decode=decode_text, image_size=(16, 16), class_names=DIGITS, value_range="float -1..1, mapped to 0-255",
-    framing="fill", sizes={"train": 7291, "test": 2007},
+    framing="fill", sizes={"train": 7291, "test": 2007}, stroke_width=(1.76, 1.07, 3.13),
 ))
 
 
@@ -256,6 +260,8 @@ def _reason(e: Exception) -> str:
 def _download(spec: DatasetSpec, fs: FileSpec, dest: Path, quiet: bool = False) -> None:
     """Fetch one file from the first mirror that serves it whole; on failure raise a DataError
     that names every mirror's reason."""
+    import urllib.request  # here, not at the top: it costs ~50 ms (http, email, ssl) to every import
+
     from hdr.rundir import replacing
 
     errors = []

@@ -212,7 +212,7 @@ def open_root():
 @click.command()
 @click.argument("run", type=click.Path(path_type=str))
 @click.option("--model", "model_path", type=click.Path(path_type=Path), metavar="PATH",
-              help="An exported .onnx model (hdr export) to guess with instead of the run's own.")
+              help="An exported .onnx or .tflite model (hdr export) to guess with instead of the run's own.")
 def command(run, model_path):
     """Draw a digit with the mouse and watch the model of run folder RUN guess it.
 

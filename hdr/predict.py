@@ -2,9 +2,11 @@
 
 A photo or scan is not an MNIST image: it may be dark ink on light paper, unevenly lit, any
 size, off-centre, drawn with a pen far thinner (or a brush far thicker) than MNIST strokes.
-`preprocess` undoes that so the model sees what it was trained on: a bright digit on black,
-re-framed the way the dataset was made (hdr.transfer.reframe: MNIST fits the digit in a 20x20
-box centred by centre of mass in 28x28; USPS scales it to fill 16x16).
+`preprocess` makes it the way the training digits were made: ink separated from the paper and
+cut into a binary digit, its strokes brought into the dataset's range of widths (measured and
+redrawn at 4x the model's scale), then scaled with anti-aliasing and framed as the dataset
+frames digits (hdr.transfer.reframe: MNIST fits the digit in a 20x20 box centred by centre of
+mass in 28x28; USPS scales it to fill 16x16). bench/photos.py measures it on photo-like images.
 """
 
 from __future__ import annotations
@@ -18,9 +20,7 @@ import numpy as np
 from hdr.errors import HdrError, UsageError
 from hdr.rundir import load_model  # noqa: F401  (hdr.predict.load_model: what draw and tests use)
 
-# MNIST strokes (pixels >= 128) are 2.4 px wide at 28x28, 5% to 95% of digits within [1.5, 3.8]
-# (by _stroke_width on the test set). Only strokes outside that range are thickened or thinned.
-STROKE_TARGET, STROKE_MIN, STROKE_MAX = 2.4, 1.5, 3.8
+WORK = 4  # strokes are measured and redrawn at 4x the model's input scale, where a 2 px stroke is 8 px
 SMALL = 64  # images with a shorter side below this are treated as clean digital drawings
 MAX_SIDE = 1024  # larger inputs are shrunk to about this before any other work
 
@@ -52,42 +52,137 @@ def _grey(image):
     return np.asarray(image.convert("L"), np.float32)
 
 
+def _quantile(a, q: float) -> float:
+    """np.quantile(a, q) (linear interpolation) by np.partition: np.median and np.percentile
+    import numpy.ma on first use, 30 ms of hdr predict's start-up."""
+    a = np.asarray(a, np.float64).ravel()
+    pos = q * (a.size - 1)
+    lo = int(pos)
+    hi = min(lo + 1, a.size - 1)
+    p = np.partition(a, [lo, hi])
+    return float(p[lo] + (p[hi] - p[lo]) * (pos - lo))
+
+
 def _border(a: np.ndarray) -> np.ndarray:
     # A ring a few percent deep: paper edges, not a single row that a scan margin might spoil.
     d = max(1, round(min(a.shape) * 0.05))
     return np.concatenate([a[:d].ravel(), a[-d:].ravel(), a[:, :d].ravel(), a[:, -d:].ravel()])
 
 
-def _stroke_width(mask: np.ndarray) -> float:
-    """Mean stroke width of the ink in mask: a stroke of width w and length l has area w*l and
-    perimeter about 2*l, so w = 2 * area / perimeter. The perimeter is counted as pixel edges
-    (a city-block length), which over all stroke directions averages 4/pi of the true length."""
-    m = np.pad(mask.astype(np.int8), 1)
-    edges = np.abs(np.diff(m, axis=0)).sum() + np.abs(np.diff(m, axis=1)).sum()
-    return float(2 * mask.sum() / (edges * np.pi / 4)) if edges else 0.0
+def skeleton(mask: np.ndarray) -> np.ndarray:
+    """The one-pixel-wide centre lines of a binary mask (Zhang and Suen's thinning, each pass
+    done on the whole image at once). Loops and branches are kept: a pen-thin skeleton of the
+    digit, whatever the pen was."""
+    m = np.pad(np.asarray(mask, bool), 1)
+    changed = True
+    while changed:
+        changed = False
+        for step in (0, 1):
+            c = m[1:-1, 1:-1]
+            p2, p3, p4, p5 = m[:-2, 1:-1], m[:-2, 2:], m[1:-1, 2:], m[2:, 2:]
+            p6, p7, p8, p9 = m[2:, 1:-1], m[2:, :-2], m[1:-1, :-2], m[:-2, :-2]
+            ring = (p2, p3, p4, p5, p6, p7, p8, p9, p2)
+            neighbours = sum(q.astype(np.uint8) for q in ring[:8])
+            crossings = sum((~ring[i] & ring[i + 1]).astype(np.uint8) for i in range(8))
+            kept = (p2 & p4 & p6) | (p4 & p6 & p8) if step == 0 else (p2 & p4 & p8) | (p2 & p6 & p8)
+            delete = c & (neighbours >= 2) & (neighbours <= 6) & (crossings == 1) & ~kept
+            if delete.any():
+                m[1:-1, 1:-1] = c & ~delete
+                changed = True
+    return m[1:-1, 1:-1]
 
 
-def _square_filter(a: np.ndarray, k: int, reduce, outside: str = "edge") -> np.ndarray:
+def _depth(mask: np.ndarray) -> np.ndarray:
+    """For each ink pixel, how many erosions it survives, alternately by a cross and a square
+    (an octagonal distance to the paper, close to the true one in every direction); 1 at an edge."""
+    depth = np.zeros(mask.shape, np.int32)
+    m = np.asarray(mask, bool)
+    square = False
+    while m.any():
+        depth += m
+        p = np.pad(m, 1)
+        m = m & p[:-2, 1:-1] & p[2:, 1:-1] & p[1:-1, :-2] & p[1:-1, 2:]
+        if square:
+            m &= p[:-2, :-2] & p[:-2, 2:] & p[2:, :-2] & p[2:, 2:]
+        square = not square
+    return depth
+
+
+def _width(mask: np.ndarray) -> float:
+    """The pen's width in a binary mask: twice the depth of the skeleton, a pixel less (a stroke
+    n pixels wide has its centre n/2 deep), averaged over the middle half of the skeleton, so
+    neither a blob (a loop a thick pen filled in) nor the short ends of strokes sway it."""
+    depths = _depth(mask)[skeleton(mask)]
+    if depths.size == 0:
+        return 0.0
+    lo, hi = _quantile(depths, 0.25), _quantile(depths, 0.75)
+    middle = depths[(depths >= lo) & (depths <= hi)]
+    return float(2 * middle.mean() - 1)
+
+
+def stroke_width(image: np.ndarray) -> float:
+    """Mean stroke width, in pixels, of an anti-aliased digit image (bright on black, uint8), as
+    preprocessing judges it: measured at WORK times the size, ink where the image is >= 128."""
+    from PIL import Image
+
+    a = np.asarray(image, np.float32)
+    big = Image.fromarray(a).resize((a.shape[1] * WORK, a.shape[0] * WORK), Image.Resampling.BICUBIC)
+    return _width(np.asarray(big) >= 128) / WORK
+
+
+def _dilate(mask: np.ndarray, radius: float) -> np.ndarray:
+    """The mask drawn with a round nib of this radius (a binary dilation by a disk)."""
+    r = int(radius)
+    m = np.pad(mask, r)
+    h, w = mask.shape
+    out = np.zeros_like(mask)
+    for dy in range(-r, r + 1):
+        for dx in range(-r, r + 1):
+            if dy * dy + dx * dx <= radius * radius:
+                out |= m[r + dy: r + dy + h, r + dx: r + dx + w]
+    return out
+
+
+def _square_filter(a: np.ndarray, k: int, reduce) -> np.ndarray:
     """Min or max over k x k squares, done as two 1-D passes (k operations a pixel, not k*k
-    as with PIL's rank filters, which took over 100 ms on a phone photo). `outside` is what
-    lies beyond the edges: "edge" (the page goes on) or "constant" (black background)."""
+    as with PIL's rank filters, which took over 100 ms on a phone photo); the page goes on
+    beyond the edges."""
     from numpy.lib.stride_tricks import sliding_window_view
 
     r = k // 2
-    a = reduce(sliding_window_view(np.pad(a, ((r, r), (0, 0)), mode=outside), k, axis=0), axis=-1)
-    return reduce(sliding_window_view(np.pad(a, ((0, 0), (r, r)), mode=outside), k, axis=1), axis=-1)
+    a = reduce(sliding_window_view(np.pad(a, ((r, r), (0, 0)), mode="edge"), k, axis=0), axis=-1)
+    return reduce(sliding_window_view(np.pad(a, ((0, 0), (r, r)), mode="edge"), k, axis=1), axis=-1)
+
+
+def _plane(a: np.ndarray) -> np.ndarray:
+    """The paper's level as a plane (a level and a straight gradient) fitted to the border ring,
+    fitted again without the pixels far off it: ink that touches the edge is not paper."""
+    h, w = a.shape
+    d = max(1, round(min(h, w) * 0.05))
+    ring = np.ones((h, w), bool)
+    ring[d:-d, d:-d] = False
+    rows, cols = np.nonzero(ring)
+    design = np.column_stack([np.ones(rows.size), rows / h, cols / w])
+    values = a[ring].astype(np.float64)
+    keep = np.ones(values.size, bool)
+    for _ in range(2):
+        coef = np.linalg.lstsq(design[keep], values[keep], rcond=None)[0]
+        off = np.abs(values - design @ coef)
+        keep = off <= max(3 * 1.4826 * _quantile(off[keep], 0.5), 2.0)
+    r, c = np.indices((h, w), np.float32)
+    return (coef[0] + coef[1] * r / h + coef[2] * c / w).astype(np.float32)
 
 
 def _background(a: np.ndarray) -> np.ndarray:
     """The paper's level at each pixel (after inversion: how dark it is), uneven light and
     shadows included: a grey-level opening with a window far wider than a pen stroke removes
     the strokes and keeps the slowly varying background. Small images are digital drawings or
-    crops with even paper, where the border median is enough and an opening would eat strokes."""
+    crops where an opening would eat strokes; a plane through their border is enough."""
     from PIL import Image, ImageFilter
 
     h, w = a.shape
     if min(h, w) < SMALL:
-        return np.full_like(a, np.median(_border(a)))
+        return _plane(a)
     shrink = max(1, max(h, w) // 64)  # the background is smooth: a small copy holds it all
     small = np.asarray(_to_image(a).reduce(shrink), np.float32)
     k = min(small.shape) // 4 // 2 * 2 + 1
@@ -96,29 +191,63 @@ def _background(a: np.ndarray) -> np.ndarray:
     return np.asarray(smooth, np.float32)
 
 
+def _extremes(a: np.ndarray) -> tuple[float, float]:
+    """The lowest and highest values that two neighbouring pixels both reach: the ink's level
+    at either polarity, where a lone hot or dead pixel can't set it (and a percentile can't
+    either: a thin "1" is under 1% of a photo)."""
+    pairs = (np.minimum(a[:, 1:], a[:, :-1]), np.minimum(a[1:], a[:-1]))
+    low_pairs = (np.maximum(a[:, 1:], a[:, :-1]), np.maximum(a[1:], a[:-1]))
+    high = max(p.max(initial=-np.inf) for p in pairs)
+    low = min(p.min(initial=np.inf) for p in low_pairs)
+    return float(low), float(high)
+
+
 def _normalise(grey: np.ndarray) -> np.ndarray:
-    """Bright digit on a zero background, ink stretched to 255, paper texture and shading removed."""
-    lo, hi = np.percentile(grey, [1, 99])
-    if np.median(_border(grey)) > (lo + hi) / 2:
-        grey = 255 - grey  # light paper: invert so the digit is bright, as in MNIST
-    a = np.clip(grey - _background(grey), 0, None)
-    # The ink's level: the brightest value that two neighbouring pixels both reach, so a lone
-    # hot pixel can't set it (a percentile can't either: a thin "1" is under 1% of a photo).
-    peak = max(np.minimum(a[:, 1:], a[:, :-1]).max(initial=0), np.minimum(a[1:], a[:-1]).max(initial=0))
-    if peak < 20:  # nothing stands out from the paper by more than 8% of full scale
+    """Ink as a float map: 0 on the paper, 1 at the ink's full strength (bright digit on black,
+    as in MNIST), paper texture and shading removed, and grain zeroed so it can't widen the crop."""
+    if min(grey.shape) < 2:
+        return np.zeros_like(grey)
+    # The ink is what lies farthest from the paper (the border's level), darker or lighter.
+    paper = _quantile(_border(grey), 0.5)
+    low, high = _extremes(grey)
+    if paper - low > high - paper:
+        grey = 255 - grey  # dark ink: invert so the digit is bright, as in MNIST
+    d = grey - _background(grey)
+    a = np.clip(d, 0, None)
+    peak = _extremes(a)[1]
+    # The paper's grain (sensor noise, JPEG): a robust spread of what is left of the paper.
+    noise = 1.4826 * _quantile(np.abs(d - _quantile(d, 0.5)), 0.5) if d.size else 0.0
+    if peak < max(20, 6 * noise):  # nothing stands out from the paper clearly enough to be ink
         return np.zeros_like(a)
-    a = np.clip(a * (255 / peak), 0, 255)
+    a = np.clip(a / peak, 0, 1)
     # Grain and left-over shading sit well below the ink: drop them so they don't widen the crop.
-    a[a < 64] = 0
+    a[a < max(0.25, 4 * noise / peak)] = 0
     return a
 
 
-def _bbox(a: np.ndarray):
-    rows = np.nonzero(a.max(axis=1) > 0)[0]
-    cols = np.nonzero(a.max(axis=0) > 0)[0]
-    if rows.size == 0:
+def _span(profile: np.ndarray) -> tuple[int, int] | None:
+    """First and one-past-last index of the ink along one axis (a row or column profile of ink
+    mass), leaving out a small lump at either end that a gap separates from the rest: a speck
+    of dirt or a paper edge, not part of the digit (under 2% of the ink)."""
+    on = np.flatnonzero(profile > 0)
+    if on.size == 0:
         return None
-    return rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    breaks = np.flatnonzero(np.diff(on) > 1)
+    starts, ends = np.r_[on[0], on[breaks + 1]], np.r_[on[breaks], on[-1]] + 1
+    mass = np.array([profile[a:b].sum() for a, b in zip(starts, ends)])
+    i, j, small = 0, len(starts) - 1, 0.02 * mass.sum()
+    while i < j and mass[i] < small:
+        i += 1
+    while j > i and mass[j] < small:
+        j -= 1
+    return int(starts[i]), int(ends[j])
+
+
+def _bbox(a: np.ndarray):
+    rows, cols = _span(a.sum(axis=1)), _span(a.sum(axis=0))
+    if rows is None or cols is None:
+        return None
+    return rows[0], rows[1], cols[0], cols[1]
 
 
 def _to_image(a: np.ndarray):
@@ -127,57 +256,77 @@ def _to_image(a: np.ndarray):
     return Image.fromarray(np.clip(a, 0, 255).astype(np.uint8))
 
 
-def _adjust_strokes(img, scale: float):
-    """Thicken pen-thin or thin brush-fat strokes so that, after scaling by `scale`, they are as
-    wide as MNIST's. Only for images shrunk a lot, where the width is measured on many pixels."""
+def _otsu(a: np.ndarray) -> float:
+    """Otsu's threshold of values in [0, 1]: the level that best splits them into two groups."""
+    hist = np.bincount(np.clip((a * 255).astype(np.int64), 0, 255).ravel(), minlength=256).astype(np.float64)
+    levels = np.arange(256)
+    w0 = np.cumsum(hist)
+    m0 = np.cumsum(hist * levels)
+    w1, m1 = w0[-1] - w0, m0[-1] - m0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        between = w0 * w1 * (m0 / w0 - m1 / w1) ** 2
+    return float(np.nanargmax(between[:-1]) + 0.5) / 255
+
+
+def _ink_mask(crop: np.ndarray, scale: float) -> np.ndarray:
+    """The cropped ink map resampled by `scale` (area averaging when shrinking, bicubic when
+    growing) and cut into ink and paper at Otsu's level, kept between 25% and 60% of the ink's."""
     from PIL import Image
 
-    if scale > 0.5:
-        return img
-    # Measured on a copy at twice the output size: averaging there smooths the ragged, noisy
-    # edges that would inflate the perimeter, and it is fast.
-    w, h = img.size
-    probe = img.resize((max(1, round(w * scale * 2)), max(1, round(h * scale * 2))), Image.BOX)
-    width = _stroke_width(np.asarray(probe) >= 128) / (scale * 2)
-    if width == 0 or STROKE_MIN / scale <= width <= STROKE_MAX / scale:
-        return img
-    target = STROKE_TARGET / scale  # wanted width in source pixels
-    k = int(round(abs(target - width))) // 2 * 2 + 1  # a k x k max/min filter changes width by k-1
-    if k < 3:
-        return img
-    # Room around the tight crop for thickened strokes to grow into; black beyond it, so
-    # thinning eats strokes that touch the crop's edge from that side too.
-    a = np.pad(np.asarray(img, np.float32), k // 2)
-    if width < target:
-        a = _square_filter(a, k, np.max, outside="constant")
-    else:
-        # Close pinholes and hairline cracks first (pen texture, seams between drawn
-        # segments): thinning would widen each into a gap across the stroke.
-        a = _square_filter(_square_filter(a, 3, np.max, outside="constant"), 3, np.min, outside="constant")
-        a = _square_filter(a, k, np.min, outside="constant")
-    return _to_image(a) if a.max() >= 128 else img
+    h, w = crop.shape
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    how = Image.Resampling.BOX if scale < 1 else Image.Resampling.BICUBIC
+    a = np.asarray(Image.fromarray(crop.astype(np.float32)).resize(size, how))
+    # Shrinking averages a pen-thin stroke with the paper beside it: stretch its level back to 1.
+    a = np.clip(a / max(_extremes(a)[1], 1e-6), 0, 1)
+    return a >= min(max(_otsu(a), 0.25), 0.6)
+
+
+def _restroke(mask: np.ndarray, widths: tuple[float, float, float]) -> np.ndarray:
+    """Bring strokes outside the training digits' usual width to their typical width (widths:
+    typical, low, high, in mask pixels). Thin strokes are drawn over with a round nib; thick
+    ones are shaved down (an erosion), and their skeleton drawn back in at the typical width,
+    so no stroke is shaved away, while a loop a thick pen filled in stays a solid blob, as such
+    loops are in MNIST, instead of collapsing into a line."""
+    typical, low, high = widths
+    width = _width(mask)
+    if width == 0 or low <= width <= high:
+        return mask
+    change = abs(width - typical) / 2
+    pad = int(change) + 2
+    m = np.pad(mask, pad)
+    if width < low:
+        return _dilate(m, change)
+    shaved = ~_dilate(~m, change)
+    return shaved | _dilate(skeleton(m), typical / 2)  # a nib of radius r draws strokes _width measures as 2r
 
 
 def preprocess(image, size: tuple[int, int] = (28, 28), style: str | None = None) -> np.ndarray:
     """A PIL image of one handwritten digit -> uint8 (h, w) model input, bright digit on black,
-    framed as the model's dataset frames digits (hdr.transfer.style_for).
+    made as the training digits were (MNIST: a binary digit scaled with anti-aliasing to fit a
+    20x20 box, centred by mass in 28x28; USPS: scaled to fill 16x16), at their stroke width.
 
     Returns all zeros when the image holds no digit (blank page or canvas)."""
     from hdr import transfer
 
     h, w = int(size[0]), int(size[1])
-    style = style or transfer.style_for((h, w))
+    spec = transfer.dataset_for((h, w))
+    style = style or (spec.framing if spec else "fill")
     a = _normalise(_grey(image))
     box = _bbox(a)
     if box is None:
         return np.zeros((h, w), np.uint8)
     r0, r1, c0, c1 = box
     crop = a[r0:r1, c0:c1]
-    # Strokes are fixed at the source resolution, before the one resampling in reframe.
     fraction = transfer.MNIST_BOX_FRACTION if style == "centred" else 1.0
     scale = min(h * fraction / crop.shape[0], w * fraction / crop.shape[1])
-    crop = np.asarray(_adjust_strokes(_to_image(crop), scale))
-    return transfer.reframe(crop, (h, w), style)
+    # Binary ink at WORK times the model's scale: fine enough to measure and redraw strokes
+    # (at 1x a stroke is 2 pixels), coarse enough to be quick. reframe then shrinks it with
+    # anti-aliasing and places it, the one resampling to the model's size.
+    mask = _ink_mask(crop, scale * WORK)
+    if spec is not None and spec.stroke_width is not None:
+        mask = _restroke(mask, tuple(WORK * v for v in spec.stroke_width))
+    return transfer.reframe(mask.astype(np.float32) * 255, (h, w), style)
 
 
 # ----------------------------------------------------------------------------- model
@@ -208,27 +357,61 @@ class OnnxModel:
         return self.session.run(None, {self.input_name: np.ascontiguousarray(x, np.uint8)})[0]
 
 
+class LiteRtModel:
+    """An exported LiteRT (TF Lite) model (hdr export --format litert) run by the LiteRT
+    interpreter, with the attributes prediction uses; it loads no TensorFlow either."""
+
+    def __init__(self, path: str | Path):
+        from ai_edge_litert.interpreter import Interpreter
+
+        try:
+            self.interpreter = Interpreter(model_path=str(path))
+        except Exception as e:
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            raise UsageError(f"{path} is not a LiteRT model the interpreter can read ({first})") from None
+        inp = self.interpreter.get_input_details()[0]
+        out = self.interpreter.get_output_details()[0]
+        self.input_index, self.output_index = inp["index"], out["index"]
+        self.input_shape = (None, *(int(d) for d in inp["shape"][1:]))
+        self.output_shape = (None, int(out["shape"][-1]))
+        if len(self.input_shape) != 4 or self.input_shape[-1] != 1 or inp["dtype"] != np.uint8:
+            raise UsageError(f"{path}: expected an hdr export taking uint8 (N, H, W, 1) images, "
+                             f"got {np.dtype(inp['dtype']).name} {list(inp['shape'])}")
+
+    def predict_on_batch(self, x: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(x, np.uint8)
+        self.interpreter.resize_tensor_input(self.input_index, x.shape)
+        self.interpreter.allocate_tensors()
+        self.interpreter.set_tensor(self.input_index, x)
+        self.interpreter.invoke()
+        return np.array(self.interpreter.get_tensor(self.output_index))
+
+
 ONNX_EXPORT = Path("export") / "model.onnx"  # where hdr export --format onnx writes by default
+# --model PATH: the runtime for each exported file type, and the package that provides it.
+RUNTIMES = {".onnx": (OnnxModel, "onnxruntime"), ".tflite": (LiteRtModel, "ai_edge_litert")}
 
 
 def load_predictor(run, model_path: str | Path | None = None):
-    """What predicts for run folder `run`: the ONNX model at `model_path`, else the run's
-    RUN/export/model.onnx when it exists and ONNX Runtime is installed (no TensorFlow import),
-    else model.keras."""
+    """What predicts for run folder `run`: the exported model at `model_path` (.onnx with ONNX
+    Runtime, .tflite with LiteRT), else the run's RUN/export/model.onnx when it exists and ONNX
+    Runtime is installed (no TensorFlow import), else model.keras."""
     import importlib.util
 
     from hdr.rundir import open_run
 
     folder = open_run(run)
-    have_ort = importlib.util.find_spec("onnxruntime") is not None
     if model_path is not None:
         model_path = Path(model_path)
         if not model_path.is_file():
             raise UsageError(f"--model: {model_path} not found")
-        if not have_ort:
-            raise UsageError("--model needs onnxruntime, not installed; install with: pip install 'hdr[export]'")
-        return OnnxModel(model_path)
-    if have_ort and (folder / ONNX_EXPORT).is_file():
+        if model_path.suffix.lower() not in RUNTIMES:
+            raise UsageError(f"--model {model_path}: expected an .onnx or .tflite file from hdr export")
+        cls, package = RUNTIMES[model_path.suffix.lower()]
+        if importlib.util.find_spec(package) is None:
+            raise UsageError(f"--model needs {package}, not installed; install with: pip install 'hdr[export]'")
+        return cls(model_path)
+    if importlib.util.find_spec("onnxruntime") is not None and (folder / ONNX_EXPORT).is_file():
         return OnnxModel(folder / ONNX_EXPORT)
     return load_model(folder)
 
@@ -426,7 +609,7 @@ def _csv(results: list[dict]) -> str:
 @click.option("--output", "output", type=click.Path(path_type=Path), metavar="FILE.csv",
               help="Also write the results as CSV: file, digit, confidence, top (digit:probability ...).")
 @click.option("--model", "model_path", type=click.Path(path_type=Path), metavar="PATH",
-              help="An exported .onnx model (hdr export) to predict with instead of the run's own.")
+              help="An exported .onnx or .tflite model (hdr export) to predict with instead of the run's own.")
 @click.option("--save-preprocessed", "save_dir", type=click.Path(path_type=Path), metavar="DIR",
               help="Write the 28x28 (or 16x16) input the model saw for each image as PNG into DIR.")
 def command(run, images, top, as_json, output, model_path, save_dir):

@@ -27,15 +27,21 @@ STYLES = {
 }
 
 
-def style_for(shape) -> str:
-    """The framing of the registered dataset whose images have this size (a model's input size
-    says which dataset it was trained on); "fill" for a size no dataset has."""
+def dataset_for(shape):
+    """The registered dataset (hdr.data.DatasetSpec) whose images have this size: a model's input
+    size says which dataset it was trained on. None for a size no dataset has."""
     from hdr.data import DATASETS
 
     for ds in DATASETS.values():
         if ds.image_size == tuple(shape[:2]):
-            return ds.framing
-    return "fill"
+            return ds
+    return None
+
+
+def style_for(shape) -> str:
+    """The framing of the dataset whose images have this size; "fill" for a size no dataset has."""
+    ds = dataset_for(shape)
+    return ds.framing if ds is not None else "fill"
 
 
 def reframe(images, to_shape, style: str | None = None) -> np.ndarray:

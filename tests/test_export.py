@@ -39,7 +39,7 @@ def _files(folder: Path) -> set[str]:
 
 @pytest.mark.realdata
 @pytest.mark.parametrize("fmt", list(export.FORMATS))
-def test_export_is_verified_and_reproduces_keras(cli_run, run_copy, test_set, fmt):
+def test_export_is_verified_and_reproduces_keras(cli_run, run_copy, test_set, fmt, tmp_path):
     r = cli_run("export", run_copy, "--format", fmt)
     assert r.exit_code == 0, r.stderr
     path = export.default_path(run_copy, fmt)
@@ -62,6 +62,18 @@ def test_export_is_verified_and_reproduces_keras(cli_run, run_copy, test_set, fm
     assert ours.shape == (64, 10)
     np.testing.assert_allclose(ours, keras_probs, atol=1e-4)
     assert (ours.argmax(1) == keras_probs.argmax(1)).all()
+
+    if fmt in ("onnx", "litert"):  # hdr predict --model PATH reads a user's image with it, no TensorFlow
+        from PIL import Image
+
+        from hdr.predict import preprocess
+
+        img = tmp_path / "digit.png"
+        Image.fromarray(255 - x[0, :, :, 0]).resize((84, 84)).save(img)
+        r = cli_run("predict", run_copy, img, "--model", path, "--json")
+        assert r.exit_code == 0, r.stderr
+        expected = predict_arrays(load_model(run_copy), preprocess(Image.open(img), (28, 28))[None])[0]
+        np.testing.assert_allclose(json.loads(r.stdout)[0]["probabilities"], expected, atol=1e-4)
 
 
 def _one_line(r, code: int) -> str:

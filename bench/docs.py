@@ -90,6 +90,8 @@ BLOCKS = {
     "cli_latency": _from("tables", "cli_latency"),
     "data_loading": _from("tables", "data_loading"),
     "predict_throughput": _from("tables", "predict_throughput"),
+    "predict_startup": _from("predict_startup"),
+    "photos": _from("photos"),
     "resume": _from("tables", "resume"),
     "gpu": _from("tables", "gpu"),
     "appendix_measures": _from("tables", "appendix_measures"),

@@ -305,9 +305,10 @@ def main() -> None:
         "command": f"python bench/photos.py measure {args.run} --n {args.n} --seed {args.seed}"
                    + "".join(f" --at {r}" for r in args.at),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+                    "load_average_1min_at_end": round(os.getloadavg()[0], 2)},
         "run": {"path": str(args.run), "config": run_json.get("config_name") or run_json.get("config"),
-                "epochs": run_json.get("epochs")},
+                "epochs": run_json.get("epochs_completed")},
         "n": args.n, "seed": args.seed,
         "make_photos_cpu_seconds": made["cpu_seconds"],
         "reference_accuracy": references(args.run, folder),
@@ -334,7 +335,7 @@ def render() -> str:
     ref = r["reference_accuracy"]
     counts = ", ".join(f"{k.split('=')[1]} {r['measured'][0]['groups'][k]['n']}" for k in keys)
     lines += ["", f"{r['n']} photos of MNIST test digits (seed {r['seed']}; {counts}), "
-                  f"read by `{r['run']['path']}` ({r['run']['config']}, {r['run']['epochs']} epochs). The same model reads "
+                  f"read by a {r['run']['epochs']}-epoch run of `configs/{r['run']['config']}.yaml`. The same model reads "
                   f"{100 * ref['mnist_digits']:.2f}% of these digits as MNIST has them, and "
                   f"{100 * ref['pen_drawn_digits']:.2f}% of them drawn with the photos' pens and framed as MNIST "
                   f"frames digits, with no photo in between but with the pens' stroke widths. Reading the {r['n']} photos took "

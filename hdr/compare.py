@@ -45,6 +45,8 @@ GROUP_METRICS = ("best_val_accuracy", "val_accuracy", "test_accuracy", "test_los
                  "epochs", "best_epoch")
 MAX_LABEL = 60  # characters: longer legend entries push the curves out of the picture
 WIDTH = 120     # terminal columns the text table is fitted to, unless --wide
+TOP = 50        # rows of each text table, unless --top: a sweep fits; a year of runs shows its best
+MAX_LISTED = 10  # names in one note before "and N more"
 
 # Two-sided 95% quantiles of Student's t by degrees of freedom, for Welch's test without scipy.
 _T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262,
@@ -79,10 +81,20 @@ def seed_stat(pairs) -> Stat:
     for seed, value in pairs:
         if value is not None:
             by_seed.setdefault(seed, []).append(value)
-    means = [statistics.fmean(v) for v in by_seed.values()]
+    means = [math.fsum(v) / len(v) for v in by_seed.values()]  # statistics.fmean, without its checks
     if not means:
         return Stat(None, None, 0)
-    return Stat(statistics.fmean(means), statistics.stdev(means) if len(means) > 1 else None, len(means))
+    return Stat(math.fsum(means) / len(means), _stdev(means) if len(means) > 1 else None, len(means))
+
+
+def _stdev(xs: list) -> float:
+    """The sample standard deviation, in floats over math.fsum: within an ulp or two of
+    statistics.stdev, which sums in Fractions and took most of a comparison of 10,000 runs.
+    Exactly 0 when the values are equal (an epochs column shows 3, not 3.0)."""
+    if min(xs) == max(xs):
+        return 0.0
+    m = math.fsum(xs) / len(xs)
+    return math.sqrt(math.fsum((x - m) * (x - m) for x in xs) / (len(xs) - 1))
 
 
 def within_noise(a: Stat, b: Stat) -> bool | None:
@@ -103,7 +115,40 @@ def _key(value) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
+_SCALARS = {str: "s", int: "i", bool: "b", type(None): "n"}
+_PLAIN = {str, int, bool, type(None), float}
+
+
+def _same(value):
+    """A hashable stand-in for value, equal exactly when _key(value)'s JSON texts are equal, at a
+    fraction of the cost (differing keys and seed groups compare 10,000 runs' configs)."""
+    tag = _SCALARS.get(type(value))
+    if tag is not None:
+        return (tag, value)
+    if type(value) is float:
+        return ("f", repr(value))  # 0.0 and -0.0 differ, as in JSON; 1.0 is not 1
+    if type(value) in (tuple, list):
+        return ("l", tuple(map(_same, value)))
+    return ("j", _key(value))
+
+
+def _differ(values: list) -> bool:
+    """Whether the values hold two JSON-distinct ones. Values of two scalar types always differ
+    in JSON (1, 1.0, true, "1"); within str, int or None Python's == is JSON's, and floats are
+    compared by repr (0.0 is not -0.0); anything else by its _same stand-in."""
+    types = set(map(type, values))
+    if len(types) > 1 and types <= _PLAIN:
+        return True
+    if types <= {str, int, bool, type(None)}:
+        return len(set(values)) > 1
+    if types == {float}:
+        return len(set(map(float.__repr__, values))) > 1
+    return len(set(map(_same, values))) > 1
+
+
 def fmt_value(v) -> str:
+    if type(v) is str:
+        return v
     if v is None:
         return "null"
     if isinstance(v, bool):
@@ -130,13 +175,17 @@ def differing_keys(configs: list[dict]) -> list[str]:
     another key that differs, so it is not a column of its own; except an item of a list the
     other runs hold fewer items of (a third conv block), which is a difference in that list."""
     order: dict[str, None] = {}
+    shapes: dict[tuple, set] = {}  # key tuple -> the lists its items belong to, once per distinct shape
     for c in configs:
-        order.update(dict.fromkeys(c))
-    lists = [{p for p in map(_list_prefix, c) if p} for c in configs]
+        shape = tuple(c)
+        if shape not in shapes:
+            order.update(dict.fromkeys(shape))
+            shapes[shape] = {p for p in map(_list_prefix, shape) if p}
+    lists = [shapes[tuple(c)] for c in configs]
     out = []
     for k in order:
         prefix = _list_prefix(k)
-        if (len({_key(c[k]) for c in configs if k in c}) > 1
+        if (_differ([c[k] for c in configs if k in c])
                 or prefix and any(k not in c and prefix in held for c, held in zip(configs, lists))):
             out.append(k)
     return out
@@ -173,9 +222,15 @@ def swept_keys(runs) -> set[str] | None:
 class Row:
     """One run as the comparison shows it."""
     run: Run
-    label: str                    # the differing keys and values, or the folder name
+    keys: tuple                   # the keys that differ between the runs compared
     delta: float | None = None    # gap in best validation accuracy to the best run (ungrouped only)
     best: bool = False
+
+    @property
+    def label(self) -> str:
+        """The differing keys and values, or the folder name; made when asked (the text view of
+        10,000 runs shows 50)."""
+        return _label(self.run, self.keys)
 
 
 @dataclass(frozen=True, eq=False)
@@ -202,6 +257,7 @@ class Result:
     notes: tuple                  # fairness, incomplete runs, repeated seeds, ranking caveats
     sort_keys: tuple              # what --sort accepts
     ranked_by: str = RANK_METRIC
+    sort_key: str | None = None   # the --sort the rows and groups are in; None: as given (runs) or found
 
     @property
     def grouped(self) -> bool:
@@ -217,7 +273,7 @@ def analyse(runs, sort_key: str | None = None) -> Result:
         raise UsageError("no run folders to compare (give run folders such as runs/<id>, or a sweep folder)")
     keys = differing_keys([r.config for r in runs])
     group_keys = [k for k in keys if k != SEED_KEY]
-    rows = [Row(r, _label(r, keys)) for r in runs]
+    rows = [Row(r, tuple(keys)) for r in runs]
     groups = _groups(runs, group_keys)
     if groups is not None:
         groups = _rank_groups(groups)
@@ -233,7 +289,7 @@ def analyse(runs, sort_key: str | None = None) -> Result:
     notes = (_ranking_notes(runs) + _repeat_notes(groups) + _fairness(runs, keys)
              + _incomplete(runs))
     return Result(tuple(rows), tuple(keys), tuple(group_keys), tuple(groups) if groups else None,
-                  tuple(notes), sort_keys)
+                  tuple(notes), sort_keys, sort_key=sort_key)
 
 
 def _label(run: Run, keys) -> str:
@@ -244,17 +300,19 @@ def _label(run: Run, keys) -> str:
 
 
 def _groups(runs, group_keys) -> list[Group] | None:
-    buckets: dict[str, list[Run]] = {}
+    buckets: dict[tuple, list[Run]] = {}
     for r in runs:
-        buckets.setdefault(_key([r.config.get(k) for k in group_keys]), []).append(r)
+        buckets.setdefault(tuple(map(_same, map(r.config.get, group_keys))), []).append(r)
     if all(len(b) < 2 for b in buckets.values()):
         return None  # every setting ran once: nothing repeats
     groups = []
     for members in buckets.values():
         first = members[0]
         label = ", ".join(f"{k}={fmt_value(first.config[k])}" for k in group_keys if k in first.config)
-        seeds = {sample_of(r) for r in members}
-        stats = {m: seed_stat((sample_of(r), r.summary[m]) for r in members) for m in GROUP_METRICS}
+        samples = [sample_of(r) for r in members]
+        seeds = set(samples)
+        summaries = [r.summary for r in members]
+        stats = {m: seed_stat(zip(samples, [s[m] for s in summaries])) for m in GROUP_METRICS}
         params = {r.params for r in members if r.params is not None}
         counts: dict[str, int] = {}
         for r in members:
@@ -324,17 +382,27 @@ def _ranking_notes(runs) -> list[str]:
     return []
 
 
+def _listed(names: list) -> str:
+    """Names joined by '; ', the first MAX_LISTED of them and how many more."""
+    more = f"; and {len(names) - MAX_LISTED} more" if len(names) > MAX_LISTED else ""
+    return "; ".join(names[:MAX_LISTED]) + more
+
+
 def _repeat_notes(groups) -> list[str]:
     repeated = [f"{g.label} ({len(g.runs)} runs, {g.seeds} distinct seed{'s' if g.seeds != 1 else ''})"
                 for g in groups or () if len(g.runs) > g.seeds]
     if not repeated:
         return []
     return ["repeated seeds: runs with the same config and seed are one sample, averaged before the "
-            "mean, std and noise test: " + "; ".join(repeated)]
+            "mean, std and noise test: " + _listed(repeated)]
 
 
 def _values(get, runs) -> str:
-    return ", ".join(dict.fromkeys(fmt_value(get(r)) for r in runs))
+    """The distinct values, formatted, in order of first appearance (formatted once each)."""
+    first: dict = {}
+    for v in map(get, runs):
+        first.setdefault(_same(v), v)
+    return ", ".join(dict.fromkeys(map(fmt_value, first.values())))
 
 
 def _fairness(runs, keys) -> list[str]:
@@ -347,14 +415,22 @@ def _fairness(runs, keys) -> list[str]:
         compared = set(varied) if len(varied) == 1 else set(varied) - set(CONFOUNDING_KEYS)
     found = [f"{k} ({_values(lambda r: r.config.get(k), runs)})"
              for k in CONFOUNDING_KEYS if k in keys and k not in compared]
+    # Runs read from the index share one runtime (and checksums) object per distinct value: each
+    # is looked at once.
+    runtimes = {id(rt): rt for rt in (r.info.get("runtime") or {} for r in runs)}.values()
     for name in ("keras", "backend", "tensorflow", "jax", "torch", "device"):
-        vals = {(r.info.get("runtime") or {}).get(name) for r in runs} - {None}
+        vals = {rt.get(name) for rt in runtimes} - {None}
         if len(vals) > 1:
             found.append(f"{name} ({', '.join(sorted(map(str, vals)))})")
     by_dataset: dict[str, set] = {}
+    texts: dict[int, str] = {}
     for r in runs:
-        if r.info.get("data_checksums"):
-            by_dataset.setdefault(str(r.config.get("dataset.name")), set()).add(_key(r.info["data_checksums"]))
+        sums = r.info.get("data_checksums")
+        if sums:
+            text = texts.get(id(sums))
+            if text is None:
+                text = texts[id(sums)] = _key(sums)
+            by_dataset.setdefault(str(r.config.get("dataset.name")), set()).add(text)
     found += [f"{name} dataset checksum ({len(sums)} different files)"
               for name, sums in sorted(by_dataset.items()) if len(sums) > 1]
     done = [r for r in runs if r.status == "completed"]
@@ -367,17 +443,24 @@ def _fairness(runs, keys) -> list[str]:
 
 
 def _incomplete(runs) -> list[str]:
-    bad = [r for r in runs if r.status != "completed"]
-    if not bad:
-        return []
-    parts = []
-    for r in bad:
-        reason = str(r.info.get("reason") or "").strip().split("\n")[0]
-        reason = reason if len(reason) <= 100 else reason[:97] + "..."
-        parts.append(f"{r.id} ({r.status}{': ' + reason if reason else ''}, "
-                     f"{r.summary['epochs']}/{r.summary['epochs_planned']} epochs)")
-    more = f"; and {len(parts) - 5} more" if len(parts) > 5 else ""
-    return [f"not completed, numbers partial: {'; '.join(parts[:5])}{more}"]
+    """Runs that did not complete, named; pruned runs apart: a search ended them on purpose."""
+    notes = []
+    for what, bad in (("not completed, numbers partial", [r for r in runs if r.status not in ("completed", "pruned")]),
+                      ("pruned by a search (ended early on purpose), numbers partial",
+                       [r for r in runs if r.status == "pruned"])):
+        if not bad:
+            continue
+        parts = []
+        for r in bad[:5]:
+            reason = str(r.info.get("reason") or "").strip().split("\n")[0]
+            reason = reason if len(reason) <= 100 else reason[:97] + "..."
+            status = "" if r.status == "pruned" else r.status
+            detail = ": ".join(x for x in (status, reason) if x)
+            parts.append(f"{r.id} ({detail + ', ' if detail else ''}"
+                         f"{r.summary['epochs']}/{r.summary['epochs_planned']} epochs)")
+        more = f"; and {len(bad) - 5} more" if len(bad) > 5 else ""
+        notes.append(f"{what}: {'; '.join(parts)}{more}")
+    return notes
 
 
 # ------------------------------------------------------------------------------ views
@@ -403,7 +486,7 @@ def noise_lines(result: Result) -> list[str]:
     best = next((g for g in groups if g.best), None)
     tied = [g.label for g in groups if g.noise]
     if best is not None and tied:
-        lines.append(f"within seed noise of the best ({best.label}): " + "; ".join(tied))
+        lines.append(f"within seed noise of the best ({best.label}): " + _listed(tied))
     if any(g.noise is None and not g.best and g.delta is not None for g in groups):
         lines.append("settings with a single seed have no noise estimate; run with --seeds 3 or more")
     return lines
@@ -444,8 +527,8 @@ class Column(NamedTuple):
     drop: int | None = None   # order in which columns go to fit the width (lowest first); None: kept
 
 
-def _run_columns(result: Result) -> list[Column]:
-    rows = result.rows
+def _run_columns(result: Result, rows=None) -> list[Column]:
+    rows = result.rows if rows is None else rows
     s = [r.run.summary for r in rows]
     ranked = not result.groups and any(r.delta is not None for r in rows)
     n_keys = len(result.keys)
@@ -467,8 +550,8 @@ def _run_columns(result: Result) -> list[Column]:
     return cols
 
 
-def _group_columns(result: Result) -> list[Column]:
-    gs = result.groups
+def _group_columns(result: Result, groups=None) -> list[Column]:
+    gs = result.groups if groups is None else groups
     n_keys = len(result.group_keys)
     cols = [Column(k, [fmt_value(g.values[k]) for g in gs], "left", 100 + n_keys - i)
             for i, k in enumerate(result.group_keys)]
@@ -530,13 +613,35 @@ def _table(cols: list[Column], wide: bool) -> str:
     return table
 
 
-def text(result: Result, wide: bool = False) -> str:
-    """The terminal view: the settings (when grouped), every run by id, then the notes."""
-    parts = []
+def _best_first(items: tuple, n: int, sorted_: bool, value) -> tuple[tuple, str | None]:
+    """At most n of the items (all when n is 0): the first n when the user sorted them, else the
+    n best by the ranking metric (value(item); missing last), and words for the note, or None."""
+    if not n or len(items) <= n:
+        return items, None
+    if sorted_:
+        return items[:n], "first"
+    return tuple(sorted(items, key=lambda x: _order(value(x), RANK_METRIC))[:n]), "best"
+
+
+def text(result: Result, wide: bool = False, top: int = TOP) -> str:
+    """The terminal view: the settings (when grouped), the runs by id, then the notes. Past top
+    rows a table shows the best (or, with --sort, the first) top of them and a note says so."""
+    parts, cut = [], []
+    sorted_ = result.sort_key is not None
     if result.grouped:
-        parts.append(_table(_group_columns(result), wide))
-    parts.append(_table(_run_columns(result), wide))
+        groups, how = _best_first(result.groups, top, sorted_, lambda g: g.stats[RANK_METRIC].mean)
+        parts.append(_table(_group_columns(result, groups), wide))
+        if how:
+            cut.append(f"the {how} {len(groups)} of {len(result.groups)} settings")
+    rows, how = _best_first(result.rows, top, sorted_, lambda r: r.run.summary[RANK_METRIC])
+    parts.append(_table(_run_columns(result, rows), wide))
+    if how:
+        cut.append(f"the {how} {len(rows)} of {len(result.rows)} runs")
     notes = [shown(n) for n in noise_lines(result) + list(result.notes)]
+    if cut:
+        by = f"by --sort {result.sort_key}" if sorted_ else "by best validation accuracy"
+        notes.append(f"shown: {' and '.join(cut)} ({by}); --top N shows more, --top 0 all; --json and --out "
+                     "have every run")
     if not wide:
         notes = [textwrap.fill(n, WIDTH, break_long_words=False, break_on_hyphens=False) for n in notes]
     if notes:
@@ -625,15 +730,18 @@ def write(result: Result, out: Path, warn=None) -> list[Path]:
                    "test_loss, train_seconds, params, epochs, best_epoch, status, run, or a config key.")
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON, for scripts.")
 @click.option("--wide", is_flag=True, help=f"Show every column; by default the tables fit {WIDTH} columns.")
-def command(paths, out, sort_key, as_json, wide):
+@click.option("--top", type=click.IntRange(min=0), default=TOP, show_default=True, metavar="N",
+              help="Rows per table: past N, the N best settings and runs (the first N with --sort); 0: all.")
+def command(paths, out, sort_key, as_json, wide, top):
     """Compare runs side by side: the config keys that differ, accuracy, loss, time, status.
 
     Runs and settings are ranked by validation accuracy at their best epoch ('best', 'vs best');
     test accuracy is shown beside it and never used to choose. Runs that repeat a setting are
-    grouped (mean ± std over distinct seeds), and every run is listed by id below.
+    grouped (mean ± std over distinct seeds), and the runs are listed by id below. Past --top
+    rows (50) a table shows the best of them, and says so; --json and --out have every run.
 
-    RUN is a run folder, a sweep folder (its runs) or a cv folder (its folds); a glob such as
-    runs/* is fine, folders that are not runs are skipped with a warning.
+    RUN is a run folder, a sweep folder (its runs), a cv folder (its folds) or a runs folder (its
+    runs); a glob such as runs/* is fine, folders that are not runs are skipped with a warning.
 
     \b
       hdr compare runs/*
@@ -642,7 +750,7 @@ def command(paths, out, sort_key, as_json, wide):
     if not paths:
         raise UsageError("give the run folders to compare, e.g. hdr compare runs/*")
     result = analyse(load_runs(paths), sort_key)
-    click.echo(json_text(result) if as_json else text(result, wide=wide))
+    click.echo(json_text(result) if as_json else text(result, wide=wide, top=top))
     if out is not None:
         note = lambda msg: click.echo(f"hdr: note: {msg}", err=True)  # noqa: E731
         for path in write(result, out, warn=note):

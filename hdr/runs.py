@@ -1,7 +1,9 @@
 """Run folders as data, and `hdr runs`: a table (or JSON) of the runs in a folder.
 
-Reads run.json, config.yaml, metrics.json and history.csv only: never Keras, TensorFlow or
-pydantic. A damaged folder is named in one warning line on stderr and left out; the rest are
+Reads run.json, config.yaml, metrics.json, history.csv and summary.txt only: never Keras,
+TensorFlow or pydantic. In a folder of many runs what was read is kept in an index
+(hdr/runindex.py) that is checked against every file's stamp, so that 10,000 runs list in about a
+second. A damaged folder is named in one warning line on stderr and left out; the rest are
 listed. Folder names are printed with control characters escaped, so a name cannot drive the
 terminal.
 """
@@ -9,59 +11,107 @@ terminal.
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Sequence
+from stat import S_ISDIR, S_ISREG
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
 import click
 
+from hdr import runindex
 from hdr.errors import UsageError
 from hdr.history import best_val
 from hdr.rundir import effective_status, read_history
 
-STATUSES = ("running", "completed", "failed", "interrupted", "crashed")
+# "pruned": ended early by a search's pruner (hdr tune), a decision rather than a failure.
+STATUSES = ("running", "completed", "failed", "interrupted", "crashed", "pruned")
+# The run.json and metrics.json fields that listings and comparisons use; Run.info and
+# Run.metrics hold only these, read from the files or from the index alike.
+INFO_KEYS = ("status", "config_name", "dataset", "model", "optimizer", "epochs_planned", "seed", "fold",
+             "pid", "host", "pid_started", "reason", "sweep_id", "sweep_point", "sweep_keys", "runtime",
+             "data_checksums")
+METRICS_KEYS = ("test_accuracy", "test_loss", "val_accuracy", "train_seconds", "params")
 
 
 class Damaged(ValueError):
     """A run folder hdr cannot read; the message says which file and why."""
 
 
+def history_figures(history) -> tuple:
+    """What listings show of a history: (best validation accuracy, its epoch, the last epoch's
+    validation accuracy, epochs, seconds summed or None without epochs)."""
+    best, epoch = best_val(history)
+    return (best, epoch, history[-1].get("val_accuracy") if history else None, len(history),
+            round(sum(r.get("seconds") or 0 for r in history), 3) if history else None)
+
+
+class Rows(Sequence):
+    """history.csv's rows, read when first used: a listing from the index needs only the figures
+    kept there, the curves of hdr compare --out need every row."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    @cached_property
+    def _rows(self) -> tuple:
+        try:
+            return tuple(read_history(Path(self.folder) / "history.csv"))
+        except (OSError, ValueError):
+            return ()  # changed into something unreadable since it was listed: no curve
+
+    def __getitem__(self, i):
+        return self._rows[i]
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+
 @dataclass(frozen=True, eq=False)
 class Run:
     """One run folder as read. Build one in memory to test the analysis without files."""
 
-    folder: Path
-    info: dict
+    folder: Path                                # or its text, as the caller named it
+    info: dict                                  # run.json's INFO_KEYS
     config: dict = field(default_factory=dict)  # flattened: dotted key -> value (lists of scalars as tuples)
-    metrics: dict = field(default_factory=dict)
-    history: tuple = ()
+    metrics: dict = field(default_factory=dict)  # metrics.json's METRICS_KEYS
+    history: Sequence = ()
     status: str = "completed"
     params: int | None = None                   # from metrics.json, else summary.txt
+    figures: tuple | None = None                # history_figures(history), when known without reading it
 
     @property
     def id(self) -> str:
-        return Path(self.folder).name
+        return os.path.basename(self.folder)
 
     @property
     def seed(self):
         return self.config.get("training.seed", self.info.get("seed"))
 
-    @cached_property
+    @property
     def summary(self) -> dict:
-        """The figures every listing shows, computed once."""
-        hist, m = self.history, self.metrics
-        best, best_epoch = best_val(hist)
-        seconds = m.get("train_seconds")
-        if seconds is None and hist:
-            seconds = round(sum(r.get("seconds") or 0 for r in hist), 3)
+        """The figures every listing shows, computed once (kept by hand: cached_property takes
+        a lock, a tenth of a second over 10,000 runs)."""
+        s = self.__dict__.get("_summary")
+        if s is None:
+            s = self.__dict__["_summary"] = self._summary()
+        return s
+
+    def _summary(self) -> dict:
+        m = self.metrics
+        best, best_epoch, last_val, epochs, seconds = self.figures or history_figures(self.history)
+        if m.get("train_seconds") is not None:
+            seconds = m["train_seconds"]
         return {
             "run": self.id,
             "best_val_accuracy": best,
             "best_epoch": best_epoch,
-            "val_accuracy": hist[-1].get("val_accuracy") if hist else None,
+            # of the weights the run ended with: the best epoch's where early stopping restored them
+            "val_accuracy": m["val_accuracy"] if m.get("val_accuracy") is not None else last_val,
             "test_accuracy": m.get("test_accuracy"),
             "test_loss": m.get("test_loss"),
-            "epochs": len(hist),
+            "epochs": epochs,
             "epochs_planned": self.info.get("epochs_planned", self.config.get("training.epochs")),
             "train_seconds": seconds,
             "params": self.params,
@@ -72,7 +122,38 @@ class Run:
 def shown(text) -> str:
     """Text safe to print on a terminal: control and other unprintable characters escaped as
     Python writes them in a string literal (\\x1b, \\n)."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+    text = str(text)
+    if text.isprintable():  # the common case, checked in C
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def _cell_width(s: str) -> int:
+    if s.isascii():
+        return len(s)
+    try:
+        from wcwidth import wcswidth  # as tabulate measures: wide characters take two columns
+    except ImportError:
+        return len(s)
+    return max(wcswidth(s), 0)
+
+
+def simple_table(headers, rows) -> str:
+    """The text of tabulate(rows, headers, tablefmt="simple", disable_numparse=True) for cells that
+    are strings, every column left-aligned; tabulate inspects each cell's type and takes seconds
+    over 10,000 runs (tests/test_runs.py checks the two agree)."""
+    rows = [[c.strip() for c in r] for r in rows]
+    columns = list(zip(*rows)) if rows else [()] * len(headers)
+    ascii_only = "".join(headers).isascii() and all("".join(col).isascii() for col in columns)
+    width = len if ascii_only else _cell_width
+    widths = [max([width(h) + 2, *map(width, col)]) for h, col in zip(headers, columns)]
+
+    def line(cells):
+        if ascii_only:
+            return "  ".join(map(str.ljust, cells, widths)).rstrip()
+        return "  ".join(c + " " * (w - _cell_width(c)) for c, w in zip(cells, widths)).rstrip()
+
+    return "\n".join([line(headers), "  ".join("-" * w for w in widths)] + [line(r) for r in rows])
 
 
 def flatten(obj, prefix: str = "") -> dict:
@@ -123,32 +204,76 @@ def _json_mapping(path: Path, missing_ok: bool) -> dict:
     return data
 
 
-def load_run(folder: Path, with_config: bool = True) -> Run:
-    """The run in folder; Damaged naming the file when it cannot be read. Failed and interrupted
-    runs have no metrics.json: that is not damage."""
+def _read_core(folder) -> tuple:
+    """(info, metrics, history figures, params, whether params came from summary.txt) of a run
+    folder: what every listing needs. Damaged naming the file when it cannot be read."""
     folder = Path(folder)
-    info = _json_mapping(folder / "run.json", missing_ok=False)
-    cfg = {}
-    if with_config:
-        try:
-            cfg = _yaml_load((folder / "config.yaml").read_text())
-        except OSError:
-            raise Damaged("no config.yaml") from None
-        except Exception:  # any YAML error: the folder is damaged
-            raise Damaged("config.yaml is corrupt") from None
-        if not isinstance(cfg, dict):
-            raise Damaged(f"config.yaml holds a {type(cfg).__name__}, not a mapping")
+    raw = _json_mapping(folder / "run.json", missing_ok=False)
     metrics = _json_mapping(folder / "metrics.json", missing_ok=True)
+    try:
+        figures = history_figures(read_history(folder / "history.csv"))
+    except (OSError, ValueError):
+        raise Damaged("history.csv is damaged (not hdr's columns or not numbers)") from None
+    params = metrics.get("params")
+    used = params is None
+    if used:
+        params = _read_params(folder)
+    return ({k: raw[k] for k in INFO_KEYS if k in raw}, {k: metrics[k] for k in METRICS_KEYS if k in metrics},
+            figures, params, used)
+
+
+def _read_config(folder) -> dict:
+    """config.yaml flattened; Damaged when it cannot be read."""
+    try:
+        cfg = _yaml_load((Path(folder) / "config.yaml").read_text())
+    except OSError:
+        raise Damaged("no config.yaml") from None
+    except Exception:  # any YAML error: the folder is damaged
+        raise Damaged("config.yaml is corrupt") from None
+    if not isinstance(cfg, dict):
+        raise Damaged(f"config.yaml holds a {type(cfg).__name__}, not a mapping")
+    return flatten(cfg)
+
+
+def _run(folder: Path, core: tuple, flat: dict | None, history=None) -> Run:
+    info, metrics, figures, params = core[:4]
+    flat = flat or {}
+    if "fold" in info:  # cross-validation folds share one config; the fold tells them apart
+        flat = {"fold": info["fold"], **flat}
+    # The status is decided now, never stored: 'running' turns 'crashed' when its process is gone.
+    return Run(folder, info, flat, metrics, Rows(folder) if history is None else history,
+               effective_status(info), params, figures)
+
+
+def load_run(folder: Path, with_config: bool = True) -> Run:
+    """The run in folder, read from its files (no index); Damaged naming the file when it cannot
+    be read. Failed and interrupted runs have no metrics.json: that is not damage."""
+    folder = Path(folder)
+    core = _read_core(folder)
+    flat = _read_config(folder) if with_config else None
     try:
         history = tuple(read_history(folder / "history.csv"))
     except (OSError, ValueError):
         raise Damaged("history.csv is damaged (not hdr's columns or not numbers)") from None
-    flat = flatten(cfg)
-    if "fold" in info:  # cross-validation folds share one config; the fold tells them apart
-        flat = {"fold": info["fold"], **flat}
-    params = metrics.get("params")
-    return Run(folder, info, flat, metrics, history, effective_status(info),
-               params if params is not None else _read_params(folder))
+    return _run(folder, core, flat, history)
+
+
+def read_folders(folders, with_config: bool = True) -> list:
+    """Per folder (a Path, or text), its Run or the error reading it (Damaged; runindex.Absent
+    without run.json), through the index of each parent folder. Each Run's folder is as given."""
+    by_parent: dict[str, list[int]] = {}
+    names = []
+    for i, f in enumerate(folders):
+        parent, name = os.path.split(str(f))
+        names.append(name)
+        by_parent.setdefault(parent or ".", []).append(i)
+    out: list = [None] * len(folders)
+    for parent, idx in by_parent.items():
+        names_here = [names[i] for i in idx]
+        got = runindex.read(parent, names_here, with_config, _read_core, _read_config)
+        for i, (core, flat) in zip(idx, got):
+            out[i] = core if isinstance(core, Exception) else _run(folders[i], core, flat)
+    return out
 
 
 def _warn(msg: str) -> None:
@@ -156,6 +281,13 @@ def _warn(msg: str) -> None:
 
 
 # ------------------------------------------------------------------------------ finding runs
+
+def _is_file(path: str) -> bool:
+    try:
+        return S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
+
 
 def _sweep_runs(folder: Path, warn) -> list[Path]:
     """The run folders a sweep folder's sweep.json names (input discovery, not analysis)."""
@@ -176,42 +308,95 @@ def _sweep_runs(folder: Path, warn) -> list[Path]:
     return out
 
 
-def expand(paths, warn) -> list[Path]:
-    """Run folders named by the arguments. A sweep folder gives its runs, any other folder of
-    run folders (a cv folder, a runs folder) gives its children; anything else is skipped."""
+def _prefix(folder) -> str:
+    """What str(folder / name) puts before name: children are named as text, as 10,000 Paths
+    cost a tenth of a second."""
+    base = str(folder)
+    return "" if base == "." else base if base.endswith("/") else base + "/"
+
+
+def _children(folder: Path, verify: bool) -> list[tuple]:
+    """(identity, path as text) of the folders in folder holding a run.json (all its folders,
+    unchecked, unless verify), by name. Identity is (device, inode), which tells folders apart as
+    resolve() would, here read off the listing itself."""
+    dev = None
+    out = []
+    with os.scandir(folder) as entries:
+        for e in entries:
+            if not e.is_dir() or verify and not _is_file(f"{e.path}/run.json"):
+                continue
+            if e.is_symlink():
+                st = os.stat(e.path)
+                key = (st.st_dev, st.st_ino)
+            else:
+                dev = os.stat(folder).st_dev if dev is None else dev
+                key = (dev, e.inode())
+            out.append((e.name, key))
+    out.sort()
+    prefix = _prefix(folder)
+    return [(key, prefix + name) for name, key in out]
+
+
+def _expand(paths, warn, verify: bool) -> list[tuple]:
+    """(folder, the number of the argument it came from, whether it was seen to hold a run.json)."""
     out, seen = [], set()
-    for arg in paths:
+    for i, arg in enumerate(paths):
         p = Path(arg)
-        if not p.exists():
-            raise UsageError(f"not found: {shown(p)} (give run folders such as runs/<id>, or a sweep or cv folder)")
-        if p.is_dir() and (p / "run.json").is_file():
-            found = [p]
-        elif p.is_dir() and (p / "sweep.json").is_file():
-            found = _sweep_runs(p, warn)
-        elif p.is_dir():
-            found = sorted(c for c in p.iterdir() if (c / "run.json").is_file())
+        try:
+            st = os.stat(p)
+        except OSError:
+            raise UsageError(f"not found: {shown(p)} (give run folders such as runs/<id>, "
+                             "or a sweep or cv folder)") from None
+        is_dir, checked = S_ISDIR(st.st_mode), True
+        if is_dir and _is_file(f"{p}/run.json"):
+            found = [((st.st_dev, st.st_ino), p)]
+        elif is_dir and _is_file(f"{p}/sweep.json"):
+            found = []
+            for f in _sweep_runs(p, warn):
+                fst = os.stat(f)
+                found.append(((fst.st_dev, fst.st_ino), f))
+        elif is_dir:
+            found, checked = _children(p, verify), verify
             if not found:
                 warn(f"skipping {shown(p)}: not a run folder")
         else:
             warn(f"skipping {shown(p)}: not a run folder")
             found = []
-        for f in found:
-            key = f.resolve()
+        for key, f in found:
             if key not in seen:
                 seen.add(key)
-                out.append(f)
+                out.append((f, i, checked))
     return out
+
+
+def expand(paths, warn) -> list[Path]:
+    """Run folders named by the arguments. A sweep folder gives its runs, any other folder of
+    run folders (a cv folder, a runs folder) gives its children; anything else is skipped. A
+    folder named twice (by another path too) is listed once."""
+    return [Path(f) for f, _, _ in _expand(paths, warn, verify=True)]
 
 
 def load_runs(paths, warn=None) -> list[Run]:
     """The readable runs of the folders named; each damaged one is named in a warning."""
-    warn = warn or _warn
-    runs = []
-    for folder in expand(paths, warn):
-        try:
-            runs.append(load_run(folder))
-        except Damaged as e:
-            warn(f"skipping {shown(folder)}: {e}")
+    warn, paths, runs = warn or _warn, list(paths), []
+    # The children of a folder of runs are not checked for run.json first: reading them does.
+    found = _expand(paths, warn, verify=False)
+    unchecked: dict[int, bool] = {}  # argument -> whether any of its folders holds a run.json
+    for (folder, arg, checked), got in zip(found, read_folders([f for f, _, _ in found])):
+        if not checked:
+            unchecked[arg] = unchecked.get(arg, False) or not isinstance(got, runindex.Absent)
+        if isinstance(got, Run):
+            runs.append(got)
+        elif isinstance(got, runindex.Absent):
+            if checked:
+                warn(f"skipping {shown(folder)}: it no longer holds a run.json")
+        elif isinstance(got, Damaged):
+            warn(f"skipping {shown(folder)}: {got}")
+        else:
+            raise got
+    for arg, any_run in unchecked.items():
+        if not any_run:
+            warn(f"skipping {shown(Path(paths[arg]))}: not a run folder")
     return runs
 
 
@@ -246,16 +431,20 @@ def list_runs(runs_dir: Path, show_all: bool = False, statuses=None, as_json: bo
     if not runs_dir.is_dir():
         raise UsageError(f"runs folder not found: {shown(runs_dir)} (train something first, or give the folder)")
     records, others = [], []
-    for folder in sorted(p for p in runs_dir.iterdir() if p.is_dir()):
-        if not (folder / "run.json").is_file():
-            others.append({"id": folder.name, "status": "not a run"})
+    with os.scandir(runs_dir) as entries:
+        names = sorted(e.name for e in entries if e.is_dir())
+    prefix = _prefix(runs_dir)
+    folders = [prefix + n for n in names]
+    for name, folder, run in zip(names, folders, read_folders(folders, with_config=False)):
+        if isinstance(run, runindex.Absent):
+            others.append({"id": name, "status": "not a run"})
             continue
-        try:
-            run = load_run(folder, with_config=False)
-        except Damaged as e:
-            warn(f"skipping {shown(folder)}: {e}")
-            others.append({"id": folder.name, "status": "damaged"})
+        if isinstance(run, Damaged):
+            warn(f"skipping {shown(folder)}: {run}")
+            others.append({"id": name, "status": "damaged"})
             continue
+        if isinstance(run, Exception):
+            raise run
         if statuses is None or run.status in statuses:
             records.append(_record(run))
     if show_all and statuses is None:
@@ -264,18 +453,17 @@ def list_runs(runs_dir: Path, show_all: bool = False, statuses=None, as_json: bo
         return json.dumps(records, indent=2)
     if not records:
         return f"no runs in {shown(runs_dir)}" + (f" with status {', '.join(sorted(statuses))}" if statuses else "")
-    from tabulate import tabulate
 
     def pct(v):
         return "" if v is None else f"{v:.4f}"
 
-    rows = [[shown(r["id"]), r["status"], shown(r.get("config", "")), shown(r.get("dataset", "")),
+    rows = [[shown(r["id"]), shown(r["status"]), shown(r.get("config", "")), shown(r.get("dataset", "")),
              shown(r.get("model", "")), shown(r.get("optimizer", "")),
              f"{r['epochs_completed']}/{r['epochs_planned'] if r['epochs_planned'] is not None else '?'}"
              if "epochs_completed" in r else "", pct(r.get("best_val_accuracy")), pct(r.get("test_accuracy"))]
             for r in records]
     headers = ["id", "status", "config", "dataset", "model", "optimizer", "epochs", "best val acc", "test acc"]
-    return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
+    return simple_table(headers, rows)
 
 
 @click.command()

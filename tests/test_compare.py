@@ -253,7 +253,7 @@ def test_compare_does_not_import_tensorflow_and_is_fast(tmp_path):
     for i in range(200):
         make_run(tmp_path, f"run{i:03d}", overrides={"optimizer.learning_rate": 0.0001 * (i + 1)})
     code = ("import sys; from hdr.cli import cli\n"
-            "try:\n    cli(['compare', sys.argv[1], '--sort', 'test_accuracy'], prog_name='hdr')\n"
+            "try:\n    cli(['compare', sys.argv[1], '--sort', 'test_accuracy', '--top', '0'], prog_name='hdr')\n"
             "except SystemExit as e:\n    assert not e.code, e.code\n"
             "bad = [m for m in ('tensorflow', 'keras', 'jax', 'torch', 'pydantic', 'matplotlib') if m in sys.modules]\n"
             "assert not bad, bad\nprint('IMPORTS-OK')\n")
@@ -444,3 +444,27 @@ def test_swept_keys_come_from_run_json_not_sweep_json():
     # Only the optimizer was swept: the batch size difference is flagged.
     runs = [swept("adam", 128, sweep_keys="optimizer.name"), swept("sgd", 64, sweep_keys="optimizer.name")]
     assert any("training.batch_size (128, 64)" in n for n in compare.analyse(runs).notes)
+
+
+def test_past_top_rows_the_best_are_shown_and_said(tmp_path):
+    """Over many runs the text view shows the best --top of each table (the first, with --sort), says
+    so, and --top 0, --json show them all."""
+    for i in range(6):
+        for seed in (1, 2):
+            make_run(tmp_path, f"lr{i}-s{seed}", overrides={"optimizer.learning_rate": 0.001 * (i + 1),
+                                                            "training.seed": seed},
+                     val_acc=(0.5, 0.90 + 0.01 * i + 0.001 * seed), test_acc=0.99 - 0.01 * i)
+    runs = lambda out: [ln.split()[0] for ln in out.splitlines() if ln.startswith("lr")]  # noqa: E731
+    top = run_cli("compare", str(tmp_path), "--top", "3")
+    assert top.exit_code == 0, top.output
+    assert runs(top.output) == ["lr5-s2", "lr5-s1", "lr4-s2"]  # the best by validation accuracy
+    assert "the best 3 of 6 settings and the best 3 of 12 runs (by best validation accuracy)" in top.output
+    settings = [ln.split()[0] for ln in top.output.split("\n\n")[0].splitlines()[2:] if ln[:1].isdigit()]
+    assert settings == ["0.006", "0.005", "0.004"]
+    by_test = run_cli("compare", str(tmp_path), "--top", "2", "--sort", "test_accuracy")
+    assert runs(by_test.output) == ["lr0-s1", "lr0-s2"] and "the first 2 of 12 runs (by --sort test_accuracy)" \
+        in by_test.output.replace("\n", " ")
+    every = run_cli("compare", str(tmp_path), "--top", "0")
+    assert len(runs(every.output)) == 12 and "shown:" not in every.output
+    assert len(json.loads(run_cli("compare", str(tmp_path), "--top", "1", "--json").output)["runs"]) == 12
+    assert "shown:" not in run_cli("compare", str(tmp_path)).output  # 12 runs: under the default 50

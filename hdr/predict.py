@@ -12,7 +12,14 @@ mass in 28x28; USPS scales it to fill 16x16). bench/photos.py measures it on pho
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
+
+if "numpy" not in sys.modules:
+    # Prediction multiplies no large matrices with numpy: the OpenBLAS thread pool that numpy's
+    # first import starts costs ~80 ms of CPU for nothing (BENCHMARKS.md section 5, start-up).
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import click
 import numpy as np

@@ -262,6 +262,9 @@ class Training(Strict):
     label_smoothing: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
     early_stopping: EarlyStopping | None = Field(
         None, description="stop when the monitored validation figure has not improved for patience epochs")
+    tensorboard: bool = Field(
+        True, description="write TensorBoard event files into the run folder (RUN/tensorboard/): per-epoch "
+                          "curves, the config as hyperparameters, the model graph, hdr evaluate's images")
 
 
 class Config(Strict):
@@ -561,11 +564,14 @@ _RUN_LENGTH_SCHEDULES = {"cosine", "onecycle"}
 
 def fingerprint(cfg: Config) -> str:
     """What a run may not change when it is resumed: the whole config, except training.epochs
-    (a run may be extended or shortened) unless the learning-rate schedule follows the run's length."""
+    (a run may be extended or shortened) unless the learning-rate schedule follows the run's length,
+    and training.tensorboard."""
     import hashlib
     import json
 
     data = cfg.resolved()
+    # Logging, not training: runs from before the key existed resume, and a resume may turn it off.
+    data["training"].pop("tensorboard")
     if cfg.optimizer.schedule not in _RUN_LENGTH_SCHEDULES:
         data["training"].pop("epochs")
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()

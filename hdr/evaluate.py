@@ -429,6 +429,10 @@ def evaluate(folder: Path, split: str = "test", on: str | None = None) -> tuple[
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    if cfg.training.tensorboard:
+        from hdr import tensorboard_log
+
+        tensorboard_log.log_evaluation(folder, name, metrics, model)  # the images, in RUN/tensorboard/<name>/
     return folder / name, metrics, classes
 
 

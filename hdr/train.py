@@ -474,8 +474,19 @@ def train(cfg: config_mod.Config, config_name: str, runs_dir: Path, quiet: bool 
     with rundir.owned(folder):
         run = rundir.RunInfo.start(folder, config_name=config_name, seed=cfg.training.seed,
                                    command=rundir.command_line(), extra=info)
-        _run_loop(Trainer(prepared, folder, run, quiet, hooks), model, t0)
+        _run_loop(Trainer(prepared, folder, run, quiet, [*hooks, *_tensorboard(cfg, folder, model)]), model, t0)
     return folder
+
+
+def _tensorboard(cfg: config_mod.Config, folder: Path, model) -> list:
+    """The TensorBoard epoch log (hdr.tensorboard_log) as a hook, when training.tensorboard is on;
+    off, TensorBoard is not even imported. Opened here, outside _run_loop's error handling, it
+    leaves a write it cannot do now (a full disk) to the first epoch's call."""
+    if not cfg.training.tensorboard:
+        return []
+    from hdr import tensorboard_log
+
+    return [tensorboard_log.open_log(folder, model, retry_at_epoch_end=True)]
 
 
 def resume(folder: Path, quiet: bool = False, hooks=()) -> Path:
@@ -516,7 +527,7 @@ def _resume(folder: Path, quiet: bool, t0: float, hooks=()) -> None:
     resumes = info.get("resumed", []) + [{"at_epoch": len(history), "time": rundir.now_iso(),
                                           "command": rundir.command_line()}]
     run.update(status="running", **rundir.this_process(), ended=None, reason=None, resumed=resumes)
-    _run_loop(Trainer(prepared, folder, run, quiet, hooks), model, t0)
+    _run_loop(Trainer(prepared, folder, run, quiet, [*hooks, *_tensorboard(cfg, folder, model)]), model, t0)
 
 
 def _run_loop(trainer: Trainer, model, t0: float) -> None:

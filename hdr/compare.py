@@ -21,6 +21,7 @@ import math
 import statistics
 import textwrap
 from dataclasses import dataclass, replace
+from itertools import chain
 from pathlib import Path
 from typing import NamedTuple
 
@@ -81,7 +82,11 @@ def seed_stat(pairs) -> Stat:
     for seed, value in pairs:
         if value is not None:
             by_seed.setdefault(seed, []).append(value)
-    means = [math.fsum(v) / len(v) for v in by_seed.values()]  # statistics.fmean, without its checks
+    return _stat([math.fsum(v) / len(v) for v in by_seed.values()])  # statistics.fmean, without its checks
+
+
+def _stat(means: list) -> Stat:
+    """Mean ± sample std of one value per seed."""
     if not means:
         return Stat(None, None, 0)
     return Stat(math.fsum(means) / len(means), _stdev(means) if len(means) > 1 else None, len(means))
@@ -132,6 +137,17 @@ def _same(value):
     return ("j", _key(value))
 
 
+_REPR_EXACT = {str, int, float, bool, type(None)}
+
+
+def _codes(values: list) -> list:
+    """Per value, a stand-in equal exactly when the JSON texts are: repr, for these plain types
+    (quotes, dots and words keep the types apart, as JSON's texts do), else _same."""
+    if set(map(type, values)) <= _REPR_EXACT:
+        return list(map(repr, values))
+    return list(map(_same, values))
+
+
 def _differ(values: list) -> bool:
     """Whether the values hold two JSON-distinct ones. Values of two scalar types always differ
     in JSON (1, 1.0, true, "1"); within str, int or None Python's == is JSON's, and floats are
@@ -174,19 +190,20 @@ def differing_keys(configs: list[dict]) -> list[str]:
     runs have, always with one value (beta_1 exists for adam, not for sgd), follows from
     another key that differs, so it is not a column of its own; except an item of a list the
     other runs hold fewer items of (a third conv block), which is a difference in that list."""
-    order: dict[str, None] = {}
-    shapes: dict[tuple, set] = {}  # key tuple -> the lists its items belong to, once per distinct shape
+    shapes: dict[tuple, list] = {}  # the configs by their keys: a column of values per key and shape
     for c in configs:
-        shape = tuple(c)
-        if shape not in shapes:
-            order.update(dict.fromkeys(shape))
-            shapes[shape] = {p for p in map(_list_prefix, shape) if p}
-    lists = [shapes[tuple(c)] for c in configs]
+        shapes.setdefault(tuple(c), []).append(c)
+    order: dict[str, None] = {}
+    columns = []  # (key -> values, the lists the shape holds items of)
+    for shape, members in shapes.items():
+        order.update(dict.fromkeys(shape))
+        columns.append((dict(zip(shape, zip(*(c.values() for c in members)))),
+                        {p for p in map(_list_prefix, shape) if p}))
     out = []
     for k in order:
         prefix = _list_prefix(k)
-        if (_differ([c[k] for c in configs if k in c])
-                or prefix and any(k not in c and prefix in held for c, held in zip(configs, lists))):
+        if (_differ(list(chain.from_iterable(cols[k] for cols, _ in columns if k in cols)))
+                or prefix and any(k not in cols and prefix in held for cols, held in columns)):
             out.append(k)
     return out
 
@@ -301,8 +318,10 @@ def _label(run: Run, keys) -> str:
 
 def _groups(runs, group_keys) -> list[Group] | None:
     buckets: dict[tuple, list[Run]] = {}
-    for r in runs:
-        buckets.setdefault(tuple(map(_same, map(r.config.get, group_keys))), []).append(r)
+    configs = [r.config for r in runs]
+    codes = [_codes([c.get(k) for c in configs]) for k in group_keys]
+    for key, r in zip(zip(*codes) if codes else [()] * len(runs), runs):
+        buckets.setdefault(key, []).append(r)
     if all(len(b) < 2 for b in buckets.values()):
         return None  # every setting ran once: nothing repeats
     groups = []
@@ -312,7 +331,10 @@ def _groups(runs, group_keys) -> list[Group] | None:
         samples = [sample_of(r) for r in members]
         seeds = set(samples)
         summaries = [r.summary for r in members]
-        stats = {m: seed_stat(zip(samples, [s[m] for s in summaries])) for m in GROUP_METRICS}
+        if len(seeds) == len(samples):  # no seed repeats: seed_stat's per-seed means are the values
+            stats = {m: _stat([x for x in (s[m] for s in summaries) if x is not None]) for m in GROUP_METRICS}
+        else:
+            stats = {m: seed_stat(zip(samples, [s[m] for s in summaries])) for m in GROUP_METRICS}
         params = {r.params for r in members if r.params is not None}
         counts: dict[str, int] = {}
         for r in members:

@@ -10,14 +10,14 @@ The configured dataset.validation_split does not apply: the fold is the validati
 from __future__ import annotations
 
 import os
-import signal
+import shutil
 import statistics
 from pathlib import Path
 
 import click
 import numpy as np
 
-from hdr import rundir
+from hdr import executors, rundir
 from hdr.errors import HdrError, Stopped, UsageError
 
 
@@ -91,8 +91,133 @@ def box_plot(summary: dict, path: Path, title: str) -> None:
     save_figure(fig, path)
 
 
+def fold_job(cfg, name: str, folder: Path, fold: int, k: int) -> executors.Job:
+    from hdr import config as config_mod
+
+    request = {"action": "train", "config": config_mod.dump(cfg), "config_name": name,
+               "info": fold_fields(folder.name, fold, k, cfg.training.seed),
+               "fold": {"fold": fold, "folds": k, "seed": cfg.training.seed}}
+    # A fold is never resumed with train.resume, which would validate on the configured split
+    # instead of the fold: a stopped or lost fold starts again (the same history, from epoch 1).
+    return executors.Job(f"fold-{fold}", f"fold {fold}/{k}", request, folder, resumable=False, meta={"fold": fold})
+
+
+def _load(folder: Path) -> dict:
+    path = folder / "cv.json"
+    if not path.is_file():
+        raise UsageError(f"{folder} is not a cv folder (no cv.json); cv folders are in RUNS_DIR/cv/")
+    try:
+        info = rundir.read_json(path)
+        info["config"], info["overrides"], info["folds"], info["results"]  # noqa: B018  (present)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UsageError(f"{path} is damaged ({type(e).__name__}: {e}); the cross-validation cannot be resumed") from None
+    return info
+
+
+@click.command()
+@click.argument("config", required=False, type=click.Path(dir_okay=False, path_type=str))
+@click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
+@click.option("--folds", "-k", "k", default=5, show_default=True, type=int,
+              help="Number of folds (at least 2).")
+@executors.options
+@click.option("--runs-dir", default="runs", show_default=True, type=click.Path(file_okay=False, path_type=Path),
+              help="The cv folder is created in RUNS_DIR/cv/.")
+@click.option("--resume", "resume_dir", type=click.Path(file_okay=False, path_type=Path), metavar="CV",
+              help="Finish a stopped cross-validation: train the folds it did not complete.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress output; print the results and the cv folder.")
+def command(config, overrides, k, executor, jobs, address, cpus_per_run, gpus_per_run, runs_dir, resume_dir, quiet):
+    """Stratified K-fold cross-validation of CONFIG over the training set.
+
+    Each fold is trained and scored as its own run; the mean ± std of the folds' validation
+    accuracy is printed and a box plot written. The last line printed is the cv folder.
+
+    \b
+      hdr cv configs/cnn_adam.yaml --folds 5 training.epochs=3
+      hdr cv configs/cnn_adam.yaml --folds 5 --executor ray --address HEAD:6379
+      hdr cv --resume runs/cv/<id>
+    """
+    from hdr import config as config_mod
+
+    if resume_dir is not None:
+        if config or overrides:
+            raise UsageError("--resume takes only the cv folder (and executor options); its config is in cv.json")
+        info = _load(resume_dir)
+        config, overrides, k = info["config"], info["overrides"], info["folds"]
+    elif not config:
+        raise UsageError("missing CONFIG: give a YAML config file (see configs/) or --resume CV")
+    if k < 2:
+        raise UsageError(f"--folds {k}: cross-validation needs at least 2 folds (5 is usual)")
+    cfg = config_mod.load(config, list(overrides))
+    name = Path(config).stem
+    if resume_dir is None:
+        from hdr import data as data_mod
+
+        data = data_mod.load(cfg.dataset.name, quiet=quiet)
+        counts = np.bincount(data.train.y)
+        smallest = int(counts[counts > 0].min())
+        if k > smallest:
+            raise UsageError(f"--folds {k}: the rarest digit has only {smallest} training examples, so some folds "
+                             f"would lack it; use at most {smallest} folds")
+        folds = stratified_folds(data.train.y, k, cfg.training.seed)
+        del data
+    else:
+        folder = resume_dir
+        if config_mod.fingerprint(cfg) != info.get("config_fingerprint", config_mod.fingerprint(cfg)):
+            raise UsageError(f"{config} changed since the cross-validation started; resume needs the config it began with")
+
+    executors.check(executor, jobs, address)
+    results = {r["fold"]: r for r in info["results"]} if resume_dir is not None else {}
+    done = {f for f, r in results.items() if r.get("status") in ("completed", "failed")}
+    todo = [f for f in range(1, k + 1) if f not in done]
+    ex = None
+    if todo:  # before the folder: a cluster that cannot be reached leaves nothing behind
+        ex = executors.make(executor, jobs, address, cpus_per_run, gpus_per_run, lambda job, epoch, row: None,
+                            len(todo), log=lambda msg: click.echo(msg, err=True))
+    try:
+        if resume_dir is None:
+            folder = rundir.create(runs_dir / "cv", name)
+            info = {
+                "id": folder.name, "status": "running", "config": config, "config_name": name,
+                "overrides": list(overrides), "folds": k, "seed": cfg.training.seed, "dataset": cfg.dataset.name,
+                "fold_sizes": [len(f) for f in folds], "config_fingerprint": config_mod.fingerprint(cfg),
+                "note": "each fold is the validation set of its run; dataset.validation_split does not apply",
+                "started": rundir.now_iso(), "ended": None, "command": rundir.command_line(), "cwd": os.getcwd(),
+                "results": [],
+            }
+        for f in todo:  # a fold stopped before it completed starts again (see fold_job)
+            old = _fold_run(folder, f)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+            results.pop(f, None)
+        signum = _run_folds(ex, [fold_job(cfg, name, folder, f, k) for f in todo], info, results, folder, k, quiet) \
+            if todo else None
+    finally:
+        if ex is not None:
+            ex.close()
+
+    completed = [results[f] for f in sorted(results) if results[f]["status"] == "completed"]
+    failed = [f"fold {f}: {results[f].get('error')}" for f in sorted(results) if results[f]["status"] == "failed"]
+    if signum is not None:
+        info.update(status="interrupted", ended=rundir.now_iso())
+        rundir.write_json(folder / "cv.json", info)
+        raise Stopped(f"cross-validation stopped: {len(completed)} of {k} folds completed ({folder}/cv.json); "
+                      f"finish it with: hdr cv --resume {folder}", signum)
+    summary = {key: _stats([r[key] for r in completed]) for key in ("val_accuracy", "test_accuracy")}
+    info.update(status="failed" if failed else "completed", ended=rundir.now_iso(), summary=summary,
+                std="sample standard deviation over folds (ddof=1)")
+    rundir.write_json(folder / "cv.json", info)
+    if completed:
+        box_plot(summary, folder / "folds.png", f"{k}-fold cross-validation: {name} ({cfg.dataset.name})")
+        v, t = summary["val_accuracy"], summary["test_accuracy"]
+        click.echo(f"accuracy: mean={100 * v['mean']:.3f}% std={100 * v['std']:.3f}% n={v['n']}")
+        click.echo(f"test accuracy: mean={100 * t['mean']:.3f}% std={100 * t['std']:.3f}% n={t['n']}")
+    click.echo(str(folder))
+    if failed:
+        raise HdrError(f"{len(failed)} of {k} folds failed: {'; '.join(failed)} (see {folder}/cv.json)")
+
+
 def _fold_run(cv_folder: Path, fold: int) -> Path | None:
-    """The run folder of a fold that failed after creating it."""
+    """The run folder of a fold that failed or stopped after creating it."""
     for child in cv_folder.iterdir():
         try:
             if rundir.read_json(child / "run.json").get("fold") == fold:
@@ -102,103 +227,34 @@ def _fold_run(cv_folder: Path, fold: int) -> Path | None:
     return None
 
 
-@click.command()
-@click.argument("config", type=click.Path(dir_okay=False, path_type=str))
-@click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
-@click.option("--folds", "-k", "k", default=5, show_default=True, type=int,
-              help="Number of folds (at least 2).")
-@click.option("--runs-dir", default="runs", show_default=True, type=click.Path(file_okay=False, path_type=Path),
-              help="The cv folder is created in RUNS_DIR/cv/.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress output; print the results and the cv folder.")
-def command(config, overrides, k, runs_dir, quiet):
-    """Stratified K-fold cross-validation of CONFIG over the training set.
-
-    Each fold is trained and scored as its own run; the mean ± std of the folds' validation
-    accuracy is printed and a box plot written. The last line printed is the cv folder.
-
-    \b
-      hdr cv configs/cnn_adam.yaml --folds 5 training.epochs=3
-    """
-    if k < 2:
-        raise UsageError(f"--folds {k}: cross-validation needs at least 2 folds (5 is usual)")
-    from hdr import config as config_mod
-    from hdr import data as data_mod
-
-    cfg = config_mod.load(config, list(overrides))
-    data = data_mod.load(cfg.dataset.name, quiet=quiet)
-    counts = np.bincount(data.train.y)
-    smallest = int(counts[counts > 0].min())
-    if k > smallest:
-        raise UsageError(f"--folds {k}: the rarest digit has only {smallest} training examples, so some folds "
-                         f"would lack it; use at most {smallest} folds")
-    folds = stratified_folds(data.train.y, k, cfg.training.seed)
-    del data
-
-    name = Path(config).stem
-    folder = rundir.create(runs_dir / "cv", name)
-    info = {
-        "id": folder.name, "status": "running", "config": config, "config_name": name,
-        "overrides": list(overrides), "folds": k, "seed": cfg.training.seed, "dataset": cfg.dataset.name,
-        "fold_sizes": [len(f) for f in folds],
-        "note": "each fold is the validation set of its run; dataset.validation_split does not apply",
-        "started": rundir.now_iso(), "ended": None, "command": rundir.command_line(), "cwd": os.getcwd(),
-        "results": [],
-    }
-    rundir.write_json(folder / "cv.json", info)
-
-    from hdr import train as train_mod
-    from hdr.backend import quiet_import
-
-    failed = []
-    current = 0
-    try:
-        for i, val_idx in enumerate(folds, start=1):
-            current = i
-            if not quiet:
-                click.echo(f"fold {i}/{k}: {len(val_idx)} validation examples", err=True)
-            result = {"fold": i, "val_size": int(len(val_idx))}
-            try:
-                run = train_mod.train(cfg, name, folder, quiet=quiet,
-                                      extra_info=fold_fields(folder.name, i, k, cfg.training.seed),
-                                      val_indices=val_idx)
-                m = rundir.read_json(run / "metrics.json")
-                result.update(status="completed", run=run.name, val_accuracy=m["val_accuracy"],
-                              best_val_accuracy=m.get("best_val_accuracy"), test_accuracy=m["test_accuracy"])
-                click.echo(f"fold {i}/{k}: validation accuracy {100 * m['val_accuracy']:.3f}%, "
-                           f"test accuracy {100 * m['test_accuracy']:.3f}% ({run.name})")
-            except train_mod.Interrupted:
-                run = _fold_run(folder, i)
-                result.update(status="interrupted", run=run.name if run else None)
-                info["results"].append(result)
-                raise
-            except HdrError as e:
-                # A diverged or crashed fold is recorded; the other folds still run.
-                run = _fold_run(folder, i)
-                result.update(status="failed", run=run.name if run else None, error=str(e))
-                failed.append(f"fold {i}: {e}")
-                click.echo(f"fold {i}/{k}: failed: {e}", err=True)
-            info["results"].append(result)
-            rundir.write_json(folder / "cv.json", info)
-            quiet_import().backend.clear_session()  # free the fold's graph before the next one
-    except (KeyboardInterrupt, train_mod.Interrupted) as e:
-        info.update(status="interrupted", ended=rundir.now_iso())
+def _run_folds(ex, jobs, info: dict, results: dict, folder: Path, k: int, quiet: bool) -> int | None:
+    def save():
+        info["results"] = [results[f] for f in sorted(results)]
         rundir.write_json(folder / "cv.json", info)
-        # Not the fold's "resume with hdr train --resume": a resumed run would forget its fold
-        # and validate on the configured split instead.
-        raise Stopped(f"cross-validation stopped in fold {current} of {k}; finished folds are in "
-                      f"{folder}/cv.json; run hdr cv again for a complete result",
-                      getattr(e, "signum", signal.SIGINT)) from None
 
-    done = [r for r in info["results"] if r["status"] == "completed"]
-    summary = {key: _stats([r[key] for r in done]) for key in ("val_accuracy", "test_accuracy")}
-    info.update(status="failed" if failed else "completed", ended=rundir.now_iso(), summary=summary,
-                std="sample standard deviation over folds (ddof=1)")
-    rundir.write_json(folder / "cv.json", info)
-    if done:
-        box_plot(summary, folder / "folds.png", f"{k}-fold cross-validation: {name} ({cfg.dataset.name})")
-        v, t = summary["val_accuracy"], summary["test_accuracy"]
-        click.echo(f"accuracy: mean={100 * v['mean']:.3f}% std={100 * v['std']:.3f}% n={v['n']}")
-        click.echo(f"test accuracy: mean={100 * t['mean']:.3f}% std={100 * t['std']:.3f}% n={t['n']}")
-    click.echo(str(folder))
-    if failed:
-        raise HdrError(f"{len(failed)} of {k} folds failed: {'; '.join(failed)} (see {folder}/cv.json)")
+    def on_done(job, answer):
+        i = job.meta["fold"]
+        result = {"fold": i, "val_size": info["fold_sizes"][i - 1], "status": answer["status"]}
+        run = Path(answer["run"]) if answer.get("run") else _fold_run(folder, i)
+        result["run"] = run.name if run else None
+        line = None
+        if answer["status"] == "completed":
+            m = rundir.read_json(run / "metrics.json")
+            result.update(val_accuracy=m["val_accuracy"], best_val_accuracy=m.get("best_val_accuracy"),
+                          test_accuracy=m["test_accuracy"])
+            click.echo(f"fold {i}/{k}: validation accuracy {100 * m['val_accuracy']:.3f}%, "
+                       f"test accuracy {100 * m['test_accuracy']:.3f}% ({run.name})")
+        elif answer["status"] != "not run":
+            result["error"] = answer["error"]
+            line = f"fold {i}/{k}: {answer['status']}: {answer['error']}"
+        if answer["status"] in ("completed", "failed"):  # a stopped fold is not a result: resume trains it
+            results[i] = result
+        save()
+        return line, answer["status"] != "completed"
+
+    info.update(status="running", ended=None, **ex.settings())
+    save()
+    if not quiet:
+        click.echo(f"cv {folder.name}: {len(jobs)} of {k} folds to train, {ex.describe()}", err=True)
+    pending = iter(jobs)
+    return executors.drive(ex, lambda: next(pending, None), on_done, executors.Progress(len(jobs), quiet, "fold"))

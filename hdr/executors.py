@@ -55,6 +55,7 @@ class Job:
     attempt: int = 0          # Ray: how many times it was sent again after its node died
     run: Path | None = None   # its run folder on this machine, once known
     epochs: int = 0           # committed epochs seen so far
+    resumable: bool = True    # False: a run lost with its node starts again (a cv fold: see hdr/cv.py)
     meta: dict = field(default_factory=dict)  # the command's own bookkeeping
 
 
@@ -348,7 +349,8 @@ class RayExecutor:
                 ray.init(address=address, namespace=RAY_NAMESPACE, logging_level="ERROR", log_to_driver=False,
                          configure_logging=False)
             else:
-                ray.init(namespace=RAY_NAMESPACE, logging_level="ERROR", log_to_driver=False,
+                # "local": a new instance, never a cluster some earlier process left an address of
+                ray.init(address="local", namespace=RAY_NAMESPACE, logging_level="ERROR", log_to_driver=False,
                          include_dashboard=False, configure_logging=False)
         except (ConnectionError, ValueError, RuntimeError) as e:
             where = f"at {address}" if address else "on this machine"
@@ -442,13 +444,13 @@ class RayExecutor:
             return False
         job.attempt += 1
         state = None
-        if job.run is not None and (job.run / "checkpoint").is_dir():
+        if job.run is not None and job.resumable and (job.run / "checkpoint").is_dir():
             with self.written:
                 info = rundir.read_json(job.run / "run.json")
                 if info.get("status") == "running":  # its process is gone with its node
                     rundir.RunInfo(job.run, info).finish("interrupted", reason=f"its Ray node was lost: {why}")
                 state = pack(job.run)
-        elif job.run is not None:  # not one epoch committed: nothing to resume, start again
+        elif job.run is not None:  # nothing to resume from: start again
             shutil.rmtree(job.run, ignore_errors=True)
             job.run = None
         where = f"from epoch {job.epochs}" if state is not None else "from the start"

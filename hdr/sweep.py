@@ -351,19 +351,24 @@ def command(config, overrides, grid_items, seeds, executor, jobs, address, cpus_
                 click.echo(f"{p.index:3d}  {' '.join([*overrides, *p.overrides]) or '(config as is)'}")
             click.echo(f"{len(points)} runs ({len(points) // seeds} points x {seeds} seeds); nothing was run")
             return
-        executors.check(executor, jobs, address)
-        folder = rundir.create(runs_dir / "sweeps", Path(config).stem)
-        sweep = Sweep(folder, config, list(overrides), grid, points, runs_dir, seeds, quiet)
-        todo = sweep.todo()
-    signum = None
-    if todo:
+    # The executor first: a cluster that cannot be reached leaves no sweep folder behind.
+    ex = None
+    if resume_dir is None or todo:
         ex = executors.make(executor, jobs, address, cpus_per_run, gpus_per_run, lambda job, epoch, row: None,
-                            len(todo), log=lambda msg: click.echo(msg, err=True))
-        try:
+                            len(todo) if resume_dir is not None else len(points),
+                            log=lambda msg: click.echo(msg, err=True))
+    signum = None
+    try:
+        if resume_dir is None:
+            folder = rundir.create(runs_dir / "sweeps", Path(config).stem)
+            sweep = Sweep(folder, config, list(overrides), grid, points, runs_dir, seeds, quiet)
+            todo = sweep.todo()
+        if todo:
             if not quiet:
                 click.echo(f"sweep {sweep.id}: {len(todo)} of {len(points)} runs to train, {ex.describe()}", err=True)
             signum = sweep.run(ex, todo)
-        finally:
+    finally:
+        if ex is not None:
             ex.close()
     table = report(sweep)
     if table:

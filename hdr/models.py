@@ -84,7 +84,7 @@ def build_cnn(m: CNN, x, classes: int):
             raise UsageError(
                 f"model.conv.{i}.kernel: {block.kernel}x{block.kernel} does not fit the {x.shape[1]}x{x.shape[2]} "
                 f"feature map of a {size[0]}x{size[1]} input; use padding: same or a smaller kernel")
-        x = layers.Conv2D(block.filters, block.kernel, padding=block.padding,
+        x = layers.Conv2D(block.filters, block.kernel, strides=block.stride, padding=block.padding,
                           kernel_initializer=m.initializer, use_bias=not block.batch_norm)(x)
         if block.batch_norm:
             x = layers.BatchNormalization()(x)

@@ -34,7 +34,7 @@ def test_train_writes_complete_run_folder(cli_run, tiny_data, tmp_path):
     assert not list(folder.glob(".*tmp*")), "temporary files left behind"
 
     cfg = yaml.safe_load((folder / "config.yaml").read_text())
-    assert cfg["model"]["conv"] == [{"filters": 4, "kernel": 3, "activation": "relu", "padding": "valid",
+    assert cfg["model"]["conv"] == [{"filters": 4, "kernel": 3, "stride": 1, "activation": "relu", "padding": "valid",
                                      "pool": 2, "dropout": 0.0, "batch_norm": False}]
     assert cfg["optimizer"]["beta_2"] == 0.999 and cfg["training"]["epochs"] == 2
 

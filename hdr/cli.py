@@ -24,6 +24,7 @@ LAZY_COMMANDS = {
     "predict": ("hdr.predict:command", "The digit in your own image files, read by a run's model."),
     "draw": ("hdr.draw:command", "Draw a digit with the mouse and watch a run's model guess it."),
     "export": ("hdr.export:command", "A run's model as a verified SavedModel, ONNX or LiteRT file."),
+    "tune": ("hdr.tune:command", "Search a config's hyperparameters with Optuna; every trial a run folder."),
     "ensemble": ("hdr.ensemble:command", "Average several runs' predicted probabilities and evaluate the ensemble."),
     "track": ("hdr.track:command", "Log run folders to MLflow: config, per-epoch history, figures, files, model."),
 }

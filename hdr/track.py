@@ -242,10 +242,12 @@ def track(client, uri: str, exp_id: str, folder: Path, info: dict) -> tuple[str,
         run_id = client.create_run(exp_id, start_time=start, run_name=folder.name).info.run_id
     else:
         run_id = existing.info.run_id
+        if existing.info.experiment_id != exp_id:  # MLflow cannot move a run between experiments
+            notes.append(f"stays in experiment {existing.info.experiment_id}, where it was first tracked")
         logged = existing.data.params
         for k in [k for k in run_params if k in logged]:
             if logged[k] != run_params[k]:  # MLflow keeps a parameter's first value
-                notes.append(f"{k} is {run_params[k]} now, {logged[k]} in MLflow")
+                notes.append(f"{k} is {run_params[k]} now, {logged[k]} in MLflow (which keeps a parameter's first value)")
             del run_params[k]
     try:
         items = [Param(k, v) for k, v in run_params.items()]
@@ -317,6 +319,6 @@ def command(runs, uri, experiment):
                 raise HdrError(f"{folder}: logging to MLflow at {uri} failed: {_first_line(e)}") from None
             record(folder, uri, exp_id, experiment, run_id)
         for note in notes:
-            click.echo(f"hdr: note: {folder}: {note} (MLflow keeps a parameter's first value)", err=True)
+            click.echo(f"hdr: note: {folder}: {note}", err=True)
         click.echo(f"{folder}: MLflow run {run_id} ({'new' if created else 'updated'})")
     click.echo(f"tracked {len(chosen)} run{'s' if len(chosen) != 1 else ''} in experiment {experiment!r} at {uri}")

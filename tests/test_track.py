@@ -4,6 +4,7 @@ default local SQLite store, read back through MLflow's client and compared with 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -64,7 +65,7 @@ def server(tmp_path_factory):
                 time.sleep(0.5)
         yield uri
     finally:
-        os.killpg(proc.pid, 15)   # the server and its worker: its own process group
+        os.killpg(proc.pid, signal.SIGKILL)   # the server and its workers: their own process group
         proc.wait(30)
 
 

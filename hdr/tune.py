@@ -61,7 +61,7 @@ class Dist:
             return f"choice({','.join(self.choices)})"
         if self.kind == "int":
             return f"int({self.low},{self.high}{',log' if self.log else ''})"
-        return f"{self.kind}({self.low:g},{self.high:g})"
+        return f"{self.kind}({self.low!r},{self.high!r})"  # repr: read back exactly on resume
 
     def corners(self) -> list[str]:
         """The values whose configs must all be valid for every value between to be."""
@@ -180,8 +180,6 @@ def check_space(config: str, fixed: list[str], space: dict[str, Dist]) -> None:
     before any trial starts. With many distributions only each one's corners, alone."""
     import itertools
 
-    from hdr import config as config_mod
-
     if not space:
         raise UsageError("nothing to search: give at least one KEY=DIST (such as optimizer.learning_rate="
                          "loguniform(1e-4,1e-1)) or a search: block in the config")
@@ -192,7 +190,7 @@ def check_space(config: str, fixed: list[str], space: dict[str, Dist]) -> None:
         combos = ([c] for cs in corners for c in cs)
     for combo in combos:
         try:
-            config_mod.load(config, [*fixed, *combo])
+            read_config(config, [*fixed, *combo])
         except UsageError as e:
             raise UsageError(f"search space at {', '.join(combo)}: {e}") from None
 
@@ -286,7 +284,7 @@ class Tune:
         from hdr import config as config_mod
 
         overrides = overrides_of(self.space, trial.params)
-        cfg = config_mod.load(self.settings["config"], [*self.settings["overrides"], *overrides])
+        cfg = read_config(self.settings["config"], [*self.settings["overrides"], *overrides])[0]
         request = {"action": "train", "config": config_mod.dump(cfg),
                    "config_name": f"{Path(self.settings['config']).stem}-trial{number:04d}",
                    "info": self.fields(number), "fold": None}
@@ -511,8 +509,6 @@ def command(config, items, trials, sampler_name, pruner_name, metric, startup_tr
 
     The last line printed is the tune folder.
     """
-    from hdr import config as config_mod
-
     if resume_dir is not None:
         if config or items or storage:
             raise UsageError("--resume takes only the tune folder (and --trials and executor options); the search "
@@ -521,7 +517,7 @@ def command(config, items, trials, sampler_name, pruner_name, metric, startup_tr
         if trials is not None:
             settings["trials"] = trials
         folder = resume_dir
-        cfg = config_mod.load(settings["config"], settings["overrides"])
+        cfg = read_config(settings["config"], settings["overrides"])[0]
     else:
         if not config:
             raise UsageError("missing CONFIG: give a YAML config file (see configs/) or --resume DIR")

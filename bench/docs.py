@@ -100,6 +100,7 @@ BLOCKS = {
     "records_usps": _from("records", "render_usps"),
     "usps_diagnosis": _from("usps_diagnosis"),
     "usps_writeup": _from("usps_writeup"),
+    "manyruns": _from("manyruns"),
 }
 
 

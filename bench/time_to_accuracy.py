@@ -156,7 +156,8 @@ PHASES = ["python start-up", "import (hdr, Keras, TensorFlow)", "config and data
           "plots", "model.keras", "finish and exit"]
 
 
-def _child(config: str, runs_dir: str, launched: float) -> None:
+def _child(config: str, runs_dir: str, launched: float, before: bool) -> None:
+    """before: as hdr was before its cuts (scikit-learn imported with Keras, Python's own exit)."""
     t0, c0 = time.perf_counter(), time.process_time()
     marks = [("python start-up", time.time() - launched, 0.0)]
     last = [t0, c0]
@@ -166,6 +167,8 @@ def _child(config: str, runs_dir: str, launched: float) -> None:
         marks.append((name, now - last[0], cpu - last[1]))
         last[:] = [now, cpu]
 
+    if before:
+        import sklearn  # noqa: F401  (Keras imported it until hdr.backend hid it)
     from hdr import cli, train as tm, rundir, plots  # noqa: F401
 
     mark("import (hdr, Keras, TensorFlow)")
@@ -200,19 +203,33 @@ def _child(config: str, runs_dir: str, launched: float) -> None:
         if Path(path).name == "model.keras":
             mark("model.keras")
     tm.save_model = save_model
-    try:
-        cli.cli(["train", config, "--runs-dir", runs_dir, "-q"], prog_name="hdr", standalone_mode=False)
-    finally:
+    def report():
         mark("finish and exit")
         print(json.dumps({"marks": marks, "t_unix": time.time()}), file=sys.stderr, flush=True)
 
+    exit_now = os._exit
 
-def phases_once(config: str, runs_dir: Path) -> dict:
+    def _exit(code):  # hdr's own exit after a completed run (hdr.cli.main)
+        report()
+        exit_now(code)
+    os._exit = _exit
+    sys.argv = ["hdr", "train", config, "--runs-dir", runs_dir, "-q"]
+    try:
+        if before:
+            cli.cli(sys.argv[1:], prog_name="hdr", standalone_mode=False)
+        else:
+            cli.main()
+    except SystemExit:
+        pass
+    report()  # then Python's own exit
+
+
+def phases_once(config: str, runs_dir: Path, before: bool = False) -> dict:
     run = _run_module()
     launched = time.time()
     with tempfile.TemporaryDirectory(dir=runs_dir) as d:
-        p = subprocess.run([sys.executable, __file__, "_child", config, d, repr(launched)], capture_output=True,
-                           text=True, env=run.env(), cwd=ROOT)
+        p = subprocess.run([sys.executable, __file__, "_child", config, d, repr(launched), "before" if before else "after"],
+                           capture_output=True, text=True, env=run.env(), cwd=ROOT)
         ended = time.time()
         if p.returncode != 0:
             sys.exit(f"phases child failed:\n{p.stderr[-3000:]}")
@@ -222,17 +239,19 @@ def phases_once(config: str, runs_dir: Path) -> dict:
         totals[name][0] += wall
         totals[name][1] += cpu
     totals["finish and exit"][0] += ended - out["t_unix"]  # interpreter exit, seen from outside
-    return {"wall": ended - launched, "phases": totals, "load": os.getloadavg()[0]}
+    return {"wall": ended - launched, "phases": totals, "load": os.getloadavg()[0], "before": before}
 
 
 def cmd_phases(args) -> None:
+    """--repeats runs as hdr is; with --before, alternated with runs as hdr was before its cuts."""
     runs_dir = Path(tempfile.mkdtemp(prefix="hdr-bench-phases-"))
     runs = []
     for i in range(args.repeats):
-        r = phases_once(args.config, runs_dir)
-        runs.append(r)
-        print(f"run {i + 1}: wall {r['wall']:.1f}s load {r['load']:.1f} " +
-              ", ".join(f"{k} {v[0]:.2f}/{v[1]:.2f}" for k, v in r["phases"].items()), flush=True)
+        for before in ([False, True] if i % 2 == 0 else [True, False]) if args.before else [False]:
+            r = phases_once(args.config, runs_dir, before)
+            runs.append(r)
+            print(f"run {i + 1}{' before' if before else ''}: wall {r['wall']:.1f}s load {r['load']:.1f} " +
+                  ", ".join(f"{k} {v[0]:.2f}/{v[1]:.2f}" for k, v in r["phases"].items()), flush=True)
     _save("phases", {"config": args.config, "runs": runs})
 
 
@@ -334,26 +353,38 @@ def render_phases() -> str:
     r = latest("phases")
     if r is None:
         return "Not measured yet: `python bench/time_to_accuracy.py phases`.\n"
-    runs = r["runs"]
+    runs = [x for x in r["runs"] if not x.get("before")]
+    before = [x for x in r["runs"] if x.get("before")]
+
+    def med(xs, name, i):
+        return statistics.median(x["phases"][name][i] for x in xs)
+
+    def cpu(x):
+        return sum(v[1] for v in x["phases"].values())
+
     lines = [f"| phase of `hdr train {r['config']}` | wall s (median of {len(runs)}) | CPU s | share of wall |",
              "|---|---|---|---|"]
     total = statistics.median(x["wall"] for x in runs)
     for name in PHASES:
-        w = statistics.median(x["phases"][name][0] for x in runs)
-        c = statistics.median(x["phases"][name][1] for x in runs)
-        lines.append(f"| {name} | {w:.2f} | {c:.2f} | {100 * w / total:.0f}% |")
-    lines.append(f"| **whole process** | **{total:.1f}** | "
-                 f"{statistics.median(sum(v[1] for v in x['phases'].values()) for x in runs):.1f} | |")
-    loads = [x["load"] for x in runs]
+        lines.append(f"| {name} | {med(runs, name, 0):.2f} | {med(runs, name, 1):.2f} | "
+                     f"{100 * med(runs, name, 0) / total:.0f}% |")
+    lines.append(f"| **whole process** | **{total:.1f}** | {statistics.median(cpu(x) for x in runs):.1f} | |")
+    loads = [x["load"] for x in r["runs"]]
     lines += ["", f"Source: `bench/results/{r['file']}` ({r['written'][:10]}, load average {min(loads):.1f}-"
                   f"{max(loads):.1f}), written by `{r['command']}`. CPU is the process's (all threads); "
                   "start-up and exit are seen from outside, so their CPU is not counted."]
+    if before:
+        imp, ex = "import (hdr, Keras, TensorFlow)", "finish and exit"
+        lines += ["", f"Before the cuts (alternated with the runs above, {len(before)} runs): import "
+                      f"{med(before, imp, 1):.2f} CPU s (now {med(runs, imp, 1):.2f}), finish and exit "
+                      f"{med(before, ex, 0):.2f} s wall (now {med(runs, ex, 0):.2f}), whole process "
+                      f"{statistics.median(x['wall'] for x in before):.1f} s wall (now {total:.1f})."]
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "_child":
-        _child(sys.argv[2], sys.argv[3], float(sys.argv[4]))
+        _child(sys.argv[2], sys.argv[3], float(sys.argv[4]), sys.argv[5] == "before")
         return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -365,6 +396,8 @@ def main() -> None:
     p = sub.add_parser("phases", help="where the fast config's whole-process time goes")
     p.add_argument("--config", default="configs/fast/mnist.yaml")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--before", action="store_true",
+                   help="alternate with runs as hdr was before its cuts (scikit-learn imported, Python's own exit)")
     sub.add_parser("plot", help="draw the newest run's figure again")
     args = ap.parse_args()
     {"run": cmd_run, "phases": cmd_phases, "plot": lambda a: plot()}[args.cmd](args)

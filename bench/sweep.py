@@ -3,6 +3,7 @@
 
     python bench/sweep.py                  # 16 points of 1-epoch USPS SLPs, --jobs 1, 2 rounds
     python bench/sweep.py --rounds 3
+    python bench/sweep.py render           # the BENCHMARKS.md block
 
 Writes bench/results/sweep-<time>.json.
 """
@@ -89,5 +90,25 @@ def main() -> None:
     print(path)
 
 
+def render() -> str:
+    path = sorted((BENCH / "results").glob("sweep-2*.json"))[-1]
+    r = json.loads(path.read_text())
+    med = statistics.median
+    rows = ["| way | wall s | user s | system s |", "|---|---|---|---|"]
+    for way, name in (("sweep", f"`hdr sweep` (reused workers, --jobs {r['jobs']})"),
+                      ("separate", f"{r['points']} separate `hdr train` processes")):
+        rows.append(f"| {name} | {med(x[way]['wall'] for x in r['rounds']):.1f} | "
+                    f"{med(x[way]['user'] for x in r['rounds']):.1f} | {med(x[way]['system'] for x in r['rounds']):.1f} |")
+    m = r["machine"]
+    return "\n".join(rows) + (
+        f"\n\nSeparate processes against reused workers: {r['median_ratio_wall']:.2f}× the wall time, "
+        f"{r['median_ratio_cpu']:.2f}× the CPU time (medians of {len(r['rounds'])} alternated rounds; "
+        f"{r['points']} runs of `{r['config']}`; {m['cores']}-core {m['cpu']}, load {m['load_before']:.1f} before). "
+        f"Source: `bench/results/{path.name}` (`{r['command']}`).\n")
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["render"]:
+        print(render(), end="")
+    else:
+        main()

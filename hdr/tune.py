@@ -330,7 +330,7 @@ class Tune:
         except UsageError as e:  # a combination of values no config allows (checked corners aside)
             with self.lock:
                 trial.set_user_attr("error", str(e))
-                self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                self._tell(trial, state=optuna.trial.TrialState.FAIL)
             self.say(f"trial {trial.number}: {' '.join(overrides_of(self.space, trial.params))}: invalid: {e}")
             return self.next_job()
 
@@ -361,14 +361,23 @@ class Tune:
             if status == "completed":
                 value = best_of(rundir.read_history(run / "history.csv"), self.metric)
                 if value is None or not math.isfinite(value):
-                    self.study.tell(trial, state=state.FAIL)
+                    self._tell(trial, state=state.FAIL)
                 else:
-                    self.study.tell(trial, value)
+                    self._tell(trial, value)
             elif status == "pruned":
-                self.study.tell(trial, state=state.PRUNED)
+                self._tell(trial, state=state.PRUNED)
             else:
-                self.study.tell(trial, state=state.FAIL)
+                self._tell(trial, state=state.FAIL)
         return value
+
+    def _tell(self, trial, value=None, state=None) -> None:
+        try:
+            self.study.tell(trial, value, state=state)
+        except RuntimeError as e:
+            # GridSampler stops the study once its grid is done, which outside study.optimize()
+            # raises after the trial's state is stored; next_job stops asking on its own.
+            if "Study.stop" not in str(e):
+                raise
 
     def on_done(self, job: executors.Job, answer: dict):
         number, status = job.meta["number"], answer["status"]

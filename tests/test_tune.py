@@ -168,3 +168,13 @@ def test_tune_prunes_resumes_after_sigint_and_best_yaml_trains_to_the_recorded_v
     assert again.exit_code == 0, again.output
     metrics = json.loads((Path(again.stdout.strip().splitlines()[-1]) / "metrics.json").read_text())
     assert metrics["best_val_accuracy"] == best.value
+
+
+def test_grid_sampler_tries_each_point_once_and_stops(cli_run, make_tiny_data, tmp_path):
+    make_tiny_data(mnist=(300, 100), usps=None)
+    r = cli_run("tune", SLP, "optimizer.learning_rate=choice(0.05,0.5)", "training.epochs=1", "--sampler", "grid",
+                "--trials", "5", "--jobs", "2", "--runs-dir", tmp_path, "-q")
+    assert r.exit_code == 0, r.output
+    study = _study(Path(r.stdout.strip().splitlines()[-1]))
+    assert sorted(t.params["optimizer.learning_rate"] for t in study.trials) == ["0.05", "0.5"]
+    assert all(t.state.name == "COMPLETE" for t in study.trials)

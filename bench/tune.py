@@ -1,0 +1,174 @@
+"""hdr tune, measured.
+
+    python bench/tune.py compare [--reps 3]   # TPE + median pruning against the grid, same trial budget
+    python bench/tune.py lr                   # write-up 000's MLP: does a tuned learning rate beat the default?
+    python bench/tune.py render               # the BENCHMARKS.md block
+
+compare: USPS, write-up 004's MLP (64-64, SGD), 6 epochs a trial, 12 trials searching
+optimizer.learning_rate in [1e-3, 1] (log) and training.batch_size in {32, 128, 512}: the grid is
+3 batch sizes x 4 learning rates; TPE samples the same space and the median pruner stops trials
+behind the median. Each repetition uses another training seed (and sampler seed). Recorded: the
+best validation accuracy reached, the epochs trained, wall time and the CPU time of every process
+(bench/ray_overhead.py's /proc sampler).
+
+lr: `hdr tune configs/mlp_adam.yaml optimizer.learning_rate=loguniform(1e-4,1e-1)` with 2 epochs
+and 8 trials, against the config's own learning rate trained the same 2 epochs.
+
+Writes bench/results/tune-compare-<time>.json and tune-lr-<time>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+from ray_overhead import TreeCPU  # bench/ray_overhead.py
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+HDR = str(Path(sys.executable).with_name("hdr"))
+SPACE = ["optimizer.learning_rate=loguniform(1e-3,1)", "training.batch_size=choice(32,128,512)"]
+COMPARE_FIXED = ["dataset.name=usps", "training.epochs=6"]
+
+
+def env() -> dict:
+    e = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    e.setdefault("HDR_DATA_DIR", str(ROOT.parent / "shared" / "datasets"))
+    return e
+
+
+def run_tune(args: list[str], runs: Path) -> dict:
+    with TreeCPU() as cpu:
+        t0 = time.perf_counter()
+        out = subprocess.run([HDR, "tune", *args, "--runs-dir", str(runs), "-q"], env=env(), capture_output=True,
+                             text=True)
+        wall = time.perf_counter() - t0
+    if out.returncode != 0:
+        raise SystemExit(f"hdr tune {' '.join(args)} failed:\n{out.stderr[-3000:]}")
+    folder = Path(out.stdout.strip().splitlines()[-1])
+    info = json.loads((folder / "tune.json").read_text())
+    trials = []
+    for p in folder.glob("*/run.json"):
+        run = json.loads(p.read_text())
+        trials.append({"trial": run["trial"], "status": run["status"], "epochs": run["epochs_completed"]})
+    return {"wall": round(wall, 2), **cpu.totals(), "best_value": info["best"]["value"],
+            "best_params": info["best"]["params"], "trials": sorted(trials, key=lambda t: t["trial"]),
+            "epochs_trained": sum(t["epochs"] for t in trials),
+            "pruned": sum(t["status"] == "pruned" for t in trials)}
+
+
+def stamp(out: dict, name: str) -> None:
+    out.update(when=datetime.now().isoformat(timespec="seconds"),
+               command=" ".join(["python", "bench/tune.py", *sys.argv[1:]]),
+               machine={"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+                        "load_before": out.pop("_load")})
+    path = BENCH / "results" / f"{name}-{datetime.now():%Y%m%d-%H%M%S}.json"
+    path.write_text(json.dumps(out, indent=2) + "\n")
+    print(path)
+
+
+def compare(reps: int, trials: int) -> None:
+    out = {"bench": "tune-compare", "_load": os.getloadavg()[0], "config": "mlp_sgd.yaml " + " ".join(COMPARE_FIXED),
+           "space": SPACE, "trials": trials, "reps": []}
+    for r in range(reps):
+        work = Path(tempfile.mkdtemp(prefix="hdr-bench-tune-"))
+        try:
+            base = [str(ROOT / "configs" / "mlp_sgd.yaml"), *COMPARE_FIXED, f"training.seed={r + 1}", *SPACE,
+                    "--trials", str(trials), "--seed", str(r + 1)]
+            ways = {"grid": base + ["--sampler", "grid", "--pruner", "none"],
+                    "tpe+median": base + ["--sampler", "tpe", "--pruner", "median", "--startup-trials", "4"]}
+            order = list(ways) if r % 2 == 0 else list(reversed(ways))
+            rep = {name: run_tune(ways[name], work / name) for name in order}
+            out["reps"].append(rep)
+            print(json.dumps({k: {x: v[x] for x in ("wall", "user", "best_value", "pruned", "epochs_trained")}
+                              for k, v in rep.items()}), flush=True)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    stamp(out, "tune-compare")
+
+
+def lr() -> None:
+    out = {"bench": "tune-lr", "_load": os.getloadavg()[0]}
+    config = str(ROOT / "configs" / "mlp_adam.yaml")
+    work = Path(tempfile.mkdtemp(prefix="hdr-bench-tune-lr-"))
+    try:
+        base = subprocess.run([HDR, "train", config, "training.epochs=2", "--runs-dir", str(work / "base"), "-q"],
+                              env=env(), capture_output=True, text=True, check=True)
+        metrics = json.loads((Path(base.stdout.strip().splitlines()[-1]) / "metrics.json").read_text())
+        out["default"] = {"learning_rate": 0.001, "best_val_accuracy": metrics["best_val_accuracy"],
+                          "test_accuracy": metrics["test_accuracy"]}
+        out["tune"] = run_tune([config, "training.epochs=2", "optimizer.learning_rate=loguniform(1e-4,1e-1)",
+                                "--trials", "8", "--startup-trials", "3"], work / "tune")
+        best = next(Path(work / "tune" / "tune").iterdir())
+        out["tune"]["best_test_accuracy"] = json.loads((best / "tune.json").read_text())["best"]["test_accuracy"]
+        out["beats_default"] = out["tune"]["best_value"] > out["default"]["best_val_accuracy"]
+        out["config"] = "mlp_adam.yaml training.epochs=2 (write-up 000's MLP)"
+        print(json.dumps(out, indent=1))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    stamp(out, "tune-lr")
+
+
+def _latest(prefix: str) -> tuple[str, dict] | None:
+    paths = sorted((BENCH / "results").glob(f"{prefix}-2*.json"))
+    return (paths[-1].name, json.loads(paths[-1].read_text())) if paths else None
+
+
+def render() -> str:
+    import statistics
+
+    lines = []
+    got = _latest("tune-compare")
+    if got:
+        name, r = got
+        lines += ["| search | best val accuracy (median of reps) | per rep | epochs trained | CPU h | wall min |",
+                  "|---|---|---|---|---|---|"]
+        for way in ("grid", "tpe+median"):
+            reps = [x[way] for x in r["reps"]]
+            cpu_h = [(x["user"] + x["system"]) / 3600 for x in reps]
+            best = [x["best_value"] for x in reps]
+            lines.append(f"| {way} | {100 * statistics.median(best):.2f}% | "
+                         f"{', '.join(f'{100 * b:.2f}%' for b in best)} | "
+                         f"{statistics.median(x['epochs_trained'] for x in reps):.0f} | "
+                         f"{statistics.median(cpu_h):.3f} | {statistics.median(x['wall'] for x in reps) / 60:.1f} |")
+        m = r["machine"]
+        lines += ["", f"{len(r['reps'])} repetitions of {r['trials']} trials of `{r['config']}` over "
+                      f"{', '.join(f'`{s}`' for s in r['space'])}; {m['cores']}-core {m['cpu']}, load "
+                      f"{m['load_before']:.1f} before. Source: `bench/results/{name}` (`{r['command']}`).", ""]
+    got = _latest("tune-lr")
+    if got:
+        name, r = got
+        t = r["tune"]
+        lines += ["| write-up 000's MLP, 2 epochs | learning rate | best val accuracy |", "|---|---|---|",
+                  f"| the config's own | {r['default']['learning_rate']:g} | "
+                  f"{100 * r['default']['best_val_accuracy']:.2f}% |",
+                  f"| best of hdr tune, 8 trials | {t['best_params']['optimizer.learning_rate']:.4g} | "
+                  f"{100 * t['best_value']:.2f}% |", "",
+                  f"The tuned trial's test accuracy, reported once: {100 * t['best_test_accuracy']:.2f}% "
+                  f"(the default's: {100 * r['default']['test_accuracy']:.2f}%); {t['pruned']} of 8 trials pruned. "
+                  f"Source: `bench/results/{name}` (`{r['command']}`).", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["render"]:
+        print(render(), end="")
+        sys.exit()
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("what", choices=["compare", "lr"])
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--trials", type=int, default=12)
+    a = ap.parse_args()
+    if a.what == "compare":
+        compare(a.reps, a.trials)
+    else:
+        lr()

@@ -58,7 +58,9 @@ def cluster(tmp_path_factory):
             mp.setenv(var, "1")
         c = Cluster(initialize_head=True, head_node_args={
             **NODE, "include_dashboard": False, "env_vars": {"HDR_SCRATCH": str(scratch / "head")},
-            "_system_config": {"health_check_period_ms": 500, "health_check_failure_threshold": 4}})
+            # A killed node is declared dead after 10 missed checks of 1 s; a busy CI machine can
+            # delay a live head node's answers by seconds, and fewer checks killed it once.
+            "_system_config": {"health_check_period_ms": 1000, "health_check_failure_threshold": 10}})
         c.scratch = scratch
         c.worker = c.add_node(**NODE, env_vars={"HDR_SCRATCH": str(scratch / "worker")})
         c.wait_for_nodes()

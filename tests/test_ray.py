@@ -1,7 +1,7 @@
-"""The Ray executor on a real Ray cluster of two nodes on 127.0.0.1 (Ray's own multi-node test
-cluster), started once for the module: a sweep across both nodes, stopped with SIGINT on the
-driver and resumed; a node killed mid-run, whose run goes on from its last epoch on the other
-node. Every history must equal the one local workers give the same point.
+"""The Ray executor on a real Ray cluster on 127.0.0.1 (Ray's own multi-node test cluster: a head
+and two worker nodes), started once for the module: a sweep across both workers, stopped with
+SIGINT on the driver and resumed; a worker killed mid-run, whose run goes on from its last epoch
+on the other. Every history must equal the one local workers give the same point.
 
 Each node trains in a scratch folder of its own (HDR_SCRATCH): nothing a node writes lands in the
 driver's runs folder except through the bytes it sends, as on nodes that share no filesystem.
@@ -50,6 +50,9 @@ def sweep_runs(runs: Path) -> dict[tuple, Path]:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
+    """A head node that trains nothing (it holds the cluster's state, and the driver connects to
+    it when it can) and two worker nodes of one CPU each: whichever node the driver's process
+    attaches to, another one can be killed."""
     data = write_tiny_data(tmp_path_factory.mktemp("data"), mnist=(300, 100), usps=None, style="bars")
     scratch = tmp_path_factory.mktemp("scratch")
     with pytest.MonkeyPatch.context() as mp:
@@ -57,12 +60,12 @@ def cluster(tmp_path_factory):
         for var in THREAD_VARS:  # one thread per run, local or Ray: the same arithmetic
             mp.setenv(var, "1")
         c = Cluster(initialize_head=True, head_node_args={
-            **NODE, "include_dashboard": False, "env_vars": {"HDR_SCRATCH": str(scratch / "head")},
+            **NODE, "num_cpus": 0, "include_dashboard": False,
             # A killed node is declared dead after 10 missed checks of 1 s; a busy CI machine can
-            # delay a live head node's answers by seconds, and fewer checks killed it once.
+            # delay a live node's answers by seconds.
             "_system_config": {"health_check_period_ms": 1000, "health_check_failure_threshold": 10}})
         c.scratch = scratch
-        c.worker = c.add_node(**NODE, env_vars={"HDR_SCRATCH": str(scratch / "worker")})
+        c.workers = [c.add_node(**NODE, env_vars={"HDR_SCRATCH": str(scratch / name)}) for name in ("a", "b")]
         c.wait_for_nodes()
         try:
             yield c
@@ -118,12 +121,13 @@ def test_sweep_across_two_nodes_stopped_and_resumed(cluster, local, tmp_path):
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 130, err[-3000:]
+    trailer = err[-3000:]
     assert "hdr sweep --resume" in err.strip().splitlines()[-1]
     sweep_dir = Path(out.strip().splitlines()[-1])
     info = json.loads((sweep_dir / "sweep.json").read_text())
     statuses = [p["status"] for p in info["points"]]
-    assert info["status"] == "interrupted" and statuses.count("interrupted") == 2, statuses
-    assert statuses.count("not run") == 2 and info["executor"] == "ray" and info["nodes"] == 2
+    assert info["status"] == "interrupted" and statuses.count("interrupted") == 2, (statuses, trailer)
+    assert statuses.count("not run") == 2 and info["executor"] == "ray" and info["nodes"] == 3
     stopped = [json.loads((sweep_dir / p["run"] / "run.json").read_text()) for p in info["points"] if p["run"]]
     assert len(stopped) == 2 and {s["status"] for s in stopped} == {"interrupted"}
     assert len({s["ray_node"] for s in stopped}) == 2
@@ -141,30 +145,35 @@ def test_sweep_across_two_nodes_stopped_and_resumed(cluster, local, tmp_path):
             # resumed from its last epoch, not trained again
             assert info["resumed"] and info["resumed"][0]["at_epoch"] >= 2
     # The nodes' scratch folders were used and are left empty.
-    for node in ("head", "worker"):
+    for node in ("a", "b"):
         scratch = cluster.scratch / node / "hdr-ray"
         assert scratch.is_dir() and not any(scratch.iterdir()), node
 
 
 def test_a_node_that_dies_mid_run_its_run_goes_on_elsewhere(cluster, local, tmp_path):
-    """Kill the worker node (its raylet and workers, SIGKILL) once its run has sent a few
-    epochs: the run continues from there on the head node and ends with the history of an
-    undisturbed run."""
+    """Kill a worker node (its raylet and workers, SIGKILL) once its run has sent a few epochs:
+    the run continues from there on the other worker and ends with the history of an undisturbed
+    run."""
     runs = tmp_path / "runs"
-    doomed = cluster.worker.node_id
     killed = threading.Event()
 
     def kill_when_it_trains():
-        def on_worker():
-            mine = [i for i in runs_with_epochs(runs, 3) if i["ray_node"] == doomed]
-            return mine or None
+        def on_a_worker():
+            try:  # the sweep below connects this process to the cluster as its driver
+                driver = ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
+            except Exception:  # still connecting
+                driver = None
+            if driver is None:
+                return None
+            doomed = {w.node_id: w for w in cluster.workers if w.node_id != driver}
+            mine = [i for i in runs_with_epochs(runs, 3) if i["ray_node"] in doomed]
+            return (mine[0], doomed[mine[0]["ray_node"]]) if mine else None
 
         try:
-            found = wait_for(on_worker, "the worker node's run to send three epochs")
+            killed.info, node = wait_for(on_a_worker, "a worker node's run to send three epochs")
         except BaseException:
             return
-        killed.info = found[0]
-        cluster.remove_node(cluster.worker, allow_graceful=False)
+        cluster.remove_node(node, allow_graceful=False)
         killed.set()
 
     killer = threading.Thread(target=kill_when_it_trains, daemon=True)

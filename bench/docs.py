@@ -100,7 +100,13 @@ BLOCKS = {
     "records_usps": _from("records", "render_usps"),
     "usps_diagnosis": _from("usps_diagnosis"),
     "usps_writeup": _from("usps_writeup"),
+    "time_to_99": _from("time_to_accuracy"),
+    "time_to_99_phases": _from("time_to_accuracy", "render_phases"),
     "manyruns": _from("manyruns"),
+    "sweep": _from("sweep"),
+    "ray_overhead": _from("ray_overhead"),
+    "tune": _from("tune"),
+    "tensorboard_cost": _from("tensorboard_page"),
 }
 
 

@@ -2,6 +2,7 @@
 
     python bench/tensorboard_page.py cost [RUN]      # -> bench/results/tensorboard_cost.json
     python bench/tensorboard_page.py page RUNS_DIR OUT.png [--tab scalars]
+    python bench/tensorboard_page.py render          # the BENCHMARKS.md block
 
 cost: the per-epoch hook (hdr.tensorboard_log.EpochLog) appending one epoch to the train and
 validation event files, timed over many calls on a copy of a real run folder; opening the log
@@ -119,9 +120,24 @@ def page(runs: Path, out: Path, tab: str) -> None:
         server.wait(30)
 
 
+def render() -> str:
+    """BENCHMARKS.md's block: what TensorBoard logging costs a run."""
+    r = json.loads(RESULTS.read_text())
+    return (f"| TensorBoard logging | median | |\n|---|---|---|\n"
+            f"| appending one epoch (train/ and validation/) | {r['hook_median_ms']:.2f} ms "
+            f"(95th percentile {r['hook_p95_ms']:.2f} ms) | {100 * r['hook_fraction_of_epoch']:.2f}% of the run's "
+            f"{r['epoch_median_s']:.2f} s epoch |\n"
+            f"| opening the log at a run's start, in a fresh process | {r['open_median_s']:.2f} s | imports of "
+            f"TensorBoard's protos included, once per run |\n\n"
+            f"{r['hook_calls']} appended epochs on a copy of `{r['config']}` run {r['run']}; {r['machine']}, "
+            f"{r['date']}. Source: `bench/results/{RESULTS.name}` (`python bench/tensorboard_page.py cost`).\n")
+
+
 def main(argv: list[str]) -> None:
     if argv[:1] == ["cost"]:
         print(json.dumps(cost(Path(argv[1]) if len(argv) > 1 else None), indent=2))
+    elif argv[:1] == ["render"]:
+        print(render(), end="")
     elif argv[:1] == ["page"] and len(argv) >= 3:
         tab = argv[argv.index("--tab") + 1] if "--tab" in argv else "scalars"
         page(Path(argv[1]), Path(argv[2]), tab)

@@ -260,7 +260,8 @@ def cmd_phases(args) -> None:
 def _save(name: str, record: dict) -> Path:
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}-{datetime.now():%Y%m%d-%H%M%S}.json"
-    record = {"command": " ".join(["python", *[Path(a).name if i == 0 else a for i, a in enumerate(sys.argv)]]),
+    script = Path(sys.argv[0]).resolve().relative_to(ROOT)
+    record = {"command": " ".join(["python", str(script), *sys.argv[1:]]),
               "written": datetime.now().isoformat(timespec="seconds"), "host_cpus": os.cpu_count(), **record}
     path.write_text(json.dumps(record, indent=1) + "\n")
     print(f"raw results: {path.relative_to(ROOT)}")
@@ -372,13 +373,17 @@ def render_phases() -> str:
     loads = [x["load"] for x in r["runs"]]
     lines += ["", f"Source: `bench/results/{r['file']}` ({r['written'][:10]}, load average {min(loads):.1f}-"
                   f"{max(loads):.1f}), written by `{r['command']}`. CPU is the process's (all threads); "
-                  "start-up and exit are seen from outside, so their CPU is not counted."]
+                  "start-up and exit are seen from outside, so their CPU is not counted."
+              + (f" Note: {r['note']}." if r.get("note") else "")]
     if before:
         imp, ex = "import (hdr, Keras, TensorFlow)", "finish and exit"
         lines += ["", f"Before the cuts (alternated with the runs above, {len(before)} runs): import "
                       f"{med(before, imp, 1):.2f} CPU s (now {med(runs, imp, 1):.2f}), finish and exit "
                       f"{med(before, ex, 0):.2f} s wall (now {med(runs, ex, 0):.2f}), whole process "
-                      f"{statistics.median(x['wall'] for x in before):.1f} s wall (now {total:.1f})."]
+                      f"{statistics.median(cpu(x) for x in before):.1f} CPU s (now "
+                      f"{statistics.median(cpu(x) for x in runs):.1f}; its wall time, "
+                      f"{statistics.median(x['wall'] for x in before):.1f} s against {total:.1f} s, "
+                      "follows the machine's other load more than hdr)."]
     return "\n".join(lines) + "\n"
 
 

@@ -12,7 +12,7 @@ best validation accuracy reached, the epochs trained, wall time and the CPU time
 (bench/ray_overhead.py's /proc sampler).
 
 lr: `hdr tune configs/mlp_adam.yaml optimizer.learning_rate=loguniform(1e-4,1e-1)` with 2 epochs
-and 8 trials, against the config's own learning rate trained the same 2 epochs.
+and --trials trials, against the config's own learning rate trained the same 2 epochs.
 
 Writes bench/results/tune-compare-<time>.json and tune-lr-<time>.json.
 """
@@ -96,8 +96,8 @@ def compare(reps: int, trials: int) -> None:
     stamp(out, "tune-compare")
 
 
-def lr() -> None:
-    out = {"bench": "tune-lr", "_load": os.getloadavg()[0]}
+def lr(trials: int) -> None:
+    out = {"bench": "tune-lr", "_load": os.getloadavg()[0], "trials": trials}
     config = str(ROOT / "configs" / "mlp_adam.yaml")
     work = Path(tempfile.mkdtemp(prefix="hdr-bench-tune-lr-"))
     try:
@@ -107,7 +107,7 @@ def lr() -> None:
         out["default"] = {"learning_rate": 0.001, "best_val_accuracy": metrics["best_val_accuracy"],
                           "test_accuracy": metrics["test_accuracy"]}
         out["tune"] = run_tune([config, "training.epochs=2", "optimizer.learning_rate=loguniform(1e-4,1e-1)",
-                                "--trials", "8", "--startup-trials", "3"], work / "tune")
+                                "--trials", str(trials), "--startup-trials", "3"], work / "tune")
         best = next(Path(work / "tune" / "tune").iterdir())
         out["tune"]["best_test_accuracy"] = json.loads((best / "tune.json").read_text())["best"]["test_accuracy"]
         out["beats_default"] = out["tune"]["best_value"] > out["default"]["best_val_accuracy"]
@@ -151,10 +151,11 @@ def render() -> str:
         lines += ["| write-up 000's MLP, 2 epochs | learning rate | best val accuracy |", "|---|---|---|",
                   f"| the config's own | {r['default']['learning_rate']:g} | "
                   f"{100 * r['default']['best_val_accuracy']:.2f}% |",
-                  f"| best of hdr tune, 8 trials | {t['best_params']['optimizer.learning_rate']:.4g} | "
+                  f"| best of hdr tune, {r.get('trials', 8)} trials | {t['best_params']['optimizer.learning_rate']:.4g} | "
                   f"{100 * t['best_value']:.2f}% |", "",
                   f"The tuned trial's test accuracy, reported once: {100 * t['best_test_accuracy']:.2f}% "
-                  f"(the default's: {100 * r['default']['test_accuracy']:.2f}%); {t['pruned']} of 8 trials pruned. "
+                  f"(the default's: {100 * r['default']['test_accuracy']:.2f}%); {t['pruned']} of {r.get('trials', 8)} trials "
+                  f"pruned. "
                   f"Source: `bench/results/{name}` (`{r['command']}`).", ""]
     return "\n".join(lines)
 
@@ -166,9 +167,9 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("what", choices=["compare", "lr"])
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--trials", type=int, default=12)
+    ap.add_argument("--trials", type=int, default=12, help="compare: 12; lr: give it (8 was the first run)")
     a = ap.parse_args()
     if a.what == "compare":
         compare(a.reps, a.trials)
     else:
-        lr()
+        lr(a.trials)

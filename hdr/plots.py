@@ -18,9 +18,10 @@ def _pyplot():
     return plt
 
 
-def save_figure(fig, path: Path) -> None:
+def save_figure(fig, path: Path, tight: bool = True) -> None:
+    """tight: crop to what was drawn, at the price of drawing the figure twice."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight" if tight else None)
     _pyplot().close(fig)
     atomic_write(Path(path), buf.getvalue())
 
@@ -42,7 +43,10 @@ def curve(history: list[dict], metric: str, path: Path, title: str) -> None:
         ax.set_xticks(epochs)
     ax.grid(alpha=0.3)
     ax.legend()
-    save_figure(fig, path)
+    # Fixed margins instead of a tight crop: every run draws two of these, and in a sweep's reused
+    # worker the second drawing was a tenth of a short run's time.
+    fig.subplots_adjust(left=0.13, right=0.97, bottom=0.12, top=0.92)
+    save_figure(fig, path, tight=False)
 
 
 def training_curves(history: list[dict], folder: Path, name: str = "") -> None:

@@ -21,7 +21,7 @@ import math
 import statistics
 import textwrap
 from dataclasses import dataclass, replace
-from itertools import chain
+from itertools import chain, repeat
 from pathlib import Path
 from typing import NamedTuple
 
@@ -29,7 +29,7 @@ import click
 
 from hdr.errors import UsageError
 from hdr.rundir import atomic_write
-from hdr.runs import Run, flatten, load_run, load_runs, shown  # noqa: F401  (flatten, load_run: for callers)
+from hdr.runs import Run, flatten, gc_paused, load_run, load_runs, narrow, shown, simple_table  # noqa: F401  (flatten, load_run: for callers)
 
 SEED_KEY = "training.seed"
 # What settings are ranked by: the validation accuracy at each run's best epoch. Never the test
@@ -83,6 +83,16 @@ def seed_stat(pairs) -> Stat:
         if value is not None:
             by_seed.setdefault(seed, []).append(value)
     return _stat([math.fsum(v) / len(v) for v in by_seed.values()])  # statistics.fmean, without its checks
+
+
+def _seed_means(parts: list, metric: str) -> list:
+    """Per list of summaries (one seed's runs), the mean of metric where any has it."""
+    means = []
+    for part in parts:
+        values = [x for s in part if (x := s[metric]) is not None]
+        if values:
+            means.append(math.fsum(values) / len(values))
+    return means
 
 
 def _stat(means: list) -> Stat:
@@ -142,24 +152,33 @@ _REPR_EXACT = {str, int, float, bool, type(None)}
 
 def _codes(values: list) -> list:
     """Per value, a stand-in equal exactly when the JSON texts are: repr, for these plain types
-    (quotes, dots and words keep the types apart, as JSON's texts do), else _same."""
-    if set(map(type, values)) <= _REPR_EXACT:
+    (quotes, dots and words keep the types apart, as JSON's texts do), also beside tuples of
+    them or lists of them (not both: JSON writes both as a list); else _same."""
+    types = set(map(type, values))
+    lists = types - _REPR_EXACT
+    if not lists or (len(lists) == 1 and lists <= {tuple, list} and set(
+            map(type, chain.from_iterable(v for v in values if type(v) in lists))) <= _REPR_EXACT):
         return list(map(repr, values))
     return list(map(_same, values))
 
 
 def _differ(values: list) -> bool:
     """Whether the values hold two JSON-distinct ones. Values of two scalar types always differ
-    in JSON (1, 1.0, true, "1"); within str, int or None Python's == is JSON's, and floats are
-    compared by repr (0.0 is not -0.0); anything else by its _same stand-in."""
+    in JSON (1, 1.0, true, "1"); within str, int or None Python's == is JSON's; floats unequal
+    by == differ unless NaN, and equal ones only as 0.0 and -0.0; anything else by _codes."""
     types = set(map(type, values))
     if len(types) > 1 and types <= _PLAIN:
         return True
     if types <= {str, int, bool, type(None)}:
         return len(set(values)) > 1
-    if types == {float}:
+    if types == {float}:  # repr of each float costs more than the rest of differing_keys
+        distinct = set(values)
+        if len(distinct) == 1:
+            return distinct.pop() == 0 and len(set(map(math.copysign, repeat(1.0, len(values)), values))) > 1
+        if all(v == v for v in distinct):  # no NaN
+            return True
         return len(set(map(float.__repr__, values))) > 1
-    return len(set(map(_same, values))) > 1
+    return len(set(_codes(values))) > 1
 
 
 def fmt_value(v) -> str:
@@ -332,9 +351,13 @@ def _groups(runs, group_keys) -> list[Group] | None:
         seeds = set(samples)
         summaries = [r.summary for r in members]
         if len(seeds) == len(samples):  # no seed repeats: seed_stat's per-seed means are the values
-            stats = {m: _stat([x for x in (s[m] for s in summaries) if x is not None]) for m in GROUP_METRICS}
-        else:
-            stats = {m: seed_stat(zip(samples, [s[m] for s in summaries])) for m in GROUP_METRICS}
+            stats = {m: _stat([x for s in summaries if (x := s[m]) is not None]) for m in GROUP_METRICS}
+        else:  # seed_stat's, with the runs split by seed once for every metric (fsum: in any order)
+            by_seed: dict = {}
+            for sample, s in zip(samples, summaries):
+                by_seed.setdefault(sample, []).append(s)
+            parts = list(by_seed.values())
+            stats = {m: _stat(_seed_means(parts, m)) for m in GROUP_METRICS}
         params = {r.params for r in members if r.params is not None}
         counts: dict[str, int] = {}
         for r in members:
@@ -422,8 +445,9 @@ def _repeat_notes(groups) -> list[str]:
 def _values(get, runs) -> str:
     """The distinct values, formatted, in order of first appearance (formatted once each)."""
     first: dict = {}
-    for v in map(get, runs):
-        first.setdefault(_same(v), v)
+    values = list(map(get, runs))
+    for code, v in zip(_codes(values), values):
+        first.setdefault(code, v)
     return ", ".join(dict.fromkeys(map(fmt_value, first.values())))
 
 
@@ -612,12 +636,22 @@ def _fit(cols: list[Column], width: int) -> tuple[list[Column], list[str]]:
     return cols, dropped
 
 
+def _plain(headers: list[str], rows: list[list]) -> bool:
+    """Whether every header and cell is printable ASCII (or ±): text whose width is its length,
+    which simple_table lays out as tabulate does."""
+    text = "".join(headers) + "".join(c for r in rows for c in r if c is not None)
+    return text.isprintable() and narrow(text)
+
+
 def _tabulate(cols: list[Column], fmt: str, escape: bool = True) -> str:
     """Cells are pre-formatted strings (so 98.40 keeps its zero); numbers align right."""
-    from tabulate import tabulate
-
     rows = [[None if v is None else (shown(v) if escape else str(v)) for v in row]
             for row in zip(*(c.cells for c in cols))]
+    if fmt == "simple" and _plain([c.header.replace("\n", "") for c in cols], rows):
+        # the same text without importing tabulate (a tenth of a second); tests/test_compare.py
+        return simple_table([c.header for c in cols], rows, [c.align for c in cols], missingval="-")
+    from tabulate import tabulate
+
     return tabulate(rows, headers=[c.header for c in cols], tablefmt=fmt, missingval="-",
                     disable_numparse=True, colalign=[c.align for c in cols])
 
@@ -771,8 +805,9 @@ def command(paths, out, sort_key, as_json, wide, top):
     """
     if not paths:
         raise UsageError("give the run folders to compare, e.g. hdr compare runs/*")
-    result = analyse(load_runs(paths), sort_key)
-    click.echo(json_text(result) if as_json else text(result, wide=wide, top=top))
+    with gc_paused():
+        result = analyse(load_runs(paths), sort_key)
+        click.echo(json_text(result) if as_json else text(result, wide=wide, top=top))
     if out is not None:
         note = lambda msg: click.echo(f"hdr: note: {msg}", err=True)  # noqa: E731
         for path in write(result, out, warn=note):

@@ -10,9 +10,11 @@ terminal.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 from collections.abc import Sequence
+from contextlib import contextmanager
 from stat import S_ISDIR, S_ISREG
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -128,8 +130,13 @@ def shown(text) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
+def narrow(s: str) -> bool:
+    """Whether each character of s takes one column: ASCII, and the ± of compare's tables."""
+    return s.isascii() or s.replace("±", "").isascii()
+
+
 def _cell_width(s: str) -> int:
-    if s.isascii():
+    if narrow(s):
         return len(s)
     try:
         from wcwidth import wcswidth  # as tabulate measures: wide characters take two columns
@@ -138,22 +145,40 @@ def _cell_width(s: str) -> int:
     return max(wcswidth(s), 0)
 
 
-def simple_table(headers, rows) -> str:
-    """The text of tabulate(rows, headers, tablefmt="simple", disable_numparse=True) for cells that
-    are strings, every column left-aligned; tabulate inspects each cell's type and takes seconds
-    over 10,000 runs (tests/test_runs.py checks the two agree)."""
-    rows = [[c.strip() for c in r] for r in rows]
+def simple_table(headers, rows, colalign=None, missingval: str = "") -> str:
+    """The text of tabulate(rows, headers, tablefmt="simple", disable_numparse=True, colalign=...,
+    missingval=...) for cells that are strings or None and headers that may span lines ("\n"):
+    tabulate inspects each cell's type and imports in a tenth of a second what this does in
+    a hundredth (tests/test_runs.py checks the two agree)."""
+    # without rows tabulate aligns every header left
+    align = list(colalign or ()) if rows else []
+    align += ["left"] * (len(headers) - len(align))
+    rows = [[missingval.strip() if c is None else c.strip() for c in r] for r in rows]
     columns = list(zip(*rows)) if rows else [()] * len(headers)
-    ascii_only = "".join(headers).isascii() and all("".join(col).isascii() for col in columns)
+    head_lines = [h.split("\n") for h in headers]
+    ascii_only = narrow("".join(headers)) and all(narrow("".join(col)) for col in columns)  # or ±
     width = len if ascii_only else _cell_width
-    widths = [max([width(h) + 2, *map(width, col)]) for h, col in zip(headers, columns)]
-
-    def line(cells):
-        if ascii_only:
+    widths = [max([max(map(width, h)) + 2, *map(width, col)]) for h, col in zip(head_lines, columns)]
+    if ascii_only and all(a == "left" for a in align):  # hdr runs
+        def line(cells):
             return "  ".join(map(str.ljust, cells, widths)).rstrip()
-        return "  ".join(c + " " * (w - _cell_width(c)) for c, w in zip(cells, widths)).rstrip()
+    elif ascii_only:
+        pads = [str.ljust if a == "left" else str.rjust for a in align]
 
-    return "\n".join([line(headers), "  ".join("-" * w for w in widths)] + [line(r) for r in rows])
+        def line(cells):
+            return "  ".join([pad(c, w) for pad, c, w in zip(pads, cells, widths)]).rstrip()
+    else:
+        def line(cells):
+            return "  ".join([c + " " * (w - _cell_width(c)) if a == "left" else " " * (w - _cell_width(c)) + c
+                              for c, w, a in zip(cells, widths, align)]).rstrip()
+
+    # a header of fewer lines is blank below it, as in tabulate's (top-aligned) multi-line rows
+    out = [line([h[i] if i < len(h) else "" for h in head_lines]) for i in range(max(map(len, head_lines)))]
+    out.append("  ".join("-" * w for w in widths))
+    if len(out) > 2:  # multi-line headers: tabulate's multi-line rows, where a row of empty cells has no line
+        rows = [r for r in rows if any(r)]
+    out += map(line, rows)
+    return "\n".join(out)
 
 
 def flatten(obj, prefix: str = "") -> dict:
@@ -274,6 +299,19 @@ def read_folders(folders, with_config: bool = True) -> list:
         for i, (core, flat) in zip(idx, got):
             out[i] = core if isinstance(core, Exception) else _run(folders[i], core, flat)
     return out
+
+
+@contextmanager
+def gc_paused():
+    """Python's cyclic garbage collector paused: a listing of 10,000 runs makes about a million
+    objects and no cycles, and the collector would walk them over and over (0.15 CPU-s)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def _warn(msg: str) -> None:
@@ -480,4 +518,6 @@ def command(runs_dir, show_all, statuses, as_json):
       hdr runs runs/ --status completed
       hdr runs runs/ --status failed,crashed --json
     """
-    click.echo(list_runs(Path(runs_dir), show_all=show_all, statuses=parse_statuses(statuses), as_json=as_json))
+    with gc_paused():
+        text = list_runs(Path(runs_dir), show_all=show_all, statuses=parse_statuses(statuses), as_json=as_json)
+    click.echo(text)

@@ -468,3 +468,48 @@ def test_past_top_rows_the_best_are_shown_and_said(tmp_path):
     assert len(runs(every.output)) == 12 and "shown:" not in every.output
     assert len(json.loads(run_cli("compare", str(tmp_path), "--top", "1", "--json").output)["runs"]) == 12
     assert "shown:" not in run_cli("compare", str(tmp_path)).output  # 12 runs: under the default 50
+
+
+# --- the fast paths agree with what they stand in for ---------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_scalars = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.sampled_from(["1", "a", "a,b", "'", ""]),
+                     st.sampled_from([0.0, -0.0, 1.0, 0.1, float("nan"), float("inf")]), st.floats(allow_nan=True))
+_values = st.one_of(_scalars, st.lists(_scalars, max_size=3).map(tuple), st.lists(_scalars, max_size=3),
+                    st.lists(st.lists(_scalars, max_size=2).map(tuple), max_size=2).map(tuple))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_values, min_size=1, max_size=8))
+def test_differ_and_codes_are_json_equality(values):
+    """Two config values are one setting exactly when their JSON texts are equal."""
+    texts = [compare._key(v) for v in values]
+    assert compare._differ(values) == (len(set(texts)) > 1)
+    codes = compare._codes(values)
+    for i in range(len(values)):
+        for j in range(len(values)):
+            assert (codes[i] == codes[j]) == (texts[i] == texts[j]), (values[i], values[j])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(st.sampled_from("ab.-± 日\n"), min_size=1, max_size=6), min_size=1, max_size=4),
+       st.data())
+def test_compare_tables_are_tabulates_text(headers, data):
+    """hdr compare lays its text tables out itself (tabulate takes a tenth of a second to import);
+    the text is tabulate's: right and left columns, missing cells, headers broken over lines."""
+    from tabulate import tabulate
+
+    from hdr.runs import simple_table
+
+    headers = [h.strip("\n") or "h" for h in headers]
+    cell = st.one_of(st.none(), st.text(st.sampled_from("ab.-± 9日"), max_size=5))
+    rows = data.draw(st.lists(st.lists(cell, min_size=len(headers), max_size=len(headers)), max_size=4))
+    align = data.draw(st.lists(st.sampled_from(["left", "right"]), min_size=len(headers), max_size=len(headers)))
+    expected = tabulate(rows, headers=headers, tablefmt="simple", missingval="-", disable_numparse=True,
+                        colalign=align)
+    if compare._plain([h.replace("\n", "") for h in headers], rows):  # what compare hands to simple_table
+        assert simple_table(headers, rows, align, missingval="-") == expected
+    cols = [compare.Column(h, [r[i] for r in rows], a) for i, (h, a) in enumerate(zip(headers, align))]
+    assert compare._tabulate(cols, "simple") == expected

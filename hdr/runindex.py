@@ -49,6 +49,8 @@ MARGIN_NS = 2_000_000_000   # at least the coarsest timestamp granularity of a c
 MIN_RUNS = 50               # below this, reading every folder is as quick as reading an index
 CORE = ("run.json", "metrics.json", "history.csv")
 PARAMS_FILE = "summary.txt"  # stamped only for runs whose parameter count came from it
+_CORE_PARAMS = CORE + (PARAMS_FILE,)
+_CONFIG = ("config.yaml",)
 _PYTHON = f"{sys.implementation.name}-{sys.hexversion:x}"  # whose hash() the digests are
 
 
@@ -215,9 +217,26 @@ def read(parent: str, names: list[str], with_config: bool, read_core, read_confi
         cfg_t, cfg = (_parse(cfg_raw, shared=False) if cfg_raw else None) or (_Tables(), {})
     new_core, new_cfg, dirty = {}, {}, False
     out = []
+    decode, decode_config = core_t.decode, cfg_t.decode_config if with_config else None
     for name in names:
         folder = f"{parent}/{name}"
         old = core.get(name) if use else None
+        # The common case first, inline (a tenth of a second over 10,000 runs): both entries
+        # kept, their files unchanged.
+        if old is not None:
+            old_cfg = cfg.get(name) if with_config else None
+            try:
+                if _digest(_stamps(folder, _CORE_PARAMS if old[1] else CORE)) == old[0] and (
+                        not with_config or old_cfg is not None
+                        and _digest(_stamps(folder, _CONFIG)) == old_cfg[0]):
+                    out.append(((decode(old[2]), decode(old[3]), tuple(old[4]), old[5]),
+                                decode_config(old_cfg[1:]) if with_config else None))
+                    new_core[name] = old
+                    if with_config:
+                        new_cfg[name] = old_cfg
+                    continue
+            except (IndexError, TypeError, KeyError, ValueError):
+                pass  # an entry of another shape: as below, read afresh
         try:
             got, keep = _core(folder, old, core_t, read_core, before)
         except Exception as e:  # noqa: BLE001  (handed back to the caller, which names it)
@@ -249,11 +268,11 @@ def _core(folder, entry, tables: _Tables, read_core, before):
     """(the run's record, its index entry or None when it is not to be stored)."""
     if entry is not None:
         try:
-            if _digest(_stamps(folder, CORE + (PARAMS_FILE,) if entry[1] else CORE)) == entry[0]:
+            if _digest(_stamps(folder, _CORE_PARAMS if entry[1] else CORE)) == entry[0]:
                 return (tables.decode(entry[2]), tables.decode(entry[3]), tuple(entry[4]), entry[5]), entry
         except (IndexError, TypeError, KeyError, ValueError):
             pass  # an entry of another shape: read afresh
-    stamps = _stamps(folder, CORE + (PARAMS_FILE,))  # before reading: a change while reading shows next time
+    stamps = _stamps(folder, _CORE_PARAMS)  # before reading: a change while reading shows next time
     if stamps[0] != 0:  # run.json absent, or not a file
         raise Absent()
     info, metrics, figures, params, used = read_core(folder)
@@ -265,7 +284,7 @@ def _core(folder, entry, tables: _Tables, read_core, before):
 
 
 def _config(folder, entry, tables: _Tables, read_config, before):
-    stamps = _stamps(folder, ("config.yaml",))
+    stamps = _stamps(folder, _CONFIG)
     if entry is not None:
         try:
             if _digest(stamps) == entry[0]:

@@ -27,6 +27,7 @@ import json
 import os
 import platform
 import random
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -334,7 +335,7 @@ def main() -> None:
         same = same_output(runs_dir)
         result = {
             "written": datetime.now().strftime("%Y-%m-%dT%H:%M:%S"),
-            "command": "python bench/manyruns.py " + " ".join(sys.argv[1:]),
+            "command": "python bench/manyruns.py " + shlex.join(sys.argv[1:]),
             "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
                         "python": platform.python_version(), "load_average_before": [round(x, 2) for x in load],
                         "load_average_after": [round(x, 2) for x in os.getloadavg()]},

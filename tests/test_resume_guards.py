@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import pytest
 import yaml
 
 from hdr import rundir
-from tests.conftest import CONFIGS, REAL_DATA, REPO, realdata
+from tests.conftest import CONFIGS, REAL_DATA, REPO, realdata, use_data_dir, write_tiny_data
 from tests.test_reliability import LONG, env_for, start, wait_for_epochs
 
 
@@ -56,14 +57,25 @@ def test_two_resumes_of_one_run_the_second_is_refused(tiny_data, tmp_path):
     assert cfg == yaml.safe_load((folder / "config.yaml").read_text())
 
 
+@pytest.fixture(scope="module")
+def stopped_run(tmp_path_factory) -> tuple[Path, Path]:
+    """(data dir, an interrupted run): made once, copied by each test that edits it."""
+    data = write_tiny_data(tmp_path_factory.mktemp("data"))
+    with pytest.MonkeyPatch.context() as mp:
+        use_data_dir(mp, data)
+        return data, interrupted_run(data, tmp_path_factory.mktemp("runs"), *LONG)
+
+
 @pytest.mark.parametrize("edit,allowed", [
     ({"model": {"hidden": [32]}}, False),
     ({"optimizer": {"learning_rate": 0.01}}, False),
     ({"dataset": {"name": "usps"}}, False),
     ({"training": {"epochs": 4}}, True),  # extending or shortening a run is allowed
 ])
-def test_an_edited_config_is_refused_on_resume(tiny_data, tmp_path, edit, allowed):
-    folder = interrupted_run(tiny_data, tmp_path / "runs", *LONG)
+def test_an_edited_config_is_refused_on_resume(stopped_run, tmp_path, edit, allowed):
+    tiny_data, original = stopped_run
+    folder = tmp_path / "runs" / original.name
+    shutil.copytree(original, folder)
     cfg = yaml.safe_load((folder / "config.yaml").read_text())
     for section, values in edit.items():
         cfg[section].update(values)

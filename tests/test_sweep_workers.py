@@ -28,16 +28,16 @@ def history(run: Path) -> list[dict]:
 def test_reused_workers_give_each_point_the_history_of_its_own_process(cli_run, real_data, tmp_path):
     fixed = ["dataset.name=usps", "model.hidden=[32]", "training.epochs=2"]
     r = cli_run("sweep", CONFIGS / "mlp_dropout_adam.yaml", *fixed,
-                "--grid", "training.precision=mixed_bfloat16,float32", "--seeds", "2", "--jobs", "1",
+                "--grid", "training.precision=mixed_bfloat16,float32", "--jobs", "1",
                 "--runs-dir", tmp_path / "sweep", "-q")
     assert r.exit_code == 0, r.output
     sweep = json.loads(next((tmp_path / "sweep" / "sweeps").glob("*/sweep.json")).read_text())
     points = sweep["points"]
-    assert [p["status"] for p in points] == ["completed"] * 4
+    assert [p["status"] for p in points] == ["completed"] * 2
     folder = next((tmp_path / "sweep" / "sweeps").iterdir())
     runs = [(folder / p["run"]).resolve() for p in points]
     pids = {json.loads((run / "run.json").read_text())["pid"] for run in runs}
-    assert len(pids) == 1, "one worker trained all four points"
+    assert len(pids) == 1, "one worker trained both points"
 
     env = {**os.environ, "HDR_DATA_DIR": str(real_data)}
     for point, run in zip(points, runs):
@@ -49,10 +49,9 @@ def test_reused_workers_give_each_point_the_history_of_its_own_process(cli_run, 
         assert history(run) == history(own), point["overrides"]
         trained, separate = (json.loads((x / "metrics.json").read_text()) for x in (run, own))
         assert trained["test_accuracy"] == separate["test_accuracy"]
-    # The float32 points came after the bf16 ones in the same process, and still equal their own
-    # process's float32 history: no dtype policy was carried over.
-    assert [p["overrides"][0] for p in points] == ["training.precision=mixed_bfloat16"] * 2 + \
-        ["training.precision=float32"] * 2
+    # The float32 point came after the bf16 one in the same process, and still equals its own
+    # process's float32 history: no dtype policy, seed state or Keras state was carried over.
+    assert [p["overrides"][0] for p in points] == ["training.precision=mixed_bfloat16", "training.precision=float32"]
 
 
 def _kill_the_worker_once_it_trains(runs: Path, done: threading.Event) -> None:

@@ -29,7 +29,7 @@ import click
 
 from hdr.errors import UsageError
 from hdr.rundir import atomic_write
-from hdr.runs import Run, flatten, gc_paused, load_run, load_runs, narrow, shown, simple_table  # noqa: F401  (flatten, load_run: for callers)
+from hdr.runs import Run, find, flatten, gc_paused, load_found, load_run, load_runs, narrow, shown, simple_table  # noqa: F401  (flatten, load_run, load_runs: for callers)
 
 SEED_KEY = "training.seed"
 # What settings are ranked by: the validation accuracy at each run's best epoch. Never the test
@@ -777,6 +777,33 @@ def write(result: Result, out: Path, warn=None) -> list[Path]:
 
 # ------------------------------------------------------------------------------ command
 
+def compare_paths(paths, sort_key: str | None = None, warn=None) -> Result:
+    """analyse() of the runs that paths name, each damaged one named in a warning; or the result
+    kept for exactly these inputs in a folder of many runs (hdr/comparecache.py)."""
+    from hdr import comparecache
+    from hdr.runs import _warn
+
+    warn, paths = warn or _warn, list(paths)
+    found = find(paths, warn)
+    key = comparecache.key(paths, found, sort_key)
+    kept = comparecache.load(key, found)
+    if kept is not None:
+        result, said = kept
+        for msg in said:
+            warn(msg)
+        return result
+    said, tokens = [], []
+
+    def note(msg):
+        said.append(msg)
+        warn(msg)
+
+    runs = load_found(paths, found, note, tokens)
+    result = analyse(runs, sort_key)
+    comparecache.save(key, found, tokens, runs, result, said)
+    return result
+
+
 @click.command()
 @click.argument("paths", nargs=-1, metavar="RUN...", type=click.Path(path_type=str))
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
@@ -806,7 +833,7 @@ def command(paths, out, sort_key, as_json, wide, top):
     if not paths:
         raise UsageError("give the run folders to compare, e.g. hdr compare runs/*")
     with gc_paused():
-        result = analyse(load_runs(paths), sort_key)
+        result = compare_paths(paths, sort_key)
         click.echo(json_text(result) if as_json else text(result, wide=wide, top=top))
     if out is not None:
         note = lambda msg: click.echo(f"hdr: note: {msg}", err=True)  # noqa: E731

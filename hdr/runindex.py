@@ -31,6 +31,10 @@ table of schemas (keys, and which keys hold a number into a table of shared nest
 as a runtime or data checksums), so 10,000 runs' keys and runtimes are written once. 3: every
 run's flattened config: [digest of config.yaml's stamp, schema number, values...], read only by
 hdr compare; hdr runs copies it through unparsed.
+
+Reading with configs (hdr compare) also gives each folder a token: the digest of the stamps of all
+five files, taken before anything was read, or None while they are not settled. It stands for
+everything read from the folder, so hdr/comparecache.py keys its result by it.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ CORE = ("run.json", "metrics.json", "history.csv")
 PARAMS_FILE = "summary.txt"  # stamped only for runs whose parameter count came from it
 _CORE_PARAMS = CORE + (PARAMS_FILE,)
 _CONFIG = ("config.yaml",)
+_ALL = _CORE_PARAMS + _CONFIG  # stamps of 5 files: core [:15], with summary.txt [:20], config [20:]
 _PYTHON = f"{sys.implementation.name}-{sys.hexversion:x}"  # whose hash() the digests are
 
 
@@ -193,9 +198,15 @@ def _config_line(tables: _Tables, configs: dict) -> bytes:
 
 # ------------------------------------------------------------------------------ reading runs
 
-def read(parent: str, names: list[str], with_config: bool, read_core, read_config) -> list:
+def token(folder: str) -> int:
+    """What read() gives as the folder's token when nothing changed since: hdr/comparecache.py."""
+    return _digest(_stamps(folder, _ALL))
+
+
+def read(parent: str, names: list[str], with_config: bool, read_core, read_config, tokens=None) -> list:
     """Per name (a run folder in parent), (core, config) or the exception reading it raised:
-    Absent when it holds no run.json, else whatever read_core or read_config raised.
+    Absent when it holds no run.json, else whatever read_core or read_config raised. With
+    with_config and a list as tokens, each folder's token is appended to it (module docstring).
 
     read_core(folder) -> (info, metrics, figures, params, used_params_file);
     read_config(folder) -> flattened config. Both return JSON-able plain data."""
@@ -220,15 +231,20 @@ def read(parent: str, names: list[str], with_config: bool, read_core, read_confi
     decode, decode_config = core_t.decode, cfg_t.decode_config if with_config else None
     for name in names:
         folder = f"{parent}/{name}"
+        st = None
+        if with_config:  # all five files in one go, before anything is read
+            st = _stamps(folder, _ALL)
+            if tokens is not None:
+                tokens.append(_digest(st) if _settled(st, before) else None)
         old = core.get(name) if use else None
         # The common case first, inline (a tenth of a second over 10,000 runs): both entries
         # kept, their files unchanged.
         if old is not None:
             old_cfg = cfg.get(name) if with_config else None
             try:
-                if _digest(_stamps(folder, _CORE_PARAMS if old[1] else CORE)) == old[0] and (
-                        not with_config or old_cfg is not None
-                        and _digest(_stamps(folder, _CONFIG)) == old_cfg[0]):
+                if (not with_config and _digest(_stamps(folder, _CORE_PARAMS if old[1] else CORE)) == old[0]
+                        or with_config and old_cfg is not None and _digest(st[:20] if old[1] else st[:15]) == old[0]
+                        and _digest(st[20:]) == old_cfg[0]):
                     out.append(((decode(old[2]), decode(old[3]), tuple(old[4]), old[5]),
                                 decode_config(old_cfg[1:]) if with_config else None))
                     new_core[name] = old
@@ -238,7 +254,7 @@ def read(parent: str, names: list[str], with_config: bool, read_core, read_confi
             except (IndexError, TypeError, KeyError, ValueError):
                 pass  # an entry of another shape: as below, read afresh
         try:
-            got, keep = _core(folder, old, core_t, read_core, before)
+            got, keep = _core(folder, old, core_t, read_core, before, st and st[:20])
         except Exception as e:  # noqa: BLE001  (handed back to the caller, which names it)
             out.append((e, None))
             dirty = dirty or old is not None
@@ -250,7 +266,7 @@ def read(parent: str, names: list[str], with_config: bool, read_core, read_confi
         if with_config:
             old = cfg.get(name) if use else None
             try:
-                conf, keep = _config(folder, old, cfg_t, read_config, before)
+                conf, keep = _config(folder, old, cfg_t, read_config, before, st[20:])
             except Exception as e:  # noqa: BLE001
                 out.append((e, None))
                 dirty = dirty or old is not None
@@ -264,15 +280,17 @@ def read(parent: str, names: list[str], with_config: bool, read_core, read_confi
     return out
 
 
-def _core(folder, entry, tables: _Tables, read_core, before):
-    """(the run's record, its index entry or None when it is not to be stored)."""
+def _core(folder, entry, tables: _Tables, read_core, before, stamps=None):
+    """(the run's record, its index entry or None when it is not to be stored). stamps: of
+    _CORE_PARAMS, taken before this is called, if they were."""
+    # before reading: a change while reading shows next time
+    stamps = stamps or _stamps(folder, _CORE_PARAMS)
     if entry is not None:
         try:
-            if _digest(_stamps(folder, _CORE_PARAMS if entry[1] else CORE)) == entry[0]:
+            if _digest(stamps if entry[1] else stamps[:5 * len(CORE)]) == entry[0]:
                 return (tables.decode(entry[2]), tables.decode(entry[3]), tuple(entry[4]), entry[5]), entry
         except (IndexError, TypeError, KeyError, ValueError):
             pass  # an entry of another shape: read afresh
-    stamps = _stamps(folder, _CORE_PARAMS)  # before reading: a change while reading shows next time
     if stamps[0] != 0:  # run.json absent, or not a file
         raise Absent()
     info, metrics, figures, params, used = read_core(folder)
@@ -283,8 +301,8 @@ def _core(folder, entry, tables: _Tables, read_core, before):
     return (info, metrics, tuple(figures), params), fresh
 
 
-def _config(folder, entry, tables: _Tables, read_config, before):
-    stamps = _stamps(folder, _CONFIG)
+def _config(folder, entry, tables: _Tables, read_config, before, stamps=None):
+    stamps = stamps or _stamps(folder, _CONFIG)
     if entry is not None:
         try:
             if _digest(stamps) == entry[0]:

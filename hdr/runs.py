@@ -292,23 +292,36 @@ def load_run(folder: Path, with_config: bool = True) -> Run:
     return _run(folder, core, flat, history)
 
 
-def read_folders(folders, with_config: bool = True) -> list:
+def split_folder(folder) -> tuple[str, str]:
+    """(parent, name) of a run folder as text: os.path.split's answer, but where it trims slashes;
+    the parent "." when none is given."""
+    parent, sep, name = str(folder).rpartition("/")
+    if parent.endswith("/") or sep and not parent:
+        parent, name = os.path.split(str(folder))
+    return parent or ".", name
+
+
+def read_folders(folders, with_config: bool = True, tokens: list | None = None) -> list:
     """Per folder (a Path, or text), its Run or the error reading it (Damaged; runindex.Absent
-    without run.json), through the index of each parent folder. Each Run's folder is as given."""
+    without run.json), through the index of each parent folder. Each Run's folder is as given.
+    With with_config and a list as tokens, it gets each folder's runindex token, in order."""
     by_parent: dict[str, list[int]] = {}
     names = []
     for i, f in enumerate(folders):
-        parent, sep, name = str(f).rpartition("/")  # os.path.split's answer, but where it trims slashes
-        if parent.endswith("/") or sep and not parent:
-            parent, name = os.path.split(str(f))
+        parent, name = split_folder(f)
         names.append(name)
-        by_parent.setdefault(parent or ".", []).append(i)
+        by_parent.setdefault(parent, []).append(i)
     out: list = [None] * len(folders)
+    got_tokens: list = [None] * len(folders)
     for parent, idx in by_parent.items():
         names_here = [names[i] for i in idx]
-        got = runindex.read(parent, names_here, with_config, _read_core, _read_config)
-        for i, (core, flat) in zip(idx, got):
+        here: list = []
+        got = runindex.read(parent, names_here, with_config, _read_core, _read_config, here)
+        for i, (core, flat), tok in zip(idx, got, here or [None] * len(idx)):
             out[i] = core if isinstance(core, Exception) else _run(folders[i], core, flat)
+            got_tokens[i] = tok
+    if tokens is not None:
+        tokens += got_tokens
     return out
 
 
@@ -427,11 +440,23 @@ def expand(paths, warn) -> list[Path]:
 
 def load_runs(paths, warn=None) -> list[Run]:
     """The readable runs of the folders named; each damaged one is named in a warning."""
-    warn, paths, runs = warn or _warn, list(paths), []
+    warn, paths = warn or _warn, list(paths)
     # The children of a folder of runs are not checked for run.json first: reading them does.
-    found = _expand(paths, warn, verify=False)
+    return load_found(paths, find(paths, warn), warn)
+
+
+def find(paths, warn) -> list[tuple]:
+    """The folders load_runs reads for paths: (folder, the number of the argument it came from,
+    whether it was seen to hold a run.json); sweep folders and folders of runs are expanded."""
+    return _expand(paths, warn, verify=False)
+
+
+def load_found(paths, found, warn, tokens: list | None = None) -> list[Run]:
+    """The readable runs of found (find(paths)); damaged ones are named in warnings. tokens: as
+    read_folders."""
+    runs = []
     unchecked: dict[int, bool] = {}  # argument -> whether any of its folders holds a run.json
-    for (folder, arg, checked), got in zip(found, read_folders([f for f, _, _ in found])):
+    for (folder, arg, checked), got in zip(found, read_folders([f for f, _, _ in found], tokens=tokens)):
         if not checked:
             unchecked[arg] = unchecked.get(arg, False) or not isinstance(got, runindex.Absent)
         if isinstance(got, Run):

@@ -513,3 +513,48 @@ def test_compare_tables_are_tabulates_text(headers, data):
         assert simple_table(headers, rows, align, missingval="-") == expected
     cols = [compare.Column(h, [r[i] for r in rows], a) for i, (h, a) in enumerate(zip(headers, align))]
     assert compare._tabulate(cols, "simple") == expected
+
+
+# ------------------------------------------------------------------------------ the kept result (.hdr-compare)
+
+def _views(result, out: Path | None) -> dict:
+    """Every view of a result: the text (default, --top 2, --wide), markdown, CSV, JSON and, given
+    out, the files of --out, curves included."""
+    views = {"text": compare.text(result), "top2": compare.text(result, top=2), "wide": compare.text(result, wide=True),
+             "md": compare.markdown(result), "csv": compare.csv_text(result), "json": compare.json_text(result)}
+    if out is not None:  # the curves take a second or two: drawn for one sorting only
+        views.update({p.name: p.read_bytes() for p in compare.write(result, out)})
+    return views
+
+
+@pytest.mark.parametrize("sort_key", [None, "optimizer.learning_rate", "status"])
+@pytest.mark.parametrize("grouped", [True, False])
+def test_kept_result_renders_as_the_computed_one(tmp_path, sort_key, grouped):
+    """A result written to .hdr-compare and read back gives every view byte for byte: list values
+    (tuples), keys only some runs have, repeated seeds, failed and unvalidated runs, NaN."""
+    from hdr import comparecache, runs
+
+    root = tmp_path / "runs"
+    seeds = (1, 2) if grouped else (1,)
+    for lr in (0.001, 0.01):
+        for s in seeds:
+            make_run(root, f"adam-{lr}-{s}", overrides={"optimizer.learning_rate": lr, "training.seed": s,
+                                                        "model.hidden": [64, 32]}, val_acc=(0.9, 0.9 + lr + s / 100))
+    sgd = copy.deepcopy(BASE)
+    sgd["optimizer"] = {"name": "sgd", "learning_rate": 0.1, "momentum": 0.9}
+    make_run(root, "sgd-failed", config=sgd, status="failed", val_acc=(0.5,), reason="training diverged\nat 2")
+    make_run(root, "sgd-noval", config=sgd, overrides={"optimizer.learning_rate": 0.2}, val_acc=(None, None),
+             test_acc=float("nan"))
+    if grouped:
+        make_run(root, "adam-repeat", overrides={"optimizer.learning_rate": 0.01, "training.seed": 1,
+                                                 "model.hidden": [64, 32]}, val_acc=(0.95,))
+    (root / "not-a-run").mkdir()
+    paths = [str(root)]
+    found = runs.find(paths, lambda msg: None)
+    read = runs.load_found(paths, found, lambda msg: None)
+    result = compare.analyse(read, sort_key)
+    assert result.grouped == grouped
+    doc = json.loads(json.dumps(comparecache._encode(result, read, found)))
+    back = comparecache._decode(doc, found)
+    out = sort_key is None
+    assert _views(back, tmp_path / "kept" if out else None) == _views(result, tmp_path / "computed" if out else None)

@@ -16,7 +16,7 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from hdr import runindex, runs
+from hdr import comparecache, runindex, runs
 from hdr.cli import cli
 from hdr.history import best_val
 from hdr.rundir import write_history, write_json
@@ -309,6 +309,101 @@ def test_pruned_and_early_stopped_runs_are_reported(tmp_path):
     notes = json.loads(result.stdout)["notes"]
     assert any(n.startswith("pruned by a search") and "pruned (" in n for n in notes)
     assert not any(n.startswith("not completed") for n in notes)
+
+
+# ------------------------------------------------------------------------------ the kept comparison (.hdr-compare)
+
+def _kept(root, sort_key=None):
+    """The result .hdr-compare holds for `hdr compare root` as the folder is now; None when the
+    comparison would be computed afresh."""
+    paths = [str(root)]
+    found = runs.find(paths, lambda msg: None)
+    return comparecache.load(comparecache.key(paths, found, sort_key), found)
+
+
+def _metrics_edited(root):
+    path = root / "a-done" / "metrics.json"
+    write_json(path, {**json.loads(path.read_text()), "test_accuracy": 0.5})
+
+
+def _kept_deleted(root):
+    (root / comparecache.NAME).unlink()
+
+
+def _kept_torn(root):
+    path = root / comparecache.NAME
+    path.write_bytes(path.read_bytes()[:-100])
+
+
+def _kept_garbage(root):
+    path = root / comparecache.NAME
+    lines = path.read_bytes().split(b"\n")
+    lines[2] = lines[2].replace(b"a-done", b"x-done")  # its CRC no longer matches
+    path.write_bytes(b"\n".join(lines))
+
+
+@pytest.mark.parametrize("change", [_append_epoch, _finish, _metrics_appear, _metrics_edited, _delete, _add,
+                                    _config_edited, _resumed, _kept_deleted, _kept_torn, _kept_garbage],
+                         ids=lambda f: f.__name__.strip("_"))
+def test_kept_comparison_is_never_stale(indexed, change):
+    def seen():
+        return _both(indexed, cli_args=("compare",))[0] + _both(indexed, "--json", cli_args=("compare",))[0]
+
+    before = seen()
+    assert _kept(indexed) is not None  # what the next comparison would print
+    change(indexed)
+    assert _kept(indexed) is None
+    _same_as_unindexed(indexed)
+    assert _kept(indexed) is not None  # kept again, whole
+    after = seen()
+    assert (after == before) == (change in (_kept_deleted, _kept_torn, _kept_garbage))
+
+
+def test_kept_comparison_is_per_sort_and_repeats_warnings(indexed):
+    bad = indexed / "h-damaged"
+    bad.mkdir()
+    (bad / "run.json").write_text('{"id": "half')
+    first = CliRunner().invoke(cli, ["compare", str(indexed)])
+    again = CliRunner().invoke(cli, ["compare", str(indexed)])
+    assert _kept(indexed) is not None and again.stdout == first.stdout
+    assert "h-damaged: run.json is unreadable" in first.stderr and again.stderr == first.stderr
+    assert _kept(indexed, "run") is None  # another --sort: computed afresh
+    CliRunner().invoke(cli, ["compare", str(indexed), "--sort", "run"])
+    assert _kept(indexed, "run") is not None and _kept(indexed) is None  # the last comparison's is kept
+
+
+def test_kept_comparison_sees_a_live_run_die(indexed):
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        make_run(indexed, "g-live", status="running", val_acc=(0.5,), info={"pid": proc.pid})
+        time.sleep(0.02)
+
+        def status():
+            out = CliRunner().invoke(cli, ["compare", str(indexed), "--json"]).stdout
+            return {r["run"]: r["status"] for r in json.loads(out)["runs"]}["g-live"]
+
+        assert status() == "running" and _kept(indexed) is not None
+    finally:
+        proc.kill()
+        proc.wait()
+    assert _kept(indexed) is None and status() == "crashed"
+
+
+def test_kept_comparison_needs_settled_files_and_the_same_hdr(tmp_path, monkeypatch):
+    monkeypatch.setattr(runindex, "MIN_RUNS", 1)
+    make_run(tmp_path, "r1")
+    make_run(tmp_path, "r2", overrides={"training.seed": 2})
+    CliRunner().invoke(cli, ["compare", str(tmp_path)])
+    assert not (tmp_path / comparecache.NAME).exists()  # written just now: could change within a tick
+    monkeypatch.setattr(runindex, "MARGIN_NS", 0)
+    source = tmp_path / "hdr-source"
+    source.mkdir()
+    (source / "compare.py").write_text("# hdr as installed\n")
+    monkeypatch.setattr(comparecache, "__file__", str(source / "comparecache.py"))
+    CliRunner().invoke(cli, ["compare", str(tmp_path)])
+    assert _kept(tmp_path) is not None
+    (source / "compare.py").write_text("# hdr edited\n")
+    assert _kept(tmp_path) is None  # another hdr may compare otherwise
 
 
 def test_simple_table_is_tabulates_text():

@@ -1,6 +1,8 @@
 """`hdr runs` and `hdr compare` over a runs folder of 10,000 run folders: wall, user and system CPU
-time and peak memory, cold (no index: the first listing, which writes it) and warm (the index read
-back), against the same commands with the index switched off (HDR_RUNS_INDEX=0), in one run.
+time and peak memory, cold (no index: the first listing, which writes it), warm (the index read
+back, and for compare the result it kept, .hdr-compare) and, for compare, with the index but no
+kept result (what a comparison costs after any run changed), against the same commands with both
+switched off (HDR_RUNS_INDEX=0), in one run.
 
     python bench/manyruns.py [--runs-dir DIR] [--sources DIR] [--n 10000] [--repeats 3]
 
@@ -15,8 +17,9 @@ hdr's formats; model.keras and the plots are left out, as no listing reads them.
 --runs-dir the folder is built in a temporary folder and removed afterwards.
 
 Each timing is a fresh process (`python -m hdr ...`, output to /dev/null) measured with
-os.wait4: wall, user, system, peak RSS. Writes bench/results/manyruns-<time>.json; `render()`
-gives BENCHMARKS.md's block.
+os.wait4: wall, user, system, peak RSS. Then each command's output with the index and kept result
+against without (--json, the text, and the files --out writes). Writes
+bench/results/manyruns-<time>.json; `render()` gives BENCHMARKS.md's block.
 """
 
 from __future__ import annotations
@@ -210,7 +213,7 @@ COMMANDS = {  # name -> arguments after `hdr`, {dir} the runs folder
     "hdr compare DIR": ["compare", "{dir}"],
     "hdr compare DIR/*": ["compare", "{glob}"],
 }
-MODES = ("before", "no index", "cold", "warm")
+MODES = ("before", "no index", "cold", "index only", "warm")
 
 
 def _timed(argv: list[str], env: dict, cwd: Path = REPO) -> dict:
@@ -235,12 +238,13 @@ def _old_checkout(rev: str, dest: Path) -> Path:
 
 
 def measure(runs_dir: Path, repeats: int, before_rev: str | None, work: Path) -> dict:
-    from hdr import runindex
+    from hdr import comparecache, runindex
 
-    index = runs_dir / runindex.NAME
+    index, kept = runs_dir / runindex.NAME, runs_dir / comparecache.NAME
     glob = sorted(str(p) for p in runs_dir.iterdir() if p.is_dir())
     base_env = {k: v for k, v in os.environ.items() if k not in ("HDR_RUNS_INDEX", "PYTHONPATH")}
-    envs = {"no index": {**base_env, "HDR_RUNS_INDEX": "0"}, "cold": base_env, "warm": base_env}
+    envs = {"no index": {**base_env, "HDR_RUNS_INDEX": "0"}, "cold": base_env, "index only": base_env,
+            "warm": base_env}
     modes = [m for m in MODES if m != "before" or before_rev]
     if before_rev:
         old = _old_checkout(before_rev, work / "before")
@@ -248,16 +252,25 @@ def measure(runs_dir: Path, repeats: int, before_rev: str | None, work: Path) ->
         probe = subprocess.run([sys.executable, "-c", "import hdr, sys; print(hdr.__file__)"], env=envs["before"],
                                capture_output=True, text=True, cwd=work, check=True).stdout.strip()
         assert probe.startswith(str(old)), probe
-    samples: dict = {c: {m: [] for m in modes} for c in COMMANDS}
+    samples: dict = {c: {m: [] for m in modes if m != "index only" or args[0] == "compare"}
+                     for c, args in COMMANDS.items()}
     for rep in range(repeats):
         for name, args in COMMANDS.items():
             argv = [sys.executable, "-m", "hdr"]
             for a in args:
                 argv += glob if a == "{glob}" else [a.format(dir=runs_dir)]
             for mode in modes:
+                if mode == "index only" and args[0] != "compare":
+                    continue  # hdr runs keeps no result: this is its warm
                 if mode == "cold":
                     index.unlink(missing_ok=True)
-                elif mode == "warm" and not index.exists():
+                    kept.unlink(missing_ok=True)
+                elif mode == "index only":
+                    kept.unlink(missing_ok=True)
+                    if not index.exists():
+                        _timed(argv, envs["cold"])
+                        kept.unlink(missing_ok=True)
+                elif mode == "warm" and not (index.exists() and (args[0] != "compare" or kept.exists())):
                     _timed(argv, envs["cold"])
                 # `-m hdr` looks in the working folder first: the old copy runs from outside the repository
                 got = _timed(argv, envs[mode], work if mode == "before" else REPO)
@@ -267,15 +280,26 @@ def measure(runs_dir: Path, repeats: int, before_rev: str | None, work: Path) ->
     return samples
 
 
-def same_output(runs_dir: Path) -> dict:
-    """Whether each command prints the same with the index as with none (--json, and the text)."""
+def same_output(runs_dir: Path, work: Path) -> dict:
+    """Whether each command gives the same with the index (and, for compare, its kept result) as
+    with neither: --json, the text, and the files --out writes (curves included)."""
+    def run(args, flag):
+        return subprocess.run([sys.executable, "-m", "hdr", *args], capture_output=True, text=True, cwd=REPO,
+                              env={**os.environ, "HDR_RUNS_INDEX": flag}).stdout
+
     out = {}
     for name, args in (("hdr runs --json", ["runs", str(runs_dir), "--json"]),
                        ("hdr compare --json", ["compare", str(runs_dir), "--json"]),
                        ("hdr compare", ["compare", str(runs_dir)])):
-        texts = [subprocess.run([sys.executable, "-m", "hdr", *args], capture_output=True, text=True, cwd=REPO,
-                                env={**os.environ, "HDR_RUNS_INDEX": flag}).stdout for flag in ("0", "1")]
-        out[name] = texts[0] == texts[1] and bool(texts[0])
+        # with the index twice: computed (or kept) and then surely kept
+        texts = [run(args, "0"), run(args, "1"), run(args, "1")]
+        out[name] = texts[0] == texts[1] == texts[2] and bool(texts[0])
+    files = []
+    for flag in ("0", "1"):  # the second from the result kept by the comparisons above
+        folder = work / f"out-{flag}"
+        run(["compare", str(runs_dir), "--out", str(folder)], flag)
+        files.append({p.name: p.read_bytes() for p in sorted(folder.iterdir())})
+    out["hdr compare --out"] = files[0] == files[1] and len(files[0]) == 5
     return out
 
 
@@ -332,7 +356,9 @@ def main() -> None:
         load = os.getloadavg()
         samples = measure(runs_dir, args.repeats, args.before or None, tmp)
         index_bytes = (runs_dir / ".hdr-index").stat().st_size
-        same = same_output(runs_dir)
+        kept = runs_dir / ".hdr-compare"
+        kept_bytes = kept.stat().st_size if kept.exists() else None
+        same = same_output(runs_dir, tmp)
         result = {
             "written": datetime.now().strftime("%Y-%m-%dT%H:%M:%S"),
             "command": "python bench/manyruns.py " + shlex.join(sys.argv[1:]),
@@ -340,7 +366,8 @@ def main() -> None:
                         "python": platform.python_version(), "load_average_before": [round(x, 2) for x in load],
                         "load_average_after": [round(x, 2) for x in os.getloadavg()]},
             "runs": sum(counts.values()), "statuses": counts, "sources": [p.name for p in sources],
-            "before": args.before or None, "index_bytes": index_bytes, "same_output": same,
+            "before": args.before or None, "index_bytes": index_bytes, "kept_bytes": kept_bytes,
+            "same_output": same,
             "repeats": args.repeats, "summary": summarise(samples), "samples": samples,
         }
     RESULTS.mkdir(exist_ok=True)
@@ -364,17 +391,19 @@ def render() -> str:
                 continue
             m = row[mode]
             label = {"before": f"none, hdr before the index (`{r['before']}`)", "no index": "none (`HDR_RUNS_INDEX=0`)",
-                     "cold": "cold (none; written)", "warm": "warm"}[mode]
+                     "cold": "cold (none; written)", "index only": "index, no kept result (a run changed)",
+                     "warm": "warm"}[mode]
             lines.append(f"| `{name}` | {label} | {m['wall']:.2f} | {m['user']:.2f} | {m['sys']:.2f} | "
                          f"{m['max_rss_mb']:.0f} | {m['wall_vs_no_index']:.3f}x | {m['cpu_vs_no_index']:.3f}x |")
     mach = r["machine"]
     same = ", ".join(f"{k}: {'same' if v else 'DIFFERENT'}" for k, v in r["same_output"].items())
     statuses = ", ".join(f"{n} {s}" for s, n in sorted(r["statuses"].items(), key=lambda x: -x[1]))
-    lines += ["", f"{r['runs']} run folders ({statuses}); the index is {r['index_bytes'] / 1e6:.1f} MB. "
+    kept = f", compare's kept result {r['kept_bytes'] / 1e6:.1f} MB" if r.get("kept_bytes") else ""
+    lines += ["", f"{r['runs']} run folders ({statuses}); the index is {r['index_bytes'] / 1e6:.1f} MB{kept}. "
                   f"Medians of {r['repeats']} fresh processes each (peak: the largest), "
                   f"{mach['cpu_count']}-core {mach['platform']}, Python {mach['python']}, load average "
                   f"{mach['load_average_before'][0]:.1f} before and {mach['load_average_after'][0]:.1f} after. "
-                  f"Output with the index against without: {same}.",
+                  f"Output with the index (and kept result) against without: {same}.",
               "", f"Source `bench/results/{latest.name}` ({r['written'][:10]}), `{r['command']}`."]
     return "\n".join(lines) + "\n"
 

@@ -272,8 +272,11 @@ def ray_task(key: str, attempt: int, request: dict, state: bytes | None, mailbox
     node = ray.get_runtime_context().get_node_id()
 
     def send(folder: Path, **message):
-        return ray.get(mailbox.send.remote({"key": key, "attempt": attempt, "node": node, "run": folder.name,
-                                            "state": pack(folder), **message}))
+        try:
+            return ray.get(mailbox.send.remote({"key": key, "attempt": attempt, "node": node, "run": folder.name,
+                                                "state": pack(folder), **message}))
+        except ray.exceptions.TaskCancelledError:  # the driver is stopping this task
+            raise KeyboardInterrupt from None
 
     try:
         if state is not None:
@@ -369,11 +372,13 @@ class RayExecutor:
                              f"{gpus_per_run:g}); ask for less or add nodes")
         self.nodes = len([n for n in ray.nodes() if n.get("Alive")])
         self.task = ray.remote(ray_task)
-        # On the driver's node: its end of the channel lives as long as this command.
+        # On the driver's node: its end of the channel lives as long as this command. Not soft:
+        # a soft affinity spills the actor to another node whenever the driver's node has no CPU
+        # free at that moment (a 0-CPU head, or one busy training), and that node may die.
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         self.mailbox = ray.remote(num_cpus=0)(Mailbox).options(scheduling_strategy=NodeAffinitySchedulingStrategy(
-            ray.get_runtime_context().get_node_id(), soft=True)).remote()
+            ray.get_runtime_context().get_node_id(), soft=False)).remote()
         self.refs: dict = {}
         self.jobs: dict[str, Job] = {}
         self.stopping = False
@@ -491,7 +496,9 @@ class RayExecutor:
         of the current step, is marked `interrupted` and is sent back whole."""
         self.stopping = True
         for ref in list(self.refs):
-            self.ray.cancel(ref, force=False)
+            # recursive=False: a task waiting on the mailbox must get its KeyboardInterrupt, not
+            # lose the message it was sending (that would fail its run instead of stopping it)
+            self.ray.cancel(ref, force=False, recursive=False)
 
     def close(self) -> None:
         self.closed.set()

@@ -36,6 +36,11 @@ def quiet_import():
             os.close(saved)
             if hide and sys.modules.get("sklearn", 0) is None:
                 del sys.modules["sklearn"]
+    # TensorFlow's Python logger warns about retracing when several models predict in one
+    # process (hdr ensemble, sweeps' reused workers): expected there, and noise to a user.
+    import logging
+
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
     return keras
 
 

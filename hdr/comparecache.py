@@ -25,7 +25,6 @@ import hashlib
 import json
 import os
 import time
-import zlib
 from pathlib import Path
 
 from hdr import runindex
@@ -35,6 +34,7 @@ from hdr.runs import Rows, Run, split_folder
 
 NAME = ".hdr-compare"
 VERSION = 1
+HEADER = {"format": "hdr-compare", "version": VERSION}
 
 
 class Key:
@@ -71,7 +71,7 @@ def load(k: Key | None, found) -> tuple[Result, list[str]] | None:
             data = f.read()
     except OSError:
         return None
-    lines = _split(data)
+    lines = runindex.unframe(data, HEADER)
     if lines is None:
         return None
     try:
@@ -107,29 +107,11 @@ def save(k: Key | None, found, tokens: list, runs: list[Run], result: Result, wa
         return  # a value JSON cannot hold (a YAML date): not kept
     from hdr.rundir import replacing
 
-    head = json.dumps({"format": "hdr-compare", "version": VERSION,
-                       "crc": [zlib.crc32(line2), zlib.crc32(line3)]}).encode()
     try:
         with replacing(Path(k.place) / NAME) as tmp:
-            tmp.write_bytes(head + b"\n" + line2 + b"\n" + line3 + b"\n")
+            tmp.write_bytes(runindex.frame(HEADER, line2, line3))
     except OSError:
         pass  # a read-only or full folder: comparisons work without it
-
-
-def _split(data: bytes):
-    parts = data.split(b"\n")
-    if len(parts) != 4 or parts[3]:
-        return None
-    try:
-        head = json.loads(parts[0])
-    except ValueError:
-        return None
-    if not isinstance(head, dict) or head.get("format") != "hdr-compare" or head.get("version") != VERSION:
-        return None
-    crc = head.get("crc")
-    if not isinstance(crc, list) or len(crc) != 2 or any(zlib.crc32(p) != c for p, c in zip(parts[1:3], crc)):
-        return None
-    return parts[1], parts[2]
 
 
 # ------------------------------------------------------------------------------ the result as JSON

@@ -150,8 +150,16 @@ class _Tables:
 
 # ------------------------------------------------------------------------------ the file
 
-def _split(data: bytes):
-    """The three lines of an index, checked; None when it is not a whole index of this version."""
+def frame(header: dict, line2: bytes, line3: bytes) -> bytes:
+    """Three lines: header (with the CRC-32 of the other two), line2, line3. The index and
+    compare's kept result (hdr/comparecache.py) are both written so."""
+    head = json.dumps({**header, "crc": [zlib.crc32(line2), zlib.crc32(line3)]}).encode()
+    return head + b"\n" + line2 + b"\n" + line3 + b"\n"
+
+
+def unframe(data: bytes, header: dict):
+    """(line2, line3) of a file frame() wrote with this header, checked; None when it is not
+    whole or its header differs (another format, version or Python)."""
     parts = data.split(b"\n")
     if len(parts) != 4 or parts[3]:
         return None
@@ -159,13 +167,16 @@ def _split(data: bytes):
         head = json.loads(parts[0])
     except ValueError:
         return None
-    if not isinstance(head, dict) or head.get("format") != "hdr-runs-index" or head.get("version") != VERSION \
-            or head.get("python") != _PYTHON:
+    if not isinstance(head, dict) or any(head.get(k) != v for k, v in header.items()):
         return None
     crc = head.get("crc")
     if not isinstance(crc, list) or len(crc) != 2 or any(zlib.crc32(p) != c for p, c in zip(parts[1:3], crc)):
         return None
     return parts[1], parts[2]
+
+
+def _header() -> dict:
+    return {"format": "hdr-runs-index", "version": VERSION, "python": _PYTHON}
 
 
 def _parse(line: bytes, *, shared: bool):
@@ -185,11 +196,9 @@ def _write(path: str, core_tables: _Tables, core: dict, config_line: bytes) -> N
 
     line2 = json.dumps({"schemas": core_tables.schemas, "shared": core_tables.shared, "runs": core},
                        separators=(",", ":")).encode()
-    head = json.dumps({"format": "hdr-runs-index", "version": VERSION, "python": _PYTHON,
-                       "crc": [zlib.crc32(line2), zlib.crc32(config_line)]}).encode()
     # A temporary file renamed into place; no fsync: a file torn by a crash fails its CRC.
     with replacing(Path(path)) as tmp:
-        tmp.write_bytes(head + b"\n" + line2 + b"\n" + config_line + b"\n")
+        tmp.write_bytes(frame(_header(), line2, config_line))
 
 
 def _config_line(tables: _Tables, configs: dict) -> bytes:
@@ -220,7 +229,7 @@ def read(parent: str, names: list[str], with_config: bool, read_core, read_confi
             data = None
     use = enabled() and (data is not None or len(names) >= MIN_RUNS)
     before = time.time_ns() - MARGIN_NS
-    lines = _split(data) if data else None
+    lines = unframe(data, _header()) if data else None
     core_t, core = (_parse(lines[0], shared=True) if lines else None) or (_Tables(), {})
     cfg_raw = lines[1] if lines else None
     cfg_t = cfg = None

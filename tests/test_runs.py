@@ -126,7 +126,7 @@ def _same_as_unindexed(root):
 
 def _indexed_names(root) -> set:
     """The run folders whose record the index holds (proof that a listing would use it)."""
-    lines = runindex._split((root / runindex.NAME).read_bytes())
+    lines = runindex.unframe((root / runindex.NAME).read_bytes(), runindex._header())
     assert lines is not None, "the index is not a whole one"
     return set(json.loads(lines[0])["runs"])
 

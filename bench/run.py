@@ -111,6 +111,18 @@ def plain_run(model: str, epochs: int, seed: int) -> dict:
             "test_accuracy": res["test_accuracy"]}
 
 
+
+def epochs_written(runs_dir: Path) -> int | None:
+    """Epoch rows in the history.csv of the one run being trained into runs_dir; None before it
+    exists or while it cannot be read."""
+    hist = list(Path(runs_dir).glob("*/history.csv"))
+    if not hist:
+        return None
+    try:
+        return len(hist[0].read_text().splitlines()) - 1
+    except OSError:
+        return None
+
 def hdr_run(config: Path, epochs: int, seed: int, overrides: list[str], runs_dir: Path) -> dict:
     runs_dir = Path(tempfile.mkdtemp(dir=runs_dir))
     cmd = [*hdr_exe(), "train", str(config), f"training.epochs={epochs}", f"training.seed={seed}", *overrides,
@@ -118,16 +130,11 @@ def hdr_run(config: Path, epochs: int, seed: int, overrides: list[str], runs_dir
     commits: list[float] = []  # the process's CPU seconds when each epoch's history row appeared
 
     def watch(pid):
-        hist = list(runs_dir.glob("*/history.csv"))
-        if hist:
-            try:
-                rows = len(hist[0].read_text().splitlines()) - 1
-            except OSError:
-                return
-            if rows > len(commits):
-                cpu = proc_cpu(pid)
-                if cpu is not None:
-                    commits.extend([cpu] * (rows - len(commits)))
+        rows = epochs_written(runs_dir)
+        if rows is not None and rows > len(commits):
+            cpu = proc_cpu(pid)
+            if cpu is not None:
+                commits.extend([cpu] * (rows - len(commits)))
 
     r = timed(cmd, watch=watch)
     folder = Path(r["stdout"].strip().splitlines()[-1])

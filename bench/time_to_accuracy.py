@@ -65,14 +65,9 @@ def hdr_run(config: str, seed: int, overrides: list[str], runs_dir: Path) -> dic
     start = time.perf_counter()
 
     def watch(pid):
-        hist = list(runs_dir.glob("*/history.csv"))
-        if hist:
-            try:
-                rows = len(hist[0].read_text().splitlines()) - 1
-            except OSError:
-                return
-            if rows > len(ends):
-                ends.extend([time.perf_counter() - start] * (rows - len(ends)))
+        rows = run.epochs_written(runs_dir)
+        if rows is not None and rows > len(ends):
+            ends.extend([time.perf_counter() - start] * (rows - len(ends)))
 
     r = run.timed(cmd, watch=watch)
     folder = Path(r["stdout"].strip().splitlines()[-1])

@@ -120,8 +120,8 @@ def test_sweep_across_two_nodes_stopped_and_resumed(cluster, local, tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 130, err[-3000:]
     trailer = err[-3000:]
+    assert proc.returncode == 130, trailer
     assert "hdr sweep --resume" in err.strip().splitlines()[-1]
     sweep_dir = Path(out.strip().splitlines()[-1])
     info = json.loads((sweep_dir / "sweep.json").read_text())

@@ -252,12 +252,27 @@ def cmd_phases(args) -> None:
 
 # ------------------------------------------------------------------------------ results
 
+def _commit() -> str | None:
+    """The hdr commit measured, "+dirty" when the working tree had changes; None outside git."""
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+    head = git("rev-parse", "--short", "HEAD")
+    if head.returncode:
+        return None
+    return head.stdout.strip() + ("+dirty" if git("status", "--porcelain", "--untracked-files=no").stdout else "")
+
+
+def _at(r: dict) -> str:
+    return f", hdr {r['commit']}" if r.get("commit") else ""
+
+
 def _save(name: str, record: dict) -> Path:
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}-{datetime.now():%Y%m%d-%H%M%S}.json"
     script = Path(sys.argv[0]).resolve().relative_to(ROOT)
     record = {"command": " ".join(["python", str(script), *sys.argv[1:]]),
-              "written": datetime.now().isoformat(timespec="seconds"), "host_cpus": os.cpu_count(), **record}
+              "written": datetime.now().isoformat(timespec="seconds"), "host_cpus": os.cpu_count(),
+              "commit": _commit(), **record}
     path.write_text(json.dumps(record, indent=1) + "\n")
     print(f"raw results: {path.relative_to(ROOT)}")
     return path
@@ -338,7 +353,7 @@ def render() -> str:
             + f" | {_mean(x['user'] for x in runs):.1f} | {_mean(x['sys'] for x in runs):.1f} | "
             f"**{100 * _mean(x['test_accuracy'] for x in runs):.2f}%** | {sum(t is not None for t in reached)} of "
             f"{len(runs)} | " + (f"**{_mean(reached):.1f}**" if any(reached) else "-") + " |")
-    lines += ["", f"Source: `bench/results/{r['file']}` ({r['written'][:10]}, {r['host_cpus']} cores, load average "
+    lines += ["", f"Source: `bench/results/{r['file']}` ({r['written'][:10]}{_at(r)}, {r['host_cpus']} cores, load average "
                   f"{min(loads):.1f}-{max(loads):.1f} while it ran), written by `{r['command']}`. "
                   "Wall, user and system seconds are the whole process's; time to the target is from launch to "
                   "the end of the process (hdr) or of the first epoch at the target plus one test scoring (plain)."]
@@ -366,7 +381,7 @@ def render_phases() -> str:
                      f"{100 * med(runs, name, 0) / total:.0f}% |")
     lines.append(f"| **whole process** | **{total:.1f}** | {statistics.median(cpu(x) for x in runs):.1f} | |")
     loads = [x["load"] for x in r["runs"]]
-    lines += ["", f"Source: `bench/results/{r['file']}` ({r['written'][:10]}, load average {min(loads):.1f}-"
+    lines += ["", f"Source: `bench/results/{r['file']}` ({r['written'][:10]}{_at(r)}, load average {min(loads):.1f}-"
                   f"{max(loads):.1f}), written by `{r['command']}`. CPU is the process's (all threads); "
                   "start-up and exit are seen from outside, so their CPU is not counted."
               + (f" Note: {r['note']}." if r.get("note") else "")]

@@ -33,6 +33,7 @@ RECORDS = {
     "usps_writeup": ("configs/usps_cnn.yaml", 0.9700, "write-up 001's experiment, mean of seeds 1-3"),
 }
 ENSEMBLE_GOALS = {"mnist_cnn": 0.9980}
+GOAL_SEEDS = (1, 2, 3)  # a goal is met by the mean of these seeds; further seeds train ensemble members
 
 # Published test error rates (%), as the papers report them; model size where the paper gives it.
 LITERATURE = {
@@ -119,11 +120,14 @@ def collect() -> dict:
             rows.append({"run": run.name, "seed": info["seed"], "test_accuracy": m["test_accuracy"],
                          "best_val_accuracy": m.get("best_val_accuracy"), "epochs": m["epochs"],
                          "params": m["params"], "cpu_seconds": m.get("process_cpu_seconds"),
-                         "train_seconds": m["train_seconds"], "cpu": info.get("runtime", {}).get("cpu")})
+                         "train_seconds": m["train_seconds"], "wall_seconds": m.get("wall_seconds"),
+                         "cpu": info.get("runtime", {}).get("cpu")})
         if not rows:
             continue
-        acc = [r["test_accuracy"] for r in rows]
-        entry = {"config": config, "goal": goal, "what": what, "runs": rows, "mean": statistics.fmean(acc),
+        scored = [r for r in rows if r["seed"] in GOAL_SEEDS] or rows
+        acc = [r["test_accuracy"] for r in scored]
+        entry = {"config": config, "goal": goal, "what": what, "runs": rows, "seeds": [r["seed"] for r in scored],
+                 "mean": statistics.fmean(acc),
                  "std": statistics.stdev(acc) if len(acc) > 1 else 0.0}
         ens = RUNS / f"{name}-ensemble" / "metrics.json"
         if ens.is_file():
@@ -141,19 +145,24 @@ def _cmd(name: str) -> str:
 
 def table(dataset: str) -> str:
     r = json.loads(OUT.read_text()) if OUT.is_file() else {"records": {}, "written": "never"}
-    lines = ["| who | model | test error | parameters | CPU time per run (2-core EPYC) | goal |",
+    lines = ["| who | model | test error | parameters | wall / CPU time per run (2-core EPYC) | goal |",
              "| --- | --- | --- | --- | --- | --- |"]
     for name, e in r["records"].items():
         if not name.startswith(dataset):
             continue
-        seeds = ", ".join(str(x["seed"]) for x in e["runs"])
+        scored = e.get("seeds") or [x["seed"] for x in e["runs"]]
+        seeds = ", ".join(map(str, scored))
+        others = [x for x in e["runs"] if x["seed"] not in scored]
+        wall = [x["wall_seconds"] for x in e["runs"] if x.get("wall_seconds") is not None]
         cpu = [x["cpu_seconds"] for x in e["runs"] if x["cpu_seconds"] is not None]
-        cpu_txt = f"{statistics.fmean(cpu) / 60:.0f} min" if cpu else "-"
+        time_txt = " / ".join(f"{statistics.fmean(t) / 60:.0f} min" if t else "-" for t in (wall, cpu))
         err = f"**{100 * (1 - e['mean']):.2f} %** " + (
-            f"± {100 * e['std']:.2f} (seeds {seeds})" if len(e["runs"]) > 1 else f"(seed {seeds} only)")
-        met = "met" if len(e["runs"]) >= 3 and e["mean"] >= e["goal"] else (
+            f"± {100 * e['std']:.2f} (seeds {seeds})" if len(scored) > 1 else f"(seed {seeds} only)") + (
+            "; " + ", ".join(f"seed {x['seed']}: {100 * (1 - x['test_accuracy']):.2f} %" for x in others)
+            if others else "")
+        met = "met" if len(scored) >= 3 and e["mean"] >= e["goal"] else (
             f"not met: {100 * (e['goal'] - e['mean']):.2f} pp short" if e["mean"] < e["goal"] else "needs 3 seeds")
-        lines.append(f"| hdr `{e['config']}` | {e['what']} | {err} | {e['runs'][0]['params']:,} | {cpu_txt} | "
+        lines.append(f"| hdr `{e['config']}` | {e['what']} | {err} | {e['runs'][0]['params']:,} | {time_txt} | "
                      f"≥ {100 * e['goal']:.2f} %: {met} |")
         if "ensemble" in e:
             x = e["ensemble"]

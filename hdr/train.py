@@ -115,6 +115,10 @@ def _progress(total: int, epoch: int, epochs: int, quiet: bool):
                 leave=True, dynamic_ncols=True, mininterval=0.5, disable=None)  # None: off when not a terminal
 
 
+class _EpochAbandoned(Exception):
+    """Raised from inside fit to skip the validation pass of an epoch that is never committed."""
+
+
 class RunCallback(keras.callbacks.Callback):
     """Per epoch: the epoch's draws from (seed, epoch), a progress bar, the divergence and
     signal checks, and the commit of a completed epoch."""
@@ -148,6 +152,10 @@ class RunCallback(keras.callbacks.Callback):
             if loss is not None:
                 self.bar.set_postfix(loss=f"{float(loss):.4f}", acc=f"{float(logs.get('accuracy', 0)):.4f}",
                                      refresh=False)
+
+    def on_test_begin(self, logs=None):
+        if self.trainer.signal_received is not None or self.diverged_at is not None:
+            raise _EpochAbandoned  # a stop waits for no validation pass it would throw away
 
     def on_epoch_end(self, epoch, logs=None):
         self.close_bar()
@@ -277,6 +285,8 @@ class Trainer:
                 verbose=0,
                 callbacks=callbacks,
             )
+        except _EpochAbandoned:
+            pass
         finally:
             callback.close_bar()
             self.diverged_at = callback.diverged_at

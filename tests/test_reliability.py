@@ -206,6 +206,37 @@ def test_resume_keeps_optimizer_state_and_does_not_rerun_epochs(cli_run, tiny_da
     assert int(final.optimizer.iterations) == 4 * steps
 
 
+def test_a_stop_mid_epoch_skips_that_epochs_validation(cli_run, tiny_data, tmp_path):
+    # The stopped epoch is never committed, so its validation pass would only delay the exit.
+    from hdr import train as train_mod
+    from hdr.backend import quiet_import
+
+    keras = quiet_import()
+    real_batch_end, real_evaluate = train_mod.RunCallback.on_train_batch_end, keras.Model.evaluate
+    evaluations = []
+
+    def stop_in_epoch_two(self, batch, logs=None):
+        if self.trainer.current_epoch() == 2:
+            self.trainer.signal_received = signal.SIGINT  # what Ctrl-C's handler sets
+        return real_batch_end(self, batch, logs)
+
+    def counting(self, *args, **kwargs):
+        logs = real_evaluate(self, *args, **kwargs)
+        evaluations.append(logs)  # a pass that ran to its end
+        return logs
+
+    train_mod.RunCallback.on_train_batch_end, keras.Model.evaluate = stop_in_epoch_two, counting
+    try:
+        r = cli_run("train", CONFIGS / "mlp_adam.yaml", "model.hidden=[16]", "training.epochs=3",
+                    "--runs-dir", tmp_path / "runs", "-q")
+    finally:
+        train_mod.RunCallback.on_train_batch_end, keras.Model.evaluate = real_batch_end, real_evaluate
+    assert r.exit_code == 130, r.stderr
+    folder = next((tmp_path / "runs").iterdir())
+    assert [x["epoch"] for x in rundir.read_history(folder / "history.csv")] == [1]
+    assert len(evaluations) == 1  # epoch 1's validation only: none for epoch 2, no test pass
+
+
 def test_resume_errors(cli_run, tiny_data, tmp_path):
     r = cli_run("train", "--resume", tmp_path / "nope")
     assert r.exit_code == 2 and "run folder not found" in r.stderr

@@ -3,6 +3,7 @@
 
     python bench/sweep.py                  # 16 points of 1-epoch USPS SLPs, --jobs 1, 2 rounds
     python bench/sweep.py --rounds 3
+    python bench/sweep.py --jobs 2         # two at a time on both sides (sweep-jobs2-<time>.json)
     python bench/sweep.py render           # the BENCHMARKS.md block
 
 Writes bench/results/sweep-<time>.json.
@@ -32,12 +33,17 @@ GRID = ("optimizer.learning_rate", ["0.001", "0.002", "0.005", "0.01", "0.02", "
 SEEDS = 2  # 8 learning rates x 2 seeds = 16 points
 
 
-def timed(cmds: list[list[str]], env: dict) -> dict:
-    """Run the commands one after another; wall time and the children's CPU time."""
+def timed(cmds: list[list[str]], env: dict, at_a_time: int = 1) -> dict:
+    """Run the commands, at_a_time of them at once; wall time and the children's CPU time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def run(cmd):
+        subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    for cmd in cmds:
-        subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with ThreadPoolExecutor(at_a_time) as pool:
+        list(pool.map(run, cmds))
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return {"wall": round(wall, 2), "user": round(after.ru_utime - before.ru_utime, 2),
@@ -48,8 +54,8 @@ def timed(cmds: list[list[str]], env: dict) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--jobs", type=int, default=1, choices=[1],
-                    help="one point at a time on both sides (separate processes run one after another)")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="points at a time on both sides: hdr sweep --jobs N against N separate processes at once")
     args = ap.parse_args()
     hdr = str(Path(sys.executable).with_name("hdr"))
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -64,7 +70,7 @@ def main() -> None:
             # The same points as separate processes, --jobs at a time.
             singles = [[hdr, "train", str(CONFIG), *FIXED, f"{key}={v}", f"training.seed={1 + s}",
                         "--runs-dir", str(work / "singles"), "-q"] for v in values for s in range(SEEDS)]
-            order = [("sweep", lambda: timed([sweep], env)), ("separate", lambda: timed(singles, env))]
+            order = [("sweep", lambda: timed([sweep], env)), ("separate", lambda: timed(singles, env, args.jobs))]
             if r % 2:
                 order.reverse()  # alternate which goes first
             result = {name: run() for name, run in order}
@@ -85,26 +91,43 @@ def main() -> None:
         "median_ratio_wall": statistics.median(r["ratio_wall"] for r in rounds),
         "median_ratio_cpu": statistics.median(r["ratio_cpu"] for r in rounds),
     }
-    path = BENCH / "results" / f"sweep-{datetime.now():%Y%m%d-%H%M%S}.json"
+    tag = "" if args.jobs == 1 else f"jobs{args.jobs}-"
+    path = BENCH / "results" / f"sweep-{tag}{datetime.now():%Y%m%d-%H%M%S}.json"
     path.write_text(json.dumps(out, indent=2) + "\n")
     print(path)
 
 
+def newest() -> list[Path]:
+    """The newest result of each --jobs setting, one at a time first."""
+    one = sorted((BENCH / "results").glob("sweep-2*.json"))
+    more = sorted((BENCH / "results").glob("sweep-jobs*-2*.json"))
+    by_jobs = {json.loads(p.read_text())["jobs"]: p for p in [*one, *more]}
+    return [by_jobs[j] for j in sorted(by_jobs)]
+
+
 def render() -> str:
-    path = sorted((BENCH / "results").glob("sweep-2*.json"))[-1]
-    r = json.loads(path.read_text())
     med = statistics.median
-    rows = ["| way | wall s | user s | system s |", "|---|---|---|---|"]
-    for way, name in (("sweep", f"`hdr sweep` (reused workers, --jobs {r['jobs']})"),
-                      ("separate", f"{r['points']} separate `hdr train` processes")):
-        rows.append(f"| {name} | {med(x[way]['wall'] for x in r['rounds']):.1f} | "
-                    f"{med(x[way]['user'] for x in r['rounds']):.1f} | {med(x[way]['system'] for x in r['rounds']):.1f} |")
-    m = r["machine"]
-    return "\n".join(rows) + (
-        f"\n\nSeparate processes against reused workers: {r['median_ratio_wall']:.2f}× the wall time, "
-        f"{r['median_ratio_cpu']:.2f}× the CPU time (medians of {len(r['rounds'])} alternated rounds; "
-        f"{r['points']} runs of `{r['config']}`; {m['cores']}-core {m['cpu']}, load {m['load_before']:.1f} before). "
-        f"Source: `bench/results/{path.name}` (`{r['command']}`).\n")
+    rows = ["| way | at a time | wall s | user s | system s |", "|---|---|---|---|---|"]
+    notes = []
+    for path in newest():
+        r = json.loads(path.read_text())
+        for way, name in (("sweep", "`hdr sweep` (reused workers)"),
+                          ("separate", f"{r['points']} separate `hdr train` processes")):
+            rows.append(f"| {name} | {r['jobs']} | {med(x[way]['wall'] for x in r['rounds']):.1f} | "
+                        f"{med(x[way]['user'] for x in r['rounds']):.1f} | "
+                        f"{med(x[way]['system'] for x in r['rounds']):.1f} |")
+        m = r["machine"]
+        notes.append(
+            f"{r['jobs']} at a time: separate processes against reused workers, {r['median_ratio_wall']:.2f}× the wall "
+            f"time, {r['median_ratio_cpu']:.2f}× the CPU time (medians of {len(r['rounds'])} alternated rounds; "
+            f"{r['points']} runs of `{r['config']}`; {m['cores']}-core {m['cpu']}, load {m['load_before']:.1f} "
+            f"before). Source: `bench/results/{path.name}` (`{r['command']}`).")
+    older = [json.loads(p.read_text()) for p in sorted((BENCH / "results").glob("sweep-*.json")) if p not in newest()]
+    if older:
+        notes.append("Earlier measurements (same bench, other days and loads): " + "; ".join(
+            f"{r['when'][:10]}, {r['jobs']} at a time: {r['median_ratio_wall']:.2f}× wall (load {r['machine']['load_before']:.1f} "
+            f"before)" for r in older) + ".")
+    return "\n".join(rows) + "\n\n" + "\n\n".join(notes) + "\n"
 
 
 if __name__ == "__main__":

@@ -459,8 +459,11 @@ def later_targets(met) -> list[list[str]]:
     got = newest("sweep")
     if got:
         r = got[1]
+        two = newest("sweep-jobs2")
+        also = (f"; two at a time on both sides: {x(two[1]['median_ratio_wall'])} wall, "
+                f"{x(two[1]['median_ratio_cpu'])} CPU") if two else ""
         rows.append([f"a sweep of {r['points']} short runs ≥ 3× less wall time than separate `hdr train` processes",
-                     f"{bold(x(r['median_ratio_wall']))} wall, {x(r['median_ratio_cpu'])} CPU",
+                     f"{bold(x(r['median_ratio_wall']))} wall, {x(r['median_ratio_cpu'])} CPU, one at a time{also}",
                      met(r["median_ratio_wall"] >= 3.0) + " ([10](#10-sweeps-of-short-runs-reused-workers))"])
     got = newest("manyruns")
     if got:

@@ -97,20 +97,17 @@ def main() -> None:
     print(path)
 
 
-def newest() -> list[Path]:
-    """The newest result of each --jobs setting, one at a time first."""
-    one = sorted((BENCH / "results").glob("sweep-2*.json"))
-    more = sorted((BENCH / "results").glob("sweep-jobs*-2*.json"))
-    by_jobs = {json.loads(p.read_text())["jobs"]: p for p in [*one, *more]}
-    return [by_jobs[j] for j in sorted(by_jobs)]
-
-
 def render() -> str:
+    # sweep-<time>.json sort before sweep-jobsN-<time>.json, each family by time: the last file
+    # of each --jobs setting is its newest; the others are listed as earlier measurements.
+    results = {p: json.loads(p.read_text()) for p in sorted((BENCH / "results").glob("sweep-*.json"))}
+    newest = {r["jobs"]: p for p, r in results.items()}
     med = statistics.median
     rows = ["| way | at a time | wall s | user s | system s |", "|---|---|---|---|---|"]
     notes = []
-    for path in newest():
-        r = json.loads(path.read_text())
+    for jobs in sorted(newest):
+        path = newest[jobs]
+        r = results[path]
         for way, name in (("sweep", "`hdr sweep` (reused workers)"),
                           ("separate", f"{r['points']} separate `hdr train` processes")):
             rows.append(f"| {name} | {r['jobs']} | {med(x[way]['wall'] for x in r['rounds']):.1f} | "
@@ -122,7 +119,7 @@ def render() -> str:
             f"time, {r['median_ratio_cpu']:.2f}× the CPU time (medians of {len(r['rounds'])} alternated rounds; "
             f"{r['points']} runs of `{r['config']}`; {m['cores']}-core {m['cpu']}, load {m['load_before']:.1f} "
             f"before). Source: `bench/results/{path.name}` (`{r['command']}`).")
-    older = [json.loads(p.read_text()) for p in sorted((BENCH / "results").glob("sweep-*.json")) if p not in newest()]
+    older = [r for p, r in results.items() if p not in newest.values()]
     if older:
         notes.append("Earlier measurements (same bench, other days and loads): " + "; ".join(
             f"{r['when'][:10]}, {r['jobs']} at a time: {r['median_ratio_wall']:.2f}× wall (load {r['machine']['load_before']:.1f} "

@@ -153,13 +153,17 @@ class RunCallback(keras.callbacks.Callback):
                 self.bar.set_postfix(loss=f"{float(loss):.4f}", acc=f"{float(logs.get('accuracy', 0)):.4f}",
                                      refresh=False)
 
+    def abandoned(self) -> bool:
+        """A signal or a divergence ends this epoch uncommitted."""
+        return self.trainer.signal_received is not None or self.diverged_at is not None
+
     def on_test_begin(self, logs=None):
-        if self.trainer.signal_received is not None or self.diverged_at is not None:
+        if self.abandoned():
             raise _EpochAbandoned  # a stop waits for no validation pass it would throw away
 
     def on_epoch_end(self, epoch, logs=None):
         self.close_bar()
-        if self.trainer.signal_received is not None or self.diverged_at is not None:
+        if self.abandoned():
             return  # a partial epoch is never recorded
         logs = {**(logs or {}), "seconds": time.perf_counter() - self.started}
         self.trainer.commit_epoch(epoch + 1, logs, self.model)

@@ -39,10 +39,11 @@ def child(args) -> None:
     sys.path.insert(0, str(ROOT))
     import numpy as np
 
-    from hdr import config as config_mod
-    from hdr import data as data_mod
-    from hdr import models, train
-    from hdr.backend import quiet_import
+    from hdr.core import config as config_mod
+    from hdr.core import data as data_mod
+    from hdr.engine import models
+    from hdr.engine import train
+    from hdr.core.backend import quiet_import
 
     keras = quiet_import()
     v = args.child

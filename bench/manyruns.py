@@ -88,7 +88,7 @@ def _history_rows(real: list[dict], n: int, rng: random.Random, top: float) -> l
 
 
 def _write_history(path: Path, rows: list[dict]) -> None:
-    from hdr.rundir import HISTORY_FIELDS
+    from hdr.runs.rundir import HISTORY_FIELDS
 
     lines = [",".join(HISTORY_FIELDS)]
     lines += [",".join("" if r.get(k) is None else str(r[k]) for k in HISTORY_FIELDS) for r in rows]
@@ -97,7 +97,7 @@ def _write_history(path: Path, rows: list[dict]) -> None:
 
 def build(dest: Path, sources: list[Path], n: int, seed: int = 0) -> dict:
     """n run folders in dest made from the real runs in sources; returns the counts by status."""
-    from hdr.rundir import read_history
+    from hdr.runs.rundir import read_history
 
     rng = random.Random(seed)
     real = []
@@ -238,7 +238,8 @@ def _old_checkout(rev: str, dest: Path) -> Path:
 
 
 def measure(runs_dir: Path, repeats: int, before_rev: str | None, work: Path) -> dict:
-    from hdr import comparecache, runindex
+    from hdr.analysis import comparecache
+    from hdr.runs import runindex
 
     index, kept = runs_dir / runindex.NAME, runs_dir / comparecache.NAME
     glob = sorted(str(p) for p in runs_dir.iterdir() if p.is_dir())
@@ -339,7 +340,7 @@ def main() -> None:
         held = [p for p in runs_dir.iterdir() if (p / "run.json").is_file()] if runs_dir.is_dir() else []
         if held:
             print(f"reusing {runs_dir}: {len(held)} run folders", flush=True)
-            from hdr.rundir import effective_status
+            from hdr.runs.rundir import effective_status
 
             counts = {}
             for p in held:

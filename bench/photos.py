@@ -67,7 +67,7 @@ def pen(digit: np.ndarray, kind: str, radius: int, threshold: float) -> np.ndarr
     its skeleton drawn with a round nib of that radius (thin, thick)."""
     from PIL import Image
 
-    from hdr.predict import skeleton
+    from hdr.apps.predict import skeleton
 
     pad = 4  # room for thick strokes at the 28 px scale
     a = np.pad(digit, pad).astype(np.float32)
@@ -85,7 +85,7 @@ def photo(digit: np.ndarray, rng: np.random.Generator, size: str | None = None, 
     pen-drawn digit framed as MNIST frames digits (uint8 28x28), with no photo in between."""
     from PIL import Image, ImageFilter
 
-    from hdr import transfer
+    from hdr.core import transfer
 
     size = size or ("small", "large")[rng.integers(2)]
     pen_kind = pen_kind or tuple(PENS)[rng.integers(len(PENS))]
@@ -129,7 +129,7 @@ def photo(digit: np.ndarray, rng: np.random.Generator, size: str | None = None, 
 
 def test_digits(n: int, seed: int):
     """n MNIST test digits (x uint8 (n, 28, 28), y, their test-set indices), chosen by seed."""
-    from hdr import data
+    from hdr.core import data
 
     d = data.load("mnist", quiet=True)
     idx = np.sort(np.random.default_rng(seed).choice(len(d.test.y), n, replace=False)) if n < len(d.test.y) \
@@ -233,7 +233,7 @@ def references(run: Path, folder: Path) -> dict:
     """The run's accuracy on the same test digits as MNIST has them (28x28, no photo), and on
     the pen-drawn digits made into MNIST images directly: no photo, but strokes as the pen drew
     them, so not a ceiling (preprocessing also brings strokes to MNIST's widths)."""
-    from hdr import predict
+    from hdr.apps import predict
 
     m = json.loads((folder / "manifest.json").read_text())
     x, y, idx = test_digits(m["n"], m["seed"])
@@ -249,7 +249,8 @@ def references(run: Path, folder: Path) -> dict:
 def calibrate(n: int = 2000, seed: int = 0) -> dict:
     """Each dataset's stroke width and ink mass as hdr.predict measures them, over its test split:
     median and 5th-95th percentile. The stroke widths go into hdr.data's DatasetSpec."""
-    from hdr import data, predict
+    from hdr.core import data
+    from hdr.apps import predict
 
     out = {}
     for name in data.DATASETS:

@@ -50,7 +50,7 @@ def main():
     split = {"validation_split": 0.2}
     if args.hdr_split:
         sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-        from hdr.data import Split, split_validation
+        from hdr.core.data import Split, split_validation
 
         train, val = split_validation(Split(x_train, y_train), 0.2, args.seed)
         (x_train, y_train), split = (train.x, train.y), {"validation_data": (val.x, val.y)}

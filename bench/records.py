@@ -78,7 +78,7 @@ def runs_of(name: str) -> list[Path]:
 
 def same_config(run: Path, config: str) -> bool:
     """Whether the run trained the shipped config (its resolved config.yaml, seed aside)."""
-    from hdr import config as config_mod
+    from hdr.core import config as config_mod
 
     def without_seed(cfg):
         r = cfg.resolved()

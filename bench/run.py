@@ -199,7 +199,7 @@ def cmd_train(args) -> None:
     pairs = []
     # hdr keeps decoded, verified arrays in its cache after the first load; measure the steady
     # state a user is in from the second run on.
-    timed([sys.executable, "-c", "from hdr import data; data.load('mnist')"])
+    timed([sys.executable, "-c", "from hdr.core import data; data.load('mnist')"])
     try:
         for i in range(args.pairs):
             seed = seeds[i % len(seeds)]
@@ -245,8 +245,8 @@ def cmd_train(args) -> None:
 def fabricate_runs(folder: Path, n: int) -> list[Path]:
     """n finished run folders like hdr train writes them: a small sweep over lr and seed."""
     sys.path.insert(0, str(ROOT))
-    from hdr import config as config_mod
-    from hdr import rundir
+    from hdr.core import config as config_mod
+    from hdr.runs import rundir
 
     base = CONFIGS["cnn"]
     out = []
@@ -313,8 +313,8 @@ def cmd_predict(args) -> None:
     os.environ.update({k: v for k, v in env().items() if k in ("HDR_DATA_DIR", "TF_CPP_MIN_LOG_LEVEL")})
     import numpy as np
 
-    from hdr import data as data_mod
-    from hdr.backend import quiet_import
+    from hdr.core import data as data_mod
+    from hdr.core.backend import quiet_import
 
     keras = quiet_import()
     if args.run:
@@ -323,8 +323,8 @@ def cmd_predict(args) -> None:
     else:
         # Speed does not depend on the weights: an untrained seed-003 CNN, saved and loaded back as
         # hdr predict would load a run's model.keras.
-        from hdr import config as config_mod
-        from hdr import models
+        from hdr.core import config as config_mod
+        from hdr.engine import models
 
         model = models.build(config_mod.load(CONFIGS["cnn"]), (28, 28, 1))
         tmp = Path(tempfile.mkdtemp()) / "model.keras"
@@ -334,7 +334,7 @@ def cmd_predict(args) -> None:
         source = "untrained seed-003 CNN (configs/cnn_adam.yaml)"
     x = data_mod.load("mnist").test.x
     try:
-        from hdr.predict import predict_arrays
+        from hdr.apps.predict import predict_arrays
     except ImportError:
         predict_arrays = None
 
@@ -385,7 +385,7 @@ def cmd_data(args) -> None:
     os.environ.setdefault("HDR_DATA_DIR", str(DEFAULT_DATA))
     cache = Path(tempfile.mkdtemp(prefix="hdr-bench-cache-"))
     os.environ["HDR_CACHE_DIR"] = str(cache)
-    from hdr import data as data_mod
+    from hdr.core import data as data_mod
 
     results, rows = {}, []
     try:

@@ -61,7 +61,7 @@ def train(runs: Path, only: list[str]) -> None:
 
 def trained_as_shipped(folder: Path, name: str) -> bool:
     """A run counts only if it trained the config as it is now (a changed config needs a new run)."""
-    from hdr import config as config_mod
+    from hdr.core import config as config_mod
 
     return config_mod.load_run_config(folder / "config.yaml").resolved() == \
         config_mod.load(ROOT / "configs" / name).resolved()

@@ -28,8 +28,9 @@ def child(steps: int, batch: int) -> dict:
     import numpy as np
 
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-    from hdr import config, models
-    from hdr.backend import quiet_import
+    from hdr.core import config
+    from hdr.engine import models
+    from hdr.core.backend import quiet_import
 
     keras = quiet_import()
     keras.mixed_precision.set_dtype_policy(os.environ.get("HDR_BENCH_PRECISION", "float32"))

@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def cost(run: Path | None) -> dict:
-    from hdr import rundir
+    from hdr.runs import rundir
 
     work = Path(tempfile.mkdtemp(prefix="tb-cost-"))
     try:
@@ -49,12 +49,12 @@ def cost(run: Path | None) -> dict:
         epoch_seconds = statistics.median(r["seconds"] for r in history)
 
         # opening, in a fresh process: imports included, as a run pays them once
-        code = ("import time,sys; t=time.perf_counter(); from hdr import tensorboard_log as t_l; "
+        code = ("import time,sys; t=time.perf_counter(); from hdr.engine import tensorboard_log as t_l; "
                 f"t_l.open_log({str(folder)!r}); print(time.perf_counter()-t)")
         opens = [float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                                       cwd=ROOT).stdout) for _ in range(3)]
 
-        from hdr import tensorboard_log
+        from hdr.engine import tensorboard_log
 
         shutil.rmtree(folder / "tensorboard", ignore_errors=True)
         rundir.write_history(folder / "history.csv", history[:1])

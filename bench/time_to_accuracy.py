@@ -110,7 +110,7 @@ def cmd_run(args) -> None:
     run = _run_module()
     runs_dir = Path(tempfile.mkdtemp(prefix="hdr-bench-t99-"))
     # The verified-array caches warm, as from a user's second run on.
-    run.timed([sys.executable, "-c", "from hdr import data; data.load('mnist'); data.load('usps')"])
+    run.timed([sys.executable, "-c", "from hdr.core import data; data.load('mnist'); data.load('usps')"])
     record = {"seeds": args.seeds, "baseline_seeds": args.baseline_seeds or args.seeds, "plain_epochs": args.plain_epochs, "cnn_epochs": args.cnn_epochs,
               "mnist": {"fast": [], "plain": [], "hdr": []}, "usps": {"fast": []}, "load_start": os.getloadavg()}
     try:
@@ -164,7 +164,10 @@ def _child(config: str, runs_dir: str, launched: float, before: bool) -> None:
 
     if before:
         import sklearn  # noqa: F401  (Keras imported it until hdr.backend hid it)
-    from hdr import cli, train as tm, rundir, plots  # noqa: F401
+    from hdr.cli import main as cli
+    from hdr.engine import train as tm
+    from hdr.runs import rundir
+    from hdr.analysis import plots  # noqa: F401
 
     mark("import (hdr, Keras, TensorFlow)")
 

@@ -43,7 +43,7 @@ def run(seed: int, epochs: int, scaling: str) -> dict:
     import keras
     import numpy as np
 
-    from hdr import data
+    from hdr.core import data
 
     d = data.load("usps", quiet=True)
     scale = (lambda x: x.astype("float32") / 127.5 - 1) if scaling == "[-1, 1]" else \

@@ -64,7 +64,10 @@ def child(settings: dict, samples: int, epochs: int, config_name: str) -> dict:
             tf.config.threading.set_inter_op_parallelism_threads(settings["inter"])
         if settings.get("intra"):
             tf.config.threading.set_intra_op_parallelism_threads(settings["intra"])
-    from hdr import config, data, models, train
+    from hdr.core import config
+    from hdr.core import data
+    from hdr.engine import models
+    from hdr.engine import train
 
     over = [f"training.steps_per_execution={settings.get('spe', 1)}",
             f"training.precision={settings.get('precision', 'float32')}"]

@@ -1,3 +1,3 @@
-from hdr.cli import main
+from hdr.cli.main import main
 
 main()

@@ -170,7 +170,7 @@ def run_cli(*args, input: str | None = None, env: dict | None = None):
     traceback and what the command had printed, and fails the test."""
     from click.testing import CliRunner
 
-    from hdr.cli import cli
+    from hdr.cli.main import cli
 
     argv = [str(a) for a in args]
     result = CliRunner().invoke(cli, argv, input=input, env=env, catch_exceptions=True)

@@ -17,10 +17,10 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from hdr import compare
-from hdr.cli import cli
-from hdr.rundir import write_history
-from hdr.runs import Run
+from hdr.analysis import compare
+from hdr.cli.main import cli
+from hdr.runs.rundir import write_history
+from hdr.runs.listing import Run, flatten, load_run
 
 BASE = {
     "dataset": {"name": "mnist", "validation_split": 0.2},
@@ -80,12 +80,12 @@ def run_cli(*args):
 
 
 def test_flatten_dotted_keys_and_lists():
-    flat = compare.flatten({"a": {"b": 1, "c": [1, 2]}, "conv": [{"filters": 32}, {"filters": 64}]})
+    flat = flatten({"a": {"b": 1, "c": [1, 2]}, "conv": [{"filters": 32}, {"filters": 64}]})
     assert flat == {"a.b": 1, "a.c": (1, 2), "conv.0.filters": 32, "conv.1.filters": 64}
 
 
 def test_differing_keys_found_and_variant_keys_hidden():
-    configs = [compare.flatten(c) for c in (
+    configs = [flatten(c) for c in (
         {"optimizer": {"name": "adam", "learning_rate": 0.001, "beta_1": 0.9}, "training": {"seed": 1}},
         {"optimizer": {"name": "sgd", "learning_rate": 0.01, "momentum": 0.0}, "training": {"seed": 1}},
         {"optimizer": {"name": "adam", "learning_rate": 0.001, "beta_1": 0.5}, "training": {"seed": 1}},
@@ -252,7 +252,7 @@ def test_sweep_and_cv_folders_expand_to_their_runs(tmp_path):
 def test_compare_does_not_import_tensorflow_and_is_fast(tmp_path):
     for i in range(200):
         make_run(tmp_path, f"run{i:03d}", overrides={"optimizer.learning_rate": 0.0001 * (i + 1)})
-    code = ("import sys; from hdr.cli import cli\n"
+    code = ("import sys; from hdr.cli.main import cli\n"
             "try:\n    cli(['compare', sys.argv[1], '--sort', 'test_accuracy', '--top', '0'], prog_name='hdr')\n"
             "except SystemExit as e:\n    assert not e.code, e.code\n"
             "bad = [m for m in ('tensorflow', 'keras', 'jax', 'torch', 'pydantic', 'matplotlib') if m in sys.modules]\n"
@@ -275,10 +275,10 @@ def test_runs_of_unrelated_configs_are_labelled_by_folder(tmp_path):
         "optimizer.name": "sgd", "optimizer.learning_rate": 0.01, "training.batch_size": 64,
         "model.hidden": [64, 64], "model.dropout": 0.3})
     c = make_run(tmp_path, "20261124-062300-mlp_lr-0001", overrides={"optimizer.learning_rate": 0.01})
-    labels = {r.run.id: r.label for r in compare.analyse([compare.load_run(f) for f in (a, b, c)]).rows}
+    labels = {r.run.id: r.label for r in compare.analyse([load_run(f) for f in (a, b, c)]).rows}
     assert labels[b.name] == b.name                      # seven differing keys: too long
     assert all(len(v) <= compare.MAX_LABEL for v in labels.values())
-    two = compare.analyse([compare.load_run(a), compare.load_run(c)])
+    two = compare.analyse([load_run(a), load_run(c)])
     assert [r.label for r in two.rows] == ["dataset.name=usps, optimizer.learning_rate=0.001",
                                                   "dataset.name=mnist, optimizer.learning_rate=0.01"]
 
@@ -288,7 +288,7 @@ def test_runs_of_unrelated_configs_are_labelled_by_folder(tmp_path):
 def mem_run(name: str, *, seed: int = 1, val=(0.90, 0.97), test_acc: float | None = 0.96, status="completed",
             **overrides) -> Run:
     """A Run built in memory: analyse() needs no file. Overrides use __ for dots."""
-    config = compare.flatten(copy.deepcopy(BASE))
+    config = flatten(copy.deepcopy(BASE))
     config.update({k.replace("__", "."): tuple(v) if isinstance(v, list) else v for k, v in overrides.items()})
     config["training.seed"] = seed
     history = tuple({"epoch": i + 1, "val_accuracy": v, "val_loss": 1 - v, "seconds": 1.0} for i, v in enumerate(val))
@@ -501,7 +501,7 @@ def test_compare_tables_are_tabulates_text(headers, data):
     the text is tabulate's: right and left columns, missing cells, headers broken over lines."""
     from tabulate import tabulate
 
-    from hdr.runs import simple_table
+    from hdr.runs.listing import simple_table
 
     headers = [h.strip("\n") or "h" for h in headers]
     cell = st.one_of(st.none(), st.text(st.sampled_from("ab.-± 9日"), max_size=5))
@@ -532,7 +532,8 @@ def _views(result, out: Path | None) -> dict:
 def test_kept_result_renders_as_the_computed_one(tmp_path, sort_key, grouped):
     """A result written to .hdr-compare and read back gives every view byte for byte: list values
     (tuples), keys only some runs have, repeated seeds, failed and unvalidated runs, NaN."""
-    from hdr import comparecache, runs
+    from hdr.analysis import comparecache
+    from hdr.runs import listing as runs
 
     root = tmp_path / "runs"
     seeds = (1, 2) if grouped else (1,)

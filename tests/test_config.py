@@ -7,8 +7,8 @@ import inspect
 import pytest
 import yaml
 
-from hdr import config
-from hdr.errors import UsageError
+from hdr.core import config
+from hdr.core.errors import UsageError
 from tests.conftest import CONFIGS
 
 BASE = {
@@ -59,7 +59,7 @@ def test_defaults_are_written_out():
 @pytest.mark.parametrize("name", config.OPTIMIZERS)
 def test_optimizer_defaults_match_keras(name):
     """The defaults hdr writes into a run must be the ones Keras would use."""
-    from hdr.backend import quiet_import
+    from hdr.core.backend import quiet_import
 
     keras = quiet_import()
     cls = getattr(keras.optimizers, config.OPTIMIZERS[name].__name__)

@@ -9,8 +9,8 @@ import yaml
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from hdr import config
-from hdr.errors import UsageError
+from hdr.core import config
+from hdr.core.errors import UsageError
 
 junk = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.floats(allow_nan=True, allow_infinity=True),
                  st.text(max_size=6), st.lists(st.integers(-2, 40), max_size=3))

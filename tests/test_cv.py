@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hdr.cv import stratified_folds
+from hdr.core.data import stratified_folds
 from tests.conftest import realdata
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,7 +45,7 @@ def test_folds_are_seeded():
 
 @realdata
 def test_mnist_folds_keep_class_proportions(real_data):
-    from hdr import data
+    from hdr.core import data
 
     y = data.load("mnist").train.y
     folds = stratified_folds(y, 5, seed=1)

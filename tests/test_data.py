@@ -9,8 +9,8 @@ import os
 import numpy as np
 import pytest
 
-from hdr import data
-from hdr.errors import DataError
+from hdr.core import data
+from hdr.core.errors import DataError
 from tests.conftest import idx_bytes, make_digits, realdata, usps_text, write_tiny_mnist
 
 

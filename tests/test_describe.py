@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hdr.describe import check_split, describe, text
-from hdr import data as data_mod
+from hdr.analysis.describe import check_split, describe, text
+from hdr.core import data as data_mod
 
 # Deliberately unbalanced, so that a table that mixed up classes or splits would show it.
 TRAIN_COUNTS = [5, 6, 7, 8, 9, 10, 11, 12, 13, 19]
@@ -91,7 +91,7 @@ def test_text_reports_problems_by_split():
 
 
 def test_does_not_import_keras(fake_mnist):
-    code = ("import sys; from click.testing import CliRunner; from hdr.cli import cli; "
+    code = ("import sys; from click.testing import CliRunner; from hdr.cli.main import cli; "
             "r = CliRunner().invoke(cli, ['data', 'describe', 'mnist']); assert r.exit_code == 0, r.output; "
             "heavy = [m for m in ('keras', 'tensorflow', 'jax', 'torch') if m in sys.modules]; "
             "assert not heavy, heavy")

@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import pytest
 
-from hdr.draw import CANVAS, Sketch
+from hdr.apps.draw import CANVAS, Sketch
 
 from .conftest import REPO
 
@@ -71,7 +71,7 @@ def test_predict_uses_the_preprocessed_drawing():
     assert sk.guess() == (7, pytest.approx(0.62))
     (x,) = model.calls
     assert x.shape[1:3] == (28, 28) and x.dtype == np.uint8  # one image, the model's input size
-    from hdr.predict import preprocess
+    from hdr.apps.predict import preprocess
 
     np.testing.assert_array_equal(x[0, :, :, 0], preprocess(sk.image, (28, 28)))
     np.testing.assert_array_equal(sk.model_input, x[0, :, :, 0])
@@ -92,11 +92,11 @@ def test_usps_sized_model_gets_16x16():
 def test_drawn_digits_are_read_wherever_and_however_big(mnist_mlp_run):
     """Seed 002's complaint: canvas drawings were misread. Drawn large, or small in a corner,
     these must be read right once preprocessed like MNIST."""
-    from hdr.predict import input_size, load_model
+    from hdr.apps.predict import input_size, load_model
 
     from PIL import Image
 
-    from hdr.predict import predict_arrays
+    from hdr.apps.predict import predict_arrays
 
     model = load_model(mnist_mlp_run)
     sk = Sketch(model, input_size(model))
@@ -179,7 +179,7 @@ def xvfb_display():
 def window(xvfb_display, monkeypatch):
     pytest.importorskip("tkinter")
     monkeypatch.setenv("DISPLAY", xvfb_display)
-    from hdr.draw import open_root
+    from hdr.apps.draw import open_root
 
     root = open_root()
     yield root
@@ -196,7 +196,7 @@ def drag(root, canvas, points):
 
 
 def test_window_predicts_after_each_stroke_and_clears(window):
-    from hdr.draw import App
+    from hdr.apps.draw import App
 
     model = FixedModel(PROBS)
     app = App(window, Sketch(model))
@@ -218,8 +218,8 @@ def test_window_predicts_after_each_stroke_and_clears(window):
 
 @pytest.mark.realdata
 def test_window_with_a_real_model(window, mnist_mlp_run):
-    from hdr.draw import App
-    from hdr.predict import input_size, load_model
+    from hdr.apps.draw import App
+    from hdr.apps.predict import input_size, load_model
 
     model = load_model(mnist_mlp_run)
     app = App(window, Sketch(model, input_size(model)))
@@ -235,7 +235,7 @@ def test_draw_reads_the_onnx_export_like_model_keras(cli_run, mnist_mlp_run, tmp
     same guesses and probabilities as model.keras."""
     import shutil
 
-    from hdr import predict
+    from hdr.apps import predict
 
     run = tmp_path / "run"
     shutil.copytree(mnist_mlp_run, run, ignore=shutil.ignore_patterns("export", ".lock"))

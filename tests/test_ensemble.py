@@ -71,7 +71,8 @@ def test_sweep_folder_gives_ensemble_of_its_runs(sweep):
     assert m["errors"] == len(rows) - correct
 
     # The mean of the members' probabilities, from their models.
-    from hdr import data, rundir
+    from hdr.core import data
+    from hdr.runs import rundir
 
     test = data.load("usps", quiet=True, recorded_dir=str(REAL_DATA)).test
     probs = [np.asarray(rundir.load_model(run).predict(test.x, verbose=0), dtype=np.float64) for run in runs]

@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from hdr.transfer import reframe
+from hdr.core.transfer import reframe
 from tests.conftest import REAL_DATA, have_real_data, realdata, use_data_dir, write_tiny_data
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,7 +43,8 @@ def fake_env(monkeypatch, fake_data):
 
 
 def _train(runs_dir: Path, *overrides: str) -> Path:
-    from hdr import config, train
+    from hdr.core import config
+    from hdr.engine import train
 
     cfg = config.load(REPO / "configs" / "slp_sgd.yaml", ["training.epochs=2", "training.batch_size=32", *overrides])
     return train.train(cfg, "slp_sgd", runs_dir, quiet=True)
@@ -205,7 +206,7 @@ def test_on_own_dataset_is_a_plain_evaluation(cli_run, fake_env, run_copy):
 
 
 def test_many_mistakes_are_split_over_numbered_pages(fake_env, run_copy, monkeypatch):
-    import hdr.evaluate as ev
+    import hdr.analysis.evaluate as ev
 
     monkeypatch.setattr(ev, "PER_PAGE", 4)
     out, m, _ = ev.evaluate(run_copy)
@@ -218,7 +219,7 @@ def test_many_mistakes_are_split_over_numbered_pages(fake_env, run_copy, monkeyp
 
 
 def test_misclassified_order_is_worst_first():
-    from hdr.evaluate import Evaluation, misclassified_order
+    from hdr.analysis.evaluate import Evaluation, misclassified_order
 
     probs = np.array([
         [0.9, 0.1] + [0] * 8,    # right
@@ -241,7 +242,7 @@ def test_rerun_replaces_eval_as_a_whole(cli_run, fake_env, run_copy):
 
 
 def test_failure_midway_keeps_the_old_eval(fake_env, run_copy, monkeypatch):
-    import hdr.evaluate as ev
+    import hdr.analysis.evaluate as ev
 
     ev.evaluate(run_copy)
     before = {p.name: p.read_bytes() for p in (run_copy / "eval").iterdir()}
@@ -330,7 +331,7 @@ def test_cli_error_is_one_line_in_a_real_process(tmp_path):
 # ---------------------------------------------------------------- numbers
 
 def test_per_class_figures_from_a_known_matrix():
-    from hdr.evaluate import confusion_matrix, per_class
+    from hdr.analysis.evaluate import confusion_matrix, per_class
 
     y_true = [0, 0, 0, 1, 1, 2]
     y_pred = [0, 0, 1, 1, 2, 2]
@@ -433,7 +434,8 @@ def real_run(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HDR_DATA_DIR", str(REAL_DATA))
         mp.delenv("HDR_NO_VERIFY", raising=False)
-        from hdr import config, train
+        from hdr.core import config
+        from hdr.engine import train
 
         cfg = config.load(REPO / "configs" / "slp_sgd.yaml", ["training.epochs=1"])
         return train.train(cfg, "slp_sgd", tmp_path_factory.mktemp("realruns"), quiet=True)
@@ -463,8 +465,8 @@ def test_real_val_split_is_the_training_one(cli_run, real_data, real_run):
 @pytest.mark.realdata
 @needs_real
 def test_real_transfer_to_usps_beats_a_plain_resize(cli_run, real_data, real_run):
-    from hdr import data
-    from hdr.backend import quiet_import
+    from hdr.core import data
+    from hdr.core.backend import quiet_import
 
     assert cli_run("evaluate", real_run, "--on", "usps", "-q").exit_code == 0
     m = check_consistent(real_run / "eval-on-usps", 2007)
@@ -481,7 +483,7 @@ def test_real_transfer_to_usps_beats_a_plain_resize(cli_run, real_data, real_run
 @pytest.mark.realdata
 @needs_real
 def test_reframing_real_digits(real_data):
-    from hdr import data
+    from hdr.core import data
 
     mnist = data.load("mnist").test.x[:1000, ..., 0]
     # MNIST already follows the MNIST convention: re-framing it to 28x28 changes almost nothing.
@@ -503,7 +505,7 @@ def test_evaluate_val_of_every_cv_fold_scores_exactly_its_held_out_rows(cli_run,
     """hdr cv, then hdr evaluate --split val on each fold run, through the real commands: the rows
     scored are the fold's own held-out rows (the folds partition the training set, each eval's
     rows number the fold's val_size, and its accuracy is the one training measured on them)."""
-    from hdr import data
+    from hdr.core import data
 
     r = cli_run("cv", REPO / "configs" / "slp_sgd.yaml", "--folds", "3", "training.epochs=1",
             "training.batch_size=32", "--runs-dir", tmp_path, "-q")

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hdr import export
+from hdr.apps import export
 
 
 def _copy_run(src: Path, dest: Path) -> Path:
@@ -27,7 +27,8 @@ def run_copy(mnist_mlp_run, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def test_set(run_copy):
-    from hdr import data, rundir
+    from hdr.core import data
+    from hdr.runs import rundir
 
     info = rundir.read_json(run_copy / "run.json")
     return data.load(info["dataset"], quiet=True, recorded_dir=info.get("data_dir")).test
@@ -52,8 +53,8 @@ def test_export_is_verified_and_reproduces_keras(cli_run, run_copy, test_set, fm
     assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]  # no temporaries left
 
     # The file on its own, run by its runtime, gives model.keras's probabilities on uint8 input.
-    from hdr.predict import predict_arrays
-    from hdr.rundir import load_model
+    from hdr.apps.predict import predict_arrays
+    from hdr.runs.rundir import load_model
 
     x = test_set.x[:64]
     assert x.dtype == np.uint8 and x.shape[1:] == (28, 28, 1)
@@ -66,7 +67,7 @@ def test_export_is_verified_and_reproduces_keras(cli_run, run_copy, test_set, fm
     if fmt in ("onnx", "litert"):  # hdr predict --model PATH reads a user's image with it, no TensorFlow
         from PIL import Image
 
-        from hdr.predict import preprocess
+        from hdr.apps.predict import preprocess
 
         img = tmp_path / "digit.png"
         Image.fromarray(255 - x[0, :, :, 0]).resize((84, 84)).save(img)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hdr import config as config_mod
+from hdr.core import config as config_mod
 from tests.conftest import CONFIGS, REPO
 
 FAST = sorted((CONFIGS / "fast").glob("*.yaml"))
@@ -32,7 +32,7 @@ def test_fast_configs_validate_for_their_dataset(path):
 
 
 def test_a_stride_shrinks_the_feature_map_in_the_conv_and_is_written_out(tmp_path):
-    from hdr import models
+    from hdr.engine import models
 
     cfg = config_mod.load(CONFIGS / "fast" / "mnist.yaml")
     model = models.build(cfg, (28, 28, 1))

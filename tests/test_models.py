@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hdr import config, models
-from hdr.errors import UsageError
+from hdr.core import config
+from hdr.engine import models
+from hdr.core.errors import UsageError
 from tests.conftest import CONFIGS
 
 SHAPES = [(28, 28, 1), (16, 16, 1)]

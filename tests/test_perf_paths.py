@@ -20,7 +20,7 @@ HEAVY = ("tensorflow", "keras", "jax", "torch")
 # Runs the CLI in a fresh interpreter and reports which heavy frameworks ended up imported.
 PROBE = """
 import json, sys
-from hdr.cli import cli
+from hdr.cli.main import cli
 try:
     cli.main(args=sys.argv[1:], prog_name="hdr", standalone_mode=True)
 except SystemExit as e:
@@ -58,14 +58,13 @@ def test_every_lazy_command_imports_and_is_listed_with_its_registered_help():
 
     from click.testing import CliRunner
 
-    from hdr import cli
+    from hdr.cli import main as cli
 
     listing = CliRunner().invoke(cli.cli, ["--help"]).stdout + CliRunner().invoke(cli.cli, ["data", "--help"]).stdout
-    for registry in (cli.LAZY_COMMANDS, cli.DATA_COMMANDS):
-        for name, (target, short) in registry.items():
-            module, attr = target.split(":")
-            assert getattr(importlib.import_module(module), attr).callback is not None, target
-            assert short[:40] in " ".join(listing.split()), name
+    for name, (target, short) in cli.LAZY_COMMANDS.items():
+        module, attr = target.split(":")
+        assert getattr(importlib.import_module(module), attr).callback is not None, target
+        assert short[:40] in " ".join(listing.split()), name
     for name in cli.LAZY_COMMANDS:
         r = CliRunner().invoke(cli.cli, [name, "--help"])
         assert r.exit_code == 0 and f"Usage: cli {name}" in r.stdout, r.output
@@ -76,7 +75,7 @@ def test_a_lazy_command_whose_module_is_broken_fails_loudly(monkeypatch):
     shows the import error."""
     from click.testing import CliRunner
 
-    from hdr import cli
+    from hdr.cli import main as cli
 
     monkeypatch.setitem(cli.LAZY_COMMANDS, "broken", ("hdr.no_such_module:command", "A broken command."))
     listed = CliRunner().invoke(cli.cli, ["--help"])
@@ -86,7 +85,8 @@ def test_a_lazy_command_whose_module_is_broken_fails_loudly(monkeypatch):
 
 
 def fake_run(folder: Path, lr: float) -> Path:
-    from hdr import config, rundir
+    from hdr.core import config
+    from hdr.runs import rundir
 
     cfg = config.load(CONFIGS / "slp_sgd.yaml", [f"optimizer.learning_rate={lr}"])
     folder.mkdir(parents=True)
@@ -110,7 +110,7 @@ def test_compare_does_not_import_tensorflow_or_keras(tmp_path):
 # ------------------------------------------------------------------------ the array cache
 
 def test_unverified_loads_leave_no_cache(tiny_data, tmp_path, monkeypatch):
-    from hdr import data
+    from hdr.core import data
 
     monkeypatch.setenv("HDR_CACHE_DIR", str(tmp_path / "cache"))
     d = data.load("mnist", verify=False)
@@ -122,7 +122,7 @@ def test_unverified_loads_leave_no_cache(tiny_data, tmp_path, monkeypatch):
 def test_cached_arrays_equal_decoded_and_follow_the_files(real_data, tmp_path, monkeypatch):
     import numpy as np
 
-    from hdr import data
+    from hdr.core import data
 
     cache = tmp_path / "cache"
     monkeypatch.setenv("HDR_CACHE_DIR", str(cache))
@@ -164,7 +164,7 @@ def test_cached_arrays_equal_decoded_and_follow_the_files(real_data, tmp_path, m
 
 @pytest.mark.realdata
 def test_unwritable_cache_dir_only_costs_speed(real_data, tmp_path, monkeypatch):
-    from hdr import data
+    from hdr.core import data
 
     blocker = tmp_path / "file"
     blocker.write_text("a file where the cache folder should be")
@@ -176,7 +176,7 @@ def test_unwritable_cache_dir_only_costs_speed(real_data, tmp_path, monkeypatch)
 # ------------------------------------------------------------------------ same results, faster
 
 def history(folder: Path) -> list[dict]:
-    from hdr import rundir
+    from hdr.runs import rundir
 
     return rundir.read_history(folder / "history.csv")
 
@@ -220,7 +220,7 @@ def test_bfloat16_stays_in_the_float32_accuracy_band(cli_run, real_data, tmp_pat
 def test_precision_applies_to_the_run_only(cli_run, tiny_data, tmp_path):
     """A bf16 run in this process must leave Keras's global dtype policy as it was: later
     models (the next cv fold, sweep point or caller) are float32 unless they ask otherwise."""
-    from hdr.backend import quiet_import
+    from hdr.core.backend import quiet_import
 
     keras = quiet_import()
     r = cli_run("train", CONFIGS / "slp_sgd.yaml", "training.epochs=1", "training.precision=mixed_bfloat16",
@@ -234,9 +234,9 @@ def test_precision_applies_to_the_run_only(cli_run, tiny_data, tmp_path):
 @pytest.mark.parametrize("native", [True, False])
 def test_bf16_on_a_cpu_without_native_bf16_warns(cli_run, tiny_data, tmp_path, monkeypatch, native):
     """Emulated bf16 is several times slower: a user who picks it there is told, once, up front."""
-    import hdr.train
+    import hdr.engine.train
 
-    monkeypatch.setattr(hdr.train, "cpu_has_native_bf16", lambda: native)
+    monkeypatch.setattr(hdr.engine.train, "cpu_has_native_bf16", lambda: native)
     r = cli_run("train", CONFIGS / "slp_sgd.yaml", "training.epochs=1", "training.precision=mixed_bfloat16",
                 "--runs-dir", tmp_path)
     assert r.exit_code == 0, r.stderr
@@ -250,8 +250,8 @@ def test_fit_over_the_feed_trains_on_each_epochs_order_across_a_resume():
     The reference is a fit call per epoch on the rows taken in that order by hand."""
     import numpy as np
 
-    from hdr import train
-    from hdr.data import Split
+    from hdr.engine import train
+    from hdr.core.data import Split
 
     keras = train.keras
     n, bs, seed = 53, 5, 7

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from hdr import predict
-from hdr.data import DATASETS
-from hdr.predict import preprocess
+from hdr.apps import predict
+from hdr.core.data import DATASETS
+from hdr.apps.predict import preprocess
 
 from .conftest import REAL_DATA, have_real_data
 
@@ -264,7 +264,7 @@ def test_predict_arrays_pads_and_chunks_without_changing_results():
 # ---------------------------------------------------------------- bad input (no model needed)
 
 def _tiny_model():
-    from hdr.backend import quiet_import
+    from hdr.core.backend import quiet_import
 
     keras = quiet_import()
     keras.utils.set_random_seed(0)
@@ -422,7 +422,7 @@ def _disguises(a: np.ndarray, rng) -> dict[str, Image.Image]:
 def mnist_test_digits():
     if not have_real_data():
         pytest.skip(f"real datasets not found in {REAL_DATA}")
-    from hdr import data
+    from hdr.core import data
 
     with pytest.MonkeyPatch.context() as mp:  # for this load only: later tests see the environment as it was
         mp.setenv("HDR_DATA_DIR", str(REAL_DATA))

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from hdr.executors import THREAD_VARS
+from hdr.orchestration.executors import THREAD_VARS
 from tests.conftest import CONFIGS, REPO, run_cli, use_data_dir, write_tiny_data
 
 ray = pytest.importorskip("ray")

@@ -8,8 +8,10 @@ import signal
 import numpy as np
 import pytest
 
-from hdr import config, models, rundir
-from hdr.backend import quiet_import
+from hdr.core import config
+from hdr.engine import models
+from hdr.runs import rundir
+from hdr.core.backend import quiet_import
 from tests.conftest import CONFIGS
 
 keras = quiet_import()
@@ -160,7 +162,7 @@ def test_describe_draws_the_augmentation(cli_run, tiny_data, tmp_path):
 
 
 def test_early_stop_reads_the_history():
-    from hdr.history import early_stop
+    from hdr.runs.history import early_stop
 
     rows = [{"epoch": e, "val_accuracy": a, "val_loss": 1 - a} for e, a in enumerate([0.5, 0.7, 0.69, 0.7, 0.65], 1)]
     assert early_stop(rows[:3], "val_accuracy", 2) == (2, False)
@@ -181,7 +183,7 @@ def _stop_after(train_mod, n):
 
 
 def _train(cli_run, runs, *args, stop_after=None):
-    from hdr import train as train_mod
+    from hdr.engine import train as train_mod
 
     real = train_mod.Trainer.commit_epoch
     if stop_after:

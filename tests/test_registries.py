@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hdr import config, data
+from hdr.core import config
+from hdr.core import data
 from tests.conftest import REPO, idx_bytes
 
 CLASSES = tuple("ABCDEFGHIJKL")  # 12 classes: more than ten digits
@@ -116,7 +117,7 @@ def test_config_dataset_names_follow_the_registry():
 def test_every_optimizer_model_type_and_schedule_is_implemented():
     """Adding an optimizer is one config class in hdr.config.OPTIMIZERS: it must name a Keras
     optimizer that takes every field of the class."""
-    from hdr import models
+    from hdr.engine import models
 
     base = {"dataset": {"name": "mnist"}, "model": {"type": "slp"}, "training": {"epochs": 2}}
     for name, cls in config.OPTIMIZERS.items():

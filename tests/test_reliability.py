@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hdr import rundir
+from hdr.runs import rundir
 from tests.conftest import CONFIGS, REPO
 
 
@@ -156,8 +156,8 @@ def test_kill_9_leaves_valid_files_shows_crashed_and_resumes(tiny_data, tmp_path
 
 
 def test_resume_keeps_optimizer_state_and_does_not_rerun_epochs(cli_run, tiny_data, tmp_path):
-    from hdr import train as train_mod
-    from hdr.backend import quiet_import
+    from hdr.engine import train as train_mod
+    from hdr.core.backend import quiet_import
 
     keras = quiet_import()
     # Train 2 of 4 epochs, then stop as a Ctrl-C would (in-process: the handler's flag).
@@ -208,8 +208,8 @@ def test_resume_keeps_optimizer_state_and_does_not_rerun_epochs(cli_run, tiny_da
 
 def test_a_stop_mid_epoch_skips_that_epochs_validation(cli_run, tiny_data, tmp_path):
     # The stopped epoch is never committed, so its validation pass would only delay the exit.
-    from hdr import train as train_mod
-    from hdr.backend import quiet_import
+    from hdr.engine import train as train_mod
+    from hdr.core.backend import quiet_import
 
     keras = quiet_import()
     real_batch_end, real_evaluate = train_mod.RunCallback.on_train_batch_end, keras.Model.evaluate
@@ -269,7 +269,7 @@ def test_divergence_fails_with_epoch_and_advice(cli_run, tiny_data, tmp_path):
 
 
 def test_unexpected_failure_is_recorded(cli_run, tiny_data, tmp_path, monkeypatch):
-    from hdr import train as train_mod
+    from hdr.engine import train as train_mod
 
     def boom(self, model):
         raise RuntimeError("simulated backend failure")
@@ -297,7 +297,7 @@ def test_debug_shows_traceback(cli_run, tmp_path):
 CREATOR = r"""
 import os, random, sys, threading, time
 from pathlib import Path
-from hdr import rundir
+from hdr.runs import rundir
 
 runs, go, ready, threads = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4])
 local, lock, rng = threading.local(), threading.Lock(), random.Random(os.getpid())
@@ -394,8 +394,8 @@ def test_each_epoch_gets_its_own_shuffle_drawn_from_seed_and_epoch():
     comes once per epoch, and the order changes from epoch to epoch (plain Keras on TensorFlow
     with a global seed repeats the first epoch's order). That fit follows this order, across a
     resume, is tests/test_perf_paths.py's feed test. Dropout masks move on with the epoch."""
-    from hdr.backend import quiet_import
-    from hdr.train import epoch_order, seed_epoch
+    from hdr.core.backend import quiet_import
+    from hdr.engine.train import epoch_order, seed_epoch
 
     keras = quiet_import()
     orders = [epoch_order(1, e, 503).tolist() for e in range(3)]

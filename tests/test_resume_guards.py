@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hdr import rundir
+from hdr.runs import rundir
 from tests.conftest import CONFIGS, REAL_DATA, REPO, realdata, use_data_dir, write_tiny_data
 from tests.test_reliability import LONG, env_for, start, wait_for_epochs
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from hdr import rundir
-from hdr.errors import UsageError
+from hdr.runs import rundir
+from hdr.core.errors import UsageError
 
 
 def test_written_files_follow_the_umask(tmp_path):

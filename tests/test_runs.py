@@ -16,16 +16,19 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from hdr import comparecache, runindex, runs
-from hdr.cli import cli
-from hdr.history import best_val
-from hdr.rundir import write_history, write_json
+from hdr.analysis import comparecache
+from hdr.runs import runindex
+from hdr.cli import runs as runs_cli
+from hdr.runs import listing as runs
+from hdr.cli.main import cli
+from hdr.runs.history import best_val
+from hdr.runs.rundir import write_history, write_json
 from tests.test_compare import make_run
 
 
 def invoke(*args):
-    """`hdr runs` as hdr.runs.command (the command with --status and --json)."""
-    return CliRunner().invoke(runs.command, [str(a) for a in args])
+    """`hdr runs` as hdr.runs_cli.command (the command with --status and --json)."""
+    return CliRunner().invoke(runs_cli.command, [str(a) for a in args])
 
 
 def test_best_val_is_the_earliest_best_epoch():
@@ -97,8 +100,8 @@ def test_runs_json_for_scripts(tmp_path):
 
 def test_runs_does_not_import_keras_or_pydantic(tmp_path):
     make_run(tmp_path, "r1")
-    code = ("import sys\nfrom hdr import runs\n"
-            "try:\n    runs.command([sys.argv[1], '--json'])\n"
+    code = ("import sys\nfrom hdr.cli import runs as runs_cli\n"
+            "try:\n    runs_cli.command([sys.argv[1], '--json'])\n"
             "except SystemExit as e:\n    assert not e.code, e.code\n"
             "bad = [m for m in ('tensorflow', 'keras', 'jax', 'torch', 'pydantic', 'matplotlib') if m in sys.modules]\n"
             "assert not bad, bad\n")
@@ -274,7 +277,7 @@ def test_concurrent_listings_write_one_whole_index(tmp_path):
     assert all(p.returncode == 0 for p in procs) and len(set(outs)) == 1
     assert len(_indexed_names(tmp_path)) == 60
     assert [p.name for p in tmp_path.iterdir() if not p.is_dir()] == [runindex.NAME]  # no temporary left
-    fresh = CliRunner().invoke(runs.command, [str(tmp_path), "--json"], env={"HDR_RUNS_INDEX": "0"})
+    fresh = CliRunner().invoke(runs_cli.command, [str(tmp_path), "--json"], env={"HDR_RUNS_INDEX": "0"})
     assert json.loads(fresh.stdout) == json.loads(outs[0])
 
 
@@ -284,7 +287,7 @@ def test_small_folders_and_switched_off_get_no_index(tmp_path, monkeypatch):
     assert not (tmp_path / runindex.NAME).exists()  # fewer than MIN_RUNS runs
     monkeypatch.setattr(runindex, "MIN_RUNS", 1)
     monkeypatch.setattr(runindex, "MARGIN_NS", 0)
-    CliRunner().invoke(runs.command, [str(tmp_path)], env={"HDR_RUNS_INDEX": "0"})
+    CliRunner().invoke(runs_cli.command, [str(tmp_path)], env={"HDR_RUNS_INDEX": "0"})
     assert not (tmp_path / runindex.NAME).exists()
     invoke(tmp_path)
     assert (tmp_path / runindex.NAME).exists()

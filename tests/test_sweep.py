@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from hdr import executors, sweep
-from hdr.errors import UsageError
+from hdr.orchestration import executors
+from hdr.core.config import split_values
+from hdr.orchestration import sweep
+from hdr.core.errors import UsageError
 from tests.conftest import realdata
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,10 +25,10 @@ TINY = ["dataset.name=usps", "training.epochs=1", "training.batch_size=512"]
 
 
 def test_split_values_keeps_lists_whole():
-    assert sweep.split_values("adam,sgd") == ["adam", "sgd"]
-    assert sweep.split_values("[256],[512, 512]") == ["[256]", "[512, 512]"]
-    assert sweep.split_values("'a,b',c") == ["'a,b'", "c"]
-    assert sweep.split_values("0.1") == ["0.1"]
+    assert split_values("adam,sgd") == ["adam", "sgd"]
+    assert split_values("[256],[512, 512]") == ["[256]", "[512, 512]"]
+    assert split_values("'a,b',c") == ["'a,b'", "c"]
+    assert split_values("0.1") == ["0.1"]
 
 
 @pytest.mark.parametrize("item, message", [

@@ -66,7 +66,7 @@ def _kill_the_worker_once_it_trains(runs: Path, done: threading.Event) -> None:
                     ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
                 except (OSError, ValueError, IndexError):
                     continue
-                if b"hdr.worker" in cmd and ppid == os.getpid():
+                if b"hdr.engine.worker" in cmd and ppid == os.getpid():
                     os.kill(int(proc.name), signal.SIGKILL)
                     return
         time.sleep(0.05)

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hdr import rundir, tensorboard_log
+from hdr.runs import rundir
+from hdr.engine import tensorboard_log
 from tests.conftest import CONFIGS
 from tests.test_recipes import _train
 
@@ -193,7 +194,7 @@ def test_writing_needs_no_tensorflow(tmp_path):
     """The event files come from TensorBoard's protos and record writer alone: opening a run's log
     and logging an epoch imports neither TensorFlow nor Keras (so JAX and torch runs write the
     same files), and what it wrote reads back."""
-    from hdr import config
+    from hdr.core import config
 
     cfg = config.validate({"dataset": {"name": "usps"}, "model": {"type": "slp"}, "optimizer": {"name": "sgd"}})
     (tmp_path / "config.yaml").write_text(config.dump(cfg))
@@ -201,7 +202,7 @@ def test_writing_needs_no_tensorflow(tmp_path):
     rows = [{"epoch": e, "loss": 1.0 / e, "accuracy": 0.5, "val_loss": 1.5 / e, "val_accuracy": 0.4,
              "learning_rate": 0.01, "seconds": 2.0} for e in (1, 2, 3)]
     rundir.write_history(tmp_path / "history.csv", rows[:2])
-    code = ("import sys, json; from hdr import tensorboard_log as t; log = t.open_log(sys.argv[1]); "
+    code = ("import sys, json; from hdr.engine import tensorboard_log as t; log = t.open_log(sys.argv[1]); "
             f"r = log(3, {rows[2]!r}); "
             "print(json.dumps([r, sorted(m for m in sys.modules if m.split('.')[0] in "
             "('tensorflow', 'keras', 'jax', 'torch'))]))")

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hdr import rundir
-from hdr.runs import flatten
+from hdr.runs import rundir
+from hdr.runs.listing import flatten
 from tests.conftest import CONFIGS, run_cli, use_data_dir, write_tiny_data
 from tests.test_recipes import _train
 

@@ -62,8 +62,8 @@ def test_train_writes_complete_run_folder(cli_run, tiny_data, tmp_path):
         assert (folder / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     # the saved model predicts like the one that was evaluated
-    from hdr.backend import quiet_import
-    from hdr import data
+    from hdr.core.backend import quiet_import
+    from hdr.core import data
 
     keras = quiet_import()
     model = keras.models.load_model(folder / "model.keras")
@@ -131,7 +131,7 @@ def test_run_folder_names_sort_by_start_time(tmp_path):
     runs started (across seconds; within one second the random tail decides)."""
     import time
 
-    from hdr import rundir
+    from hdr.runs import rundir
 
     first = rundir.create(tmp_path, "b_config")
     time.sleep(1.05)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from hdr import tune
-from hdr.errors import UsageError
+from hdr.orchestration import tune
+from hdr.core.errors import UsageError
 from tests.conftest import CONFIGS, REPO
 
 SLP = CONFIGS / "slp_sgd.yaml"
@@ -82,7 +82,7 @@ def test_search_block_in_the_config_is_checked_too(cli_run, tmp_path):
 
 
 def test_help_compare_and_runs_import_neither_optuna_nor_ray(tmp_path):
-    probe = ("import sys\nfrom hdr.cli import cli\ntry:\n    cli.main(args=sys.argv[1:], prog_name='hdr')\n"
+    probe = ("import sys\nfrom hdr.cli.main import cli\ntry:\n    cli.main(args=sys.argv[1:], prog_name='hdr')\n"
              "except SystemExit:\n    pass\nprint('HEAVY', sorted(m for m in ('optuna', 'ray') if m in sys.modules))")
     (tmp_path / "runs").mkdir()
     for args in (["--help"], ["tune", "--help"], ["runs", str(tmp_path / "runs")],

@@ -1,0 +1,2 @@
+"""Judging runs: pure functions from run folders to data (compare, evaluate, ensemble, describe,
+statistics), and their views (text, CSV, plots)."""

@@ -1,0 +1,3 @@
+from hdr.cli.main import main
+
+main()

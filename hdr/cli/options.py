@@ -1,0 +1,75 @@
+"""Arguments and options that several commands share, declared once here.
+
+Each is a decorator, so a command reads as the list of what it takes. Nothing here imports more
+than click at import time: `hdr --help` lists every command without loading their modules.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import click
+
+
+class DatasetName(click.ParamType):
+    """A registered dataset's name (hdr.core.data.DATASETS), looked up only when a command runs,
+    so that listing the commands does not import the data module."""
+
+    name = "dataset"
+
+    def convert(self, value, param, ctx):
+        from hdr.core.data import DATASETS
+
+        if value in DATASETS:
+            return value
+        self.fail(f"unknown dataset {value!r}; allowed: {', '.join(DATASETS)}", param, ctx)
+
+
+def config_and_overrides(f):
+    """CONFIG [KEY=VALUE]...: a YAML config and dotted-key overrides (optional, for --resume)."""
+    f = click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")(f)
+    return click.argument("config", required=False, type=click.Path(dir_okay=False, path_type=str))(f)
+
+
+def runs_dir(help: str):
+    return click.option("--runs-dir", default="runs", show_default=True,
+                        type=click.Path(file_okay=False, path_type=Path), help=help)
+
+
+def resume(metavar: str, help: str):
+    return click.option("--resume", "resume_dir", type=click.Path(file_okay=False, path_type=Path),
+                        metavar=metavar, help=help)
+
+
+def quiet(help: str):
+    return click.option("-q", "--quiet", is_flag=True, help=help)
+
+
+def executor(f):
+    """--executor and its options, handed to the command as one `executor` object
+    (hdr.orchestration.executors.Options)."""
+    opts = [
+        click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+                     help="Where runs train: local worker processes (--jobs), or a Ray cluster."),
+        click.option("--jobs", default=1, show_default=True, type=click.IntRange(min=1),
+                     help="local: runs at once, each in its own process with cores/N threads."),
+        click.option("--address", metavar="ADDR", default=None,
+                     help="ray: the cluster's head (HOST:6379, or 'auto'); without it, a Ray instance on this machine."),
+        click.option("--cpus-per-run", default=1.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+                     help="ray: CPUs each run asks for (also its thread count)."),
+        click.option("--gpus-per-run", default=0.0, show_default=True, type=click.FloatRange(min=0),
+                     help="ray: GPUs each run asks for; below 1, runs share a GPU."),
+    ]
+    names = ("executor", "jobs", "address", "cpus_per_run", "gpus_per_run")
+
+    @functools.wraps(f)
+    def wrapper(*args, **kwargs):
+        from hdr.orchestration.executors import Options
+
+        kwargs["executor"] = Options(**{n: kwargs.pop(n) for n in names})
+        return f(*args, **kwargs)
+
+    for opt in reversed(opts):
+        wrapper = opt(wrapper)
+    return wrapper

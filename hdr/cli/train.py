@@ -1,0 +1,49 @@
+"""`hdr train CONFIG [KEY=VALUE]...` and `hdr train --resume RUN`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from hdr.cli import main, options
+from hdr.core.errors import UsageError
+
+
+@click.command()
+@options.config_and_overrides
+@click.option("--runs-dir", default="runs", show_default=True, type=click.Path(file_okay=False),
+              help="Folder in which the run folder is created.")
+@click.option("--resume", "resume_run", type=click.Path(path_type=str), metavar="RUN",
+              help="Continue an interrupted run from its last completed epoch.")
+@options.quiet("No progress output; print only the run folder.")
+@click.option("--info", "info_items", multiple=True, hidden=True, metavar="KEY=VALUE",
+              help="Extra field recorded in run.json (used by hdr sweep).")
+def command(config, overrides, runs_dir, resume_run, quiet, info_items):
+    """Train the model that CONFIG describes and write a run folder.
+
+    KEY=VALUE pairs override config keys by dotted path, values read as YAML:
+
+    \b
+      hdr train configs/cnn_adam.yaml training.epochs=1 optimizer.name=sgd
+
+    The last line printed on stdout is the path of the run folder.
+    """
+    from hdr.engine import train
+
+    if resume_run:
+        if config or overrides:
+            raise UsageError("--resume takes only the run folder; the config is the run's own config.yaml")
+        folder = train.resume(Path(resume_run), quiet=quiet)
+    else:
+        if not config:
+            raise UsageError("missing CONFIG: give a YAML config file (see configs/) or --resume RUN")
+        from hdr.core import config as config_mod
+
+        cfg = config_mod.load(config, list(overrides))
+        extra = dict(item.partition("=")[::2] for item in info_items)
+        folder = train.train(cfg, Path(config).stem, Path(runs_dir), quiet=quiet, extra_info=extra)
+    if not quiet:
+        click.echo(train.outcome_line(folder))
+    click.echo(str(folder))
+    main.trained()

@@ -1,0 +1,47 @@
+"""`hdr tune ...`."""
+
+from __future__ import annotations
+
+import click
+
+from hdr.cli import options
+from hdr.orchestration import tune
+
+
+@click.command()
+@click.argument("config", required=False, type=click.Path(dir_okay=False, path_type=str))
+@click.argument("items", nargs=-1, metavar="[KEY=DIST | KEY=VALUE]...")
+@click.option("--trials", type=click.IntRange(min=1), default=None, help="Trials in all.  [default: 20]")
+@click.option("--sampler", "sampler_name", type=click.Choice(tune.SAMPLERS), default="tpe", show_default=True,
+              help="tpe: Optuna's TPE; random; grid: choices as given, ranges cut into about --trials points.")
+@click.option("--pruner", "pruner_name", type=click.Choice(tune.PRUNERS), default="median", show_default=True,
+              help="Stop trials whose per-epoch validation figure falls behind (Optuna's pruners).")
+@click.option("--metric", type=click.Choice(list(tune.METRICS)), default="val_accuracy", show_default=True,
+              help="The validation figure to optimise: a trial's best epoch of it.")
+@click.option("--startup-trials", type=click.IntRange(min=0), default=5, show_default=True,
+              help="Trials sampled at random and never pruned before TPE and the median pruner act.")
+@click.option("--seed", type=int, default=None, help="The sampler's seed.  [default: training.seed]")
+@click.option("--storage", metavar="URL", default=None,
+              help="Optuna storage: any database URL Optuna supports.  [default: sqlite in the tune folder]")
+@options.executor
+@options.runs_dir("The tune folder is created in RUNS_DIR/tune/.")
+@options.resume("DIR", "Continue a stopped search: resume its interrupted trials, then ask for the rest.")
+@options.quiet("No progress lines; print the table, the best trial and the folder.")
+def command(config, items, trials, sampler_name, pruner_name, metric, startup_trials, seed, storage, executor,
+            runs_dir, resume_dir, quiet):
+    """Search CONFIG's hyperparameters with Optuna: each trial a run folder, chosen on validation.
+
+    A distribution is KEY=loguniform(a,b), uniform(a,b), int(a,b[,log]) or choice(v1,v2,...);
+    the same can live in a search: block of the config (KEY: DIST). Other KEY=VALUE pairs
+    override the config as in hdr train.
+
+    \b
+      hdr tune configs/mlp_sgd.yaml optimizer.learning_rate='loguniform(1e-4,1e-1)' --trials 20
+      hdr tune configs/mlp_adam.yaml 'optimizer.name=choice(sgd,adam,adagrad)' \\
+          'training.batch_size=int(32,512,log)' --trials 40 --jobs 2
+      hdr tune --resume runs/tune/<id>
+
+    The last line printed is the tune folder.
+    """
+    tune.run(config, list(items), trials, sampler_name, pruner_name, metric, startup_trials, seed, storage, executor,
+             runs_dir, resume_dir, quiet)

@@ -1,0 +1,608 @@
+"""The experiment config: schema, loading, KEY=VALUE overrides and validation.
+
+A config fully describes a run. It is validated before anything else happens, and the
+resolved form (every default written out, optimizer defaults included) is what a run records.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import stat
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from hdr.core.errors import UsageError
+
+Activation = Literal["relu", "leaky_relu", "elu", "selu", "gelu", "swish", "tanh", "sigmoid", "linear"]
+Initializer = Literal[
+    "glorot_uniform", "glorot_normal", "he_uniform", "he_normal",
+    "lecun_uniform", "lecun_normal", "random_normal", "random_uniform",
+]
+PosInt = Annotated[int, Field(gt=0)]
+Rate = Annotated[float, Field(ge=0.0, lt=1.0)]
+PosFloat = Annotated[float, Field(gt=0.0)]
+NonNegFloat = Annotated[float, Field(ge=0.0)]
+
+
+class Strict(BaseModel):
+    # Unknown keys are errors: a typo must never be silently ignored. Strict types: `epochs: true`
+    # or `learning_rate: "0.01"` is a mistake, not a 1 or a 0.01. No infinities or NaN.
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, validate_default=True)
+
+
+# ---------------------------------------------------------------- dataset
+
+class Dataset(Strict):
+    name: str = Field(description="a dataset of hdr.data.DATASETS")
+    validation_split: Annotated[float, Field(gt=0.0, lt=1.0)] | None = Field(
+        0.2, description="fraction of the training set held out for validation; null: none")
+
+    @field_validator("name")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        from hdr.core.data import DATASETS
+
+        if name not in DATASETS:
+            raise ValueError(f"{name!r} is not allowed; allowed: {_either(DATASETS)}")
+        return name
+
+
+def _either(names) -> str:
+    quoted = [repr(n) for n in names]
+    return " or ".join(quoted) if len(quoted) < 3 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
+
+
+# ---------------------------------------------------------------- model
+
+class ConvBlock(Strict):
+    filters: PosInt
+    kernel: PosInt = 3
+    # 2 halves the feature map in the conv itself: about 4x less work than a conv then pool 2,
+    # which is what makes configs/fast/ fast on a CPU.
+    stride: PosInt = Field(1, description="step of the kernel across the image")
+    activation: Activation | None = Field(None, description="default: model.activation")
+    padding: Literal["valid", "same"] = "valid"
+    pool: Annotated[int, Field(ge=0)] = Field(0, description="max-pooling size after the conv; 0: none")
+    dropout: Rate = 0.0
+    batch_norm: bool = False
+
+
+class _ModelBase(Strict):
+    initializer: Initializer = "glorot_uniform"
+
+
+class _Hidden(_ModelBase):
+    """A model with hidden layers, and so an activation."""
+
+    leaky_relu_slope: NonNegFloat = Field(0.3, description="negative slope when activation is leaky_relu")
+
+
+class SLP(_ModelBase):
+    """Single-layer perceptron: pixels straight into a softmax layer."""
+
+    type: Literal["slp"]
+
+
+class MLP(_Hidden):
+    """Fully connected hidden layers; dropout > 0 gives the dropout MLP."""
+
+    type: Literal["mlp"]
+    hidden: list[PosInt] = Field(default_factory=lambda: [512, 512])
+    activation: Activation = "relu"
+    dropout: Rate | list[Rate] = 0.0
+    batch_norm: bool = Field(False, description="batch normalization before each hidden activation")
+
+    @model_validator(mode="after")
+    def _dropout_per_layer(self):
+        if isinstance(self.dropout, list) and len(self.dropout) != len(self.hidden):
+            raise ValueError(
+                f"model.dropout has {len(self.dropout)} rates but model.hidden has "
+                f"{len(self.hidden)} layers; give one rate per hidden layer or a single number")
+        return self
+
+
+class CNN(_Hidden):
+    """Conv blocks, then dense layers, then softmax."""
+
+    type: Literal["cnn"]
+    activation: Activation = "relu"
+    conv: list[ConvBlock] = Field(default_factory=lambda: [
+        ConvBlock(filters=32, kernel=3, pool=2), ConvBlock(filters=64, kernel=3, pool=2)])
+    dense: list[PosInt] = Field(default_factory=lambda: [100])
+    dropout: Rate = Field(0.0, description="dropout after each dense layer")
+
+    @model_validator(mode="after")
+    def _inherit_activation(self):
+        for block in self.conv:
+            if block.activation is None:
+                block.activation = self.activation
+        return self
+
+
+def _tag(cls: type[BaseModel], field: str) -> str:
+    return cls.model_fields[field].annotation.__args__[0]
+
+
+# The one list of model types: the config's union, the builders (hdr.models) and the docs follow it.
+MODEL_TYPES = {_tag(c, "type"): c for c in (SLP, MLP, CNN)}
+Model = Annotated[Union[tuple(MODEL_TYPES.values())], Field(discriminator="type")]
+
+
+# ---------------------------------------------------------------- optimizer
+# Defaults are Keras 3's, written out so that a run records what it used even if Keras
+# changes them (it once changed Adadelta's learning rate from 1.0 to 0.001).
+
+# Learning-rate schedules by name; hdr.models implements each.
+SCHEDULES = {
+    "constant": "the learning rate throughout",
+    "cosine": "decay to 0 over the run",
+    "exponential": "multiplied by decay_rate every decay_epochs, smoothly",
+    "step": "multiplied by decay_rate at the end of every decay_epochs",
+    "onecycle": "up from learning_rate/25 over the warm-up (30% of the run if warmup_epochs is 0), "
+                "then cosine down to learning_rate/25000",
+}
+
+
+class _OptBase(Strict):
+    learning_rate: PosFloat = 0.001
+    schedule: Literal[tuple(SCHEDULES)] = Field("constant", description="; ".join(
+        f"{k}: {v}" for k, v in SCHEDULES.items()))
+    warmup_epochs: NonNegFloat = Field(0.0, description="linear warm-up from 0 before any schedule")
+    decay_rate: Annotated[float, Field(gt=0.0, le=1.0)] = 0.1
+    decay_epochs: PosFloat = 10.0
+    clipnorm: PosFloat | None = None
+    weight_decay: NonNegFloat | None = Field(None, description="decoupled weight decay; null: none")
+    ema_momentum: Rate | None = Field(
+        None, description="keep an exponential moving average of the weights with this momentum and end "
+                          "the run with it; null: none")
+
+
+class SGD(_OptBase):
+    name: Literal["sgd"]
+    learning_rate: PosFloat = 0.01
+    momentum: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    nesterov: bool = False
+
+
+class Adam(_OptBase):
+    name: Literal["adam"]
+    beta_1: Rate = 0.9
+    beta_2: Rate = 0.999
+    epsilon: PosFloat = 1e-7
+    amsgrad: bool = False
+
+
+class AdamW(_OptBase):
+    name: Literal["adamw"]
+    weight_decay: NonNegFloat | None = 0.004
+    beta_1: Rate = 0.9
+    beta_2: Rate = 0.999
+    epsilon: PosFloat = 1e-7
+    amsgrad: bool = False
+
+
+class Nadam(_OptBase):
+    name: Literal["nadam"]
+    beta_1: Rate = 0.9
+    beta_2: Rate = 0.999
+    epsilon: PosFloat = 1e-7
+
+
+class Adamax(_OptBase):
+    name: Literal["adamax"]
+    beta_1: Rate = 0.9
+    beta_2: Rate = 0.999
+    epsilon: PosFloat = 1e-7
+
+
+class Adagrad(_OptBase):
+    name: Literal["adagrad"]
+    initial_accumulator_value: NonNegFloat = 0.1
+    epsilon: PosFloat = 1e-7
+
+
+class Adadelta(_OptBase):
+    name: Literal["adadelta"]
+    rho: Rate = 0.95
+    epsilon: PosFloat = 1e-7
+
+
+class RMSprop(_OptBase):
+    name: Literal["rmsprop"]
+    rho: Rate = 0.9
+    momentum: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    epsilon: PosFloat = 1e-7
+    centered: bool = False
+
+
+# The one list of optimizers. Each class is named as its Keras class (keras.optimizers.<name>),
+# its fields are that class's arguments, and its defaults are Keras 3's. Adding an optimizer is
+# a class here and its entry in this tuple.
+OPTIMIZERS = {_tag(c, "name"): c for c in (SGD, Adam, AdamW, Nadam, Adamax, Adagrad, Adadelta, RMSprop)}
+Optimizer = Annotated[Union[tuple(OPTIMIZERS.values())], Field(discriminator="name")]
+
+
+# ---------------------------------------------------------------- training
+
+class Augment(Strict):
+    """Random changes to the training images, drawn anew each epoch from (seed, epoch); never
+    applied to validation, test or prediction."""
+
+    rotation: Annotated[float, Field(ge=0.0, le=180.0)] = Field(0.0, description="degrees, either way")
+    translation: Annotated[float, Field(ge=0.0, le=0.5)] = Field(0.0, description="fraction of the size, each axis")
+    zoom: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(0.0, description="fraction in or out")
+    shear: Annotated[float, Field(ge=0.0, le=1.0)] = Field(0.0, description="fraction of the size, each axis")
+    elastic: Annotated[float, Field(ge=0.0)] = Field(
+        0.0, description="strength of an elastic distortion (Simard et al. 2003); 0: none")
+
+    def active(self) -> bool:
+        return any(v for v in self.model_dump().values())
+
+
+class EarlyStopping(Strict):
+    monitor: Literal["val_accuracy", "val_loss"] = "val_accuracy"
+    patience: PosInt = 5
+    min_delta: NonNegFloat = 0.0
+    restore_best: bool = Field(True, description="end with the weights of the best epoch")
+
+
+class Training(Strict):
+    epochs: PosInt = 5
+    batch_size: PosInt = 128
+    seed: Annotated[int, Field(ge=0, lt=2**32)] = 1  # what every backend's seeding accepts
+    # 16: the same history as 1 (checked in tests/test_perf_paths.py), fewer round trips into the
+    # backend and fewer progress/stop checks (every 16 batches); see BENCHMARKS.md.
+    steps_per_execution: PosInt = Field(
+        16, description="batches run per call into the backend; larger is faster, same result")
+    precision: Literal["float32", "mixed_bfloat16", "mixed_float16"] = Field(
+        "float32", description="mixed_bfloat16 is faster on GPUs and CPUs with AVX-512 BF16 or AMX (much slower "
+                               "on other CPUs), results differ slightly")
+    eval_batch_size: PosInt = Field(1000, description="batch size for validation and test passes")
+    label_smoothing: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    early_stopping: EarlyStopping | None = Field(
+        None, description="stop when the monitored validation figure has not improved for patience epochs")
+    tensorboard: bool = Field(
+        True, description="write TensorBoard event files into the run folder (RUN/tensorboard/): per-epoch "
+                          "curves, the config as hyperparameters, the model graph, hdr evaluate's images")
+
+
+class Config(Strict):
+    dataset: Dataset
+    model: Model
+    optimizer: Optimizer
+    training: Training = Field(default_factory=Training)
+    augment: Augment = Field(default_factory=Augment)
+
+    @model_validator(mode="after")
+    def _needs_validation(self):
+        if self.training.early_stopping is not None and not self.dataset.validation_split:
+            raise ValueError("training.early_stopping watches the validation split, but dataset.validation_split "
+                             "is null; give a validation_split or drop early_stopping")
+        return self
+
+    def resolved(self) -> dict:
+        """Plain dict with every default written out, ready to save as YAML."""
+        out = self.model_dump(mode="json")
+        for section, tag in (("model", "type"), ("optimizer", "name")):
+            out[section] = {tag: out[section].pop(tag), **out[section]}
+        return out
+
+
+# ---------------------------------------------------------------- loading
+
+MAX_CONFIG_BYTES = 1 << 20   # a config is a page of YAML; more is not a config
+MAX_YAML_NODES = 100_000     # after aliases are expanded: bounds "billion laughs" documents
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe YAML, plus: a key given twice is an error (YAML would silently keep the last), and
+    floats without a dot (1e-3) are floats, as in YAML 1.2 and Python."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice (the second would silently win)", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"))
+
+
+def _expanded_size(node, memo: dict) -> int:
+    """Nodes in the document once every alias is expanded, counted without expanding them."""
+    key = id(node)
+    if key not in memo:
+        memo[key] = 0  # a recursive alias counts once
+        children = node.value if isinstance(node.value, list) else []
+        total = 1
+        for child in children:
+            for n in (child if isinstance(child, tuple) else (child,)):
+                total += _expanded_size(n, memo)
+                if total > MAX_YAML_NODES:
+                    break
+        memo[key] = total
+    return memo[key]
+
+
+def parse_yaml(text: str, where: str):
+    """YAML text -> plain data, refusing documents that expand beyond MAX_YAML_NODES."""
+    try:
+        loader = _Loader(text)
+        try:
+            node = loader.get_single_node()
+            if node is not None and _expanded_size(node, {}) > MAX_YAML_NODES:
+                raise UsageError(f"{where}: the YAML expands to more than {MAX_YAML_NODES:,} values through "
+                                 "its aliases (&/*); a config needs no such thing")
+            return loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise UsageError(f"{where}: YAML syntax error{at}: {problem}") from None
+    except RecursionError:
+        raise UsageError(f"{where}: the YAML is nested too deeply to be a config") from None
+
+
+def _load_yaml(path: Path) -> dict:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise UsageError(f"config file not found: {path} (check the path)") from None
+    except OSError as e:
+        raise UsageError(f"cannot read config {path}: {e.strerror}") from None
+    if path.is_dir():
+        raise UsageError(f"config path is a folder, not a file: {path}")
+    if not stat.S_ISREG(st.st_mode):
+        raise UsageError(f"{path} is not a regular file (a device or pipe?); give a YAML config file")
+    if st.st_size > MAX_CONFIG_BYTES:
+        raise UsageError(f"{path} is {st.st_size:,} bytes, too large to be a config (at most {MAX_CONFIG_BYTES:,})")
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise UsageError(f"cannot read config {path}: {e.strerror}") from None
+    if not raw.strip():
+        raise UsageError(f"{path}: the config file is empty; see configs/ for examples")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"{path}: not a text file (is it binary?); a config is YAML text") from None
+    if "\x00" in text:
+        raise UsageError(f"{path}: not a text file (is it binary?); a config is YAML text")
+    data = parse_yaml(text, str(path))
+    if data is None:
+        raise UsageError(f"{path}: the config file is empty; see configs/ for examples")
+    if not isinstance(data, dict):
+        raise UsageError(
+            f"{path}: a config must be a mapping with sections dataset, model, optimizer, training; "
+            f"got a {type(data).__name__}")
+    return data
+
+
+def split_values(text: str) -> list[str]:
+    """Split V1,V2,... on the commas outside brackets and quotes, so a value may itself be a
+    YAML list: model.hidden=[256],[512,512] is two values."""
+    values, depth, quote, start = [], 0, None, 0
+    for i, ch in enumerate(text):
+        if quote:
+            if ch == quote:
+                quote = None
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            values.append(text[start:i])
+            start = i + 1
+    values.append(text[start:])
+    return [v.strip() for v in values]
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    if "=" not in item:
+        raise UsageError(f"override {item!r} is not KEY=VALUE (example: training.epochs=1)")
+    key, value = item.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise UsageError(f"override {item!r}: the key must be a dotted path such as training.epochs")
+    try:
+        parsed = parse_yaml(value, "override") if value.strip() else None
+    except UsageError:
+        parsed = value  # not valid YAML: take it as a plain string, validation will judge it
+    return key.split("."), parsed
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    data = copy.deepcopy(data)
+    for item in overrides:
+        try:
+            _apply_one(data, item)
+        except UsageError as e:
+            if str(e).startswith("override"):
+                raise
+            raise UsageError(f"override {item!r}: {e}") from None
+    return data
+
+
+def _apply_one(data: dict, item: str) -> None:
+    path, value = parse_override(item)
+    node: Any = data
+    for i, part in enumerate(path[:-1]):
+        dotted = ".".join(path[: i + 1])
+        if isinstance(node, list):
+            node = _list_item(node, part, dotted)
+            continue
+        if not isinstance(node, dict):
+            raise UsageError(f"override {item!r}: {dotted} is not a section")
+        if node.get(part) is None:
+            if path[i + 1].lstrip("-").isdigit():
+                raise UsageError(
+                    f"override {item!r}: {dotted} is not in the config, so it has no item {path[i + 1]}; "
+                    f"set the whole list instead ({dotted}=[...])")
+            node[part] = {}
+        node = node[part]
+    last = path[-1]
+    if isinstance(node, list):
+        idx = _index(node, last, ".".join(path))
+        node[idx] = value
+    elif isinstance(node, dict):
+        node[last] = value
+    else:
+        raise UsageError(f"override {item!r}: {'.'.join(path[:-1])} is not a section")
+
+
+def _index(node: list, part: str, dotted: str) -> int:
+    try:
+        idx = int(part)
+    except ValueError:
+        raise UsageError(f"{dotted}: this is a list; use a number index such as 0") from None
+    if not -len(node) <= idx < len(node):
+        raise UsageError(f"{dotted}: index {idx} out of range; the list has {len(node)} items")
+    return idx
+
+
+def _list_item(node: list, part: str, dotted: str):
+    return node[_index(node, part, dotted)]
+
+
+def _dotted(loc: tuple) -> str:
+    # pydantic puts the union's tag in the location (model.cnn.conv.0...); drop it.
+    parts = [str(p) for p in loc]
+    out = []
+    for i, p in enumerate(parts):
+        if i == 1 and parts[0] in ("model", "optimizer") and p in (*MODEL_TYPES, *OPTIMIZERS):
+            continue
+        out.append(p)
+    return ".".join(out)
+
+
+def _allowed_keys(cls: type[BaseModel]) -> str:
+    return ", ".join(cls.model_fields)
+
+
+_SECTION_CLASSES = {"dataset": Dataset, "training": Training, "augment": Augment,
+                    "training.early_stopping": EarlyStopping, "": Config}
+
+
+def _describe_error(err: dict, data: dict) -> str:
+    loc = err["loc"]
+    key = _dotted(loc)
+    kind = err["type"]
+    value = err.get("input")
+    if kind == "extra_forbidden":
+        parent = key.rsplit(".", 1)[0] if "." in key else ""
+        cls = _class_for(parent, data)
+        allowed = f"; allowed keys: {_allowed_keys(cls)}" if cls else ""
+        return f"{key}: unknown key{allowed}"
+    if kind == "missing":
+        return f"{key}: required key is missing"
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        tag = "type" if key == "model" else "name"
+        expected = err.get("ctx", {}).get("expected_tags", "")
+        if kind == "union_tag_not_found":
+            return f"{key}.{tag}: required key is missing; allowed: {expected}"
+        got = err.get("ctx", {}).get("tag")
+        return f"{key}.{tag}: unknown {key} {tag} {got!r}; allowed: {expected}"
+    if kind == "literal_error":
+        expected = err.get("ctx", {}).get("expected", "")
+        return f"{key}: {_shown(value)} is not allowed; allowed: {expected}"
+    msg = err["msg"]
+    if kind == "value_error":
+        msg = msg.removeprefix("Value error, ")
+        return msg if key == "model" or not key else f"{key}: {msg}"
+    return f"{key}: {_shown(value)} is invalid: {msg.lower()}"
+
+
+def _shown(value, limit: int = 60) -> str:
+    """A value as it may appear in an error: never more than a line."""
+    if isinstance(value, dict):
+        return "a mapping"
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text):,} characters)"
+
+
+def _class_for(dotted: str, data: dict):
+    if dotted in _SECTION_CLASSES:
+        return _SECTION_CLASSES[dotted]
+    if dotted == "model":
+        return MODEL_TYPES.get((data.get("model") or {}).get("type"))
+    if dotted == "optimizer":
+        return OPTIMIZERS.get((data.get("optimizer") or {}).get("name"))
+    if dotted.startswith("model.conv."):
+        return ConvBlock
+    return None
+
+
+def validate(data: dict, source: str = "config") -> Config:
+    for section in ("dataset", "model", "optimizer"):
+        if section in data and not isinstance(data[section], dict):
+            raise UsageError(f"{source}: {section}: must be a mapping of keys, got {_shown(data[section])}")
+    try:
+        return Config.model_validate(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        more = len(e.errors()) - 1
+        extra = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+        raise UsageError(f"{source}: {_describe_error(first, data)}{extra}") from None
+
+
+def load(path: str | Path, overrides: list[str] | None = None) -> Config:
+    path = Path(path)
+    data = _load_yaml(path)
+    data = apply_overrides(data, overrides or [])
+    return validate(data, source=str(path))
+
+
+# Keys that earlier versions of hdr wrote into a run's config.yaml and that mean nothing now: a
+# run folder made by them must still evaluate and resume.
+_RETIRED = {("model", "leaky_relu_slope"): lambda data: (data.get("model") or {}).get("type") == "slp"}
+
+
+def load_run_config(path: str | Path) -> Config:
+    """The config of an existing run folder (its config.yaml), written by this or an earlier hdr."""
+    path = Path(path)
+    data = _load_yaml(path)
+    for (section, key), retired in _RETIRED.items():
+        if isinstance(data.get(section), dict) and retired(data):
+            data[section].pop(key, None)
+    return validate(data, source=str(path))
+
+
+# Schedules whose shape depends on the length of the run.
+_RUN_LENGTH_SCHEDULES = {"cosine", "onecycle"}
+
+
+def fingerprint(cfg: Config) -> str:
+    """What a run may not change when it is resumed: the whole config, except training.epochs
+    (a run may be extended or shortened) unless the learning-rate schedule follows the run's length,
+    and training.tensorboard."""
+    import hashlib
+    import json
+
+    data = cfg.resolved()
+    # Logging, not training: runs from before the key existed resume, and a resume may turn it off.
+    data["training"].pop("tensorboard")
+    for block in data["model"].get("conv", []):
+        if block["stride"] == 1:
+            block.pop("stride")  # the layer runs made before the key existed had: their resume goes on
+    if cfg.optimizer.schedule not in _RUN_LENGTH_SCHEDULES:
+        data["training"].pop("epochs")
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def dump(cfg: Config) -> str:
+    return yaml.safe_dump(cfg.resolved(), sort_keys=False, default_flow_style=False)

@@ -1,0 +1,112 @@
+"""A training process that is reused: it imports Keras once, then trains run after run.
+
+The local executor (hdr/executors.py) starts `python -m hdr.worker` processes and hands each one
+job at a time, as one JSON line on stdin; the worker answers with one JSON line on stdout when
+the run has ended. After every committed epoch it also writes an epoch line and reads one reply,
+so that the command that started it can prune the run (hdr tune) and show progress. A fresh
+`hdr train` process costs several seconds of imports and data loading before the first batch,
+which dominates sweeps of short runs; here that is paid once per worker.
+
+Between runs the worker clears Keras's session; every run seeds itself from its config and
+sets its own dtype policy, so a run trained here has the history it would have in its own
+process (tests/test_sweep_workers.py). A crash of the worker loses only the run it was training.
+
+    job:     {"action": "train", "config": YAML TEXT (resolved), "config_name": NAME,
+              "runs_dir": DIR, "info": {...}, "fold": {"fold": i, "folds": k, "seed": s} | null,
+              "log": PATH}
+             {"action": "resume", "run": DIR, "log": PATH}
+    epoch:   {"epoch": N, "row": {...history row...}}   reply: {"prune": REASON | null}
+    answer:  {"status": "completed" | "failed" | "interrupted" | "pruned", "run": DIR | null,
+              "exit_code": N, "error": TEXT | null}
+
+run_job() is the one place that turns a job into a run; the Ray executor calls it too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+
+def fold_rows(fold: dict, dataset: str):
+    """The training-set rows a cross-validation fold holds out (hdr.core.data.stratified_folds)."""
+    from hdr.core import data as data_mod
+
+    labels = data_mod.load(dataset, quiet=True).train.y
+    return data_mod.stratified_folds(labels, int(fold["folds"]), int(fold["seed"]))[int(fold["fold"]) - 1]
+
+
+def config_from_text(text: str, where: str = "config"):
+    from hdr.core import config as config_mod
+
+    return config_mod.validate(config_mod.parse_yaml(text, where), source=where)
+
+
+def run_job(job: dict, runs_dir: Path, hooks=()) -> dict:
+    """Train or resume one run as the job says; the answer (see the module's docstring). Every
+    hdr error becomes an answer; anything else is a bug and propagates."""
+    from hdr.engine import train
+    from hdr.core.errors import HdrError, Stopped
+
+    folder = None
+    try:
+        if job["action"] == "resume":
+            folder = train.resume(Path(job["run"]), quiet=True, hooks=hooks)
+        else:
+            cfg = config_from_text(job["config"])
+            val = fold_rows(job["fold"], cfg.dataset.name) if job.get("fold") else None
+            folder = train.train(cfg, job["config_name"], Path(runs_dir), quiet=True,
+                                 extra_info=job.get("info") or {}, val_indices=val, hooks=hooks)
+        return {"status": "completed", "run": str(folder), "exit_code": 0, "error": None}
+    except train.Pruned as e:
+        return {"status": "pruned", "run": str(e.folder), "exit_code": 0, "error": None}
+    except Stopped as e:
+        return {"status": "interrupted", "run": str(getattr(e, "folder", "")) or None, "exit_code": e.exit_code,
+                "error": e.format_message()}
+    except HdrError as e:
+        return {"status": "failed", "run": None, "exit_code": e.exit_code, "error": e.format_message()}
+
+
+def main() -> None:
+    from hdr.core.backend import quiet_import
+
+    keras = quiet_import()
+    channel = os.fdopen(os.dup(1), "w", buffering=1)  # the protocol's channel; stdout itself goes to the log
+
+    def report(epoch: int, row: dict):
+        channel.write(json.dumps({"epoch": epoch, "row": row}) + "\n")
+        reply = sys.stdin.readline()
+        return json.loads(reply).get("prune") if reply else None
+
+    for line in sys.stdin:
+        job = json.loads(line)
+        log = os.open(job.get("log") or os.devnull, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
+        saved = os.dup(1), os.dup(2)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        try:
+            answer = run_job(job, Path(job.get("runs_dir") or "."), hooks=[report])
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in (*saved, log):
+                os.close(fd)
+        keras.backend.clear_session()
+        channel.write(json.dumps(answer) + "\n")
+        if answer["status"] == "interrupted":
+            break  # a stop was asked for: this worker takes no more runs
+
+
+if __name__ == "__main__":
+    import signal
+
+    from hdr.core.errors import EXIT_SIGNAL
+
+    try:
+        main()
+    except KeyboardInterrupt:  # stopped while waiting for work
+        sys.exit(EXIT_SIGNAL[signal.SIGINT])

@@ -1,0 +1,173 @@
+"""`hdr cv`: stratified K-fold cross-validation over the training set.
+
+Each fold holds out one K-th of the training set, the same share of every digit, as its
+validation data and trains on the rest; the test set is never used for the folds' choice, only
+scored. Every fold is a complete run folder inside the cv folder, <runs-dir>/cv/<cv-id>/,
+next to cv.json (per-fold and summary numbers) and folds.png (box plot of the accuracies).
+The configured dataset.validation_split does not apply: the fold is the validation set.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import click
+import numpy as np
+
+from hdr.analysis import figures, stats
+from hdr.core.data import stratified_folds
+from hdr.core.errors import HdrError, Stopped, UsageError
+from hdr.orchestration import executors
+from hdr.runs import rundir
+from hdr.runs.rundir import fold_fields
+
+
+def fold_job(cfg, name: str, folder: Path, fold: int, k: int) -> executors.Job:
+    from hdr.core import config as config_mod
+
+    request = {"action": "train", "config": config_mod.dump(cfg), "config_name": name,
+               "info": fold_fields(folder.name, fold, k, cfg.training.seed),
+               "fold": {"fold": fold, "folds": k, "seed": cfg.training.seed}}
+    # A fold is never resumed with train.resume, which would validate on the configured split
+    # instead of the fold: a stopped or lost fold starts again (the same history, from epoch 1).
+    return executors.Job(f"fold-{fold}", f"fold {fold}/{k}", request, folder, resumable=False, meta={"fold": fold})
+
+
+def _load(folder: Path) -> dict:
+    path = folder / "cv.json"
+    if not path.is_file():
+        raise UsageError(f"{folder} is not a cv folder (no cv.json); cv folders are in RUNS_DIR/cv/")
+    try:
+        info = rundir.read_json(path)
+        info["config"], info["overrides"], info["folds"], info["results"]  # noqa: B018  (present)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UsageError(f"{path} is damaged ({type(e).__name__}: {e}); the cross-validation cannot be resumed") from None
+    return info
+
+
+def run(config, overrides, k, options, runs_dir, resume_dir, quiet):
+    """What `hdr cv` does with its parsed options (hdr/cli/cv.py)."""
+    from hdr.core import config as config_mod
+
+    if resume_dir is not None:
+        if config or overrides:
+            raise UsageError("--resume takes only the cv folder (and executor options); its config is in cv.json")
+        info = _load(resume_dir)
+        config, overrides, k = info["config"], info["overrides"], info["folds"]
+    elif not config:
+        raise UsageError("missing CONFIG: give a YAML config file (see configs/) or --resume CV")
+    if k < 2:
+        raise UsageError(f"--folds {k}: cross-validation needs at least 2 folds (5 is usual)")
+    cfg = config_mod.load(config, list(overrides))
+    name = Path(config).stem
+    if resume_dir is None:
+        from hdr.core import data as data_mod
+
+        data = data_mod.load(cfg.dataset.name, quiet=quiet)
+        counts = np.bincount(data.train.y)
+        smallest = int(counts[counts > 0].min())
+        if k > smallest:
+            raise UsageError(f"--folds {k}: the rarest digit has only {smallest} training examples, so some folds "
+                             f"would lack it; use at most {smallest} folds")
+        folds = stratified_folds(data.train.y, k, cfg.training.seed)
+        del data
+    else:
+        folder = resume_dir
+        if config_mod.fingerprint(cfg) != info.get("config_fingerprint", config_mod.fingerprint(cfg)):
+            raise UsageError(f"{config} changed since the cross-validation started; resume needs the config it began with")
+
+    options.check()
+    results = {r["fold"]: r for r in info["results"]} if resume_dir is not None else {}
+    done = {f for f, r in results.items() if r.get("status") in ("completed", "failed")}
+    todo = [f for f in range(1, k + 1) if f not in done]
+    ex = None
+    if todo:  # before the folder: a cluster that cannot be reached leaves nothing behind
+        ex = executors.make(options, lambda job, epoch, row: None,
+                            len(todo), log=lambda msg: click.echo(msg, err=True))
+    try:
+        if resume_dir is None:
+            folder = rundir.create(runs_dir / "cv", name)
+            info = {
+                "id": folder.name, "status": "running", "config": config, "config_name": name,
+                "overrides": list(overrides), "folds": k, "seed": cfg.training.seed, "dataset": cfg.dataset.name,
+                "fold_sizes": [len(f) for f in folds], "config_fingerprint": config_mod.fingerprint(cfg),
+                "note": "each fold is the validation set of its run; dataset.validation_split does not apply",
+                "started": rundir.now_iso(), "ended": None, "command": rundir.command_line(), "cwd": os.getcwd(),
+                "results": [],
+            }
+        for f in todo:  # a fold stopped before it completed starts again (see fold_job)
+            old = _fold_run(folder, f)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+            results.pop(f, None)
+        signum = _run_folds(ex, [fold_job(cfg, name, folder, f, k) for f in todo], info, results, folder, k, quiet) \
+            if todo else None
+    finally:
+        if ex is not None:
+            ex.close()
+
+    completed = [results[f] for f in sorted(results) if results[f]["status"] == "completed"]
+    failed = [f"fold {f}: {results[f].get('error')}" for f in sorted(results) if results[f]["status"] == "failed"]
+    if signum is not None:
+        info.update(status="interrupted", ended=rundir.now_iso())
+        rundir.write_json(folder / "cv.json", info)
+        raise Stopped(f"cross-validation stopped: {len(completed)} of {k} folds completed ({folder}/cv.json); "
+                      f"finish it with: hdr cv --resume {folder}", signum)
+    summary = {key: stats.summary([r[key] for r in completed]) for key in ("val_accuracy", "test_accuracy")}
+    info.update(status="failed" if failed else "completed", ended=rundir.now_iso(), summary=summary,
+                std="sample standard deviation over folds (ddof=1)")
+    rundir.write_json(folder / "cv.json", info)
+    if completed:
+        figures.box_plot(summary, folder / "folds.png", f"{k}-fold cross-validation: {name} ({cfg.dataset.name})")
+        v, t = summary["val_accuracy"], summary["test_accuracy"]
+        click.echo(f"accuracy: mean={100 * v['mean']:.3f}% std={100 * v['std']:.3f}% n={v['n']}")
+        click.echo(f"test accuracy: mean={100 * t['mean']:.3f}% std={100 * t['std']:.3f}% n={t['n']}")
+    click.echo(str(folder))
+    if failed:
+        raise HdrError(f"{len(failed)} of {k} folds failed: {'; '.join(failed)} (see {folder}/cv.json)")
+
+
+def _fold_run(cv_folder: Path, fold: int) -> Path | None:
+    """The run folder of a fold that failed or stopped after creating it."""
+    for child in cv_folder.iterdir():
+        try:
+            if rundir.read_json(child / "run.json").get("fold") == fold:
+                return child
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def _run_folds(ex, jobs, info: dict, results: dict, folder: Path, k: int, quiet: bool) -> int | None:
+    def save():
+        info["results"] = [results[f] for f in sorted(results)]
+        rundir.write_json(folder / "cv.json", info)
+
+    def on_done(job, answer):
+        i = job.meta["fold"]
+        result = {"fold": i, "val_size": info["fold_sizes"][i - 1], "status": answer["status"]}
+        run = Path(answer["run"]) if answer.get("run") else _fold_run(folder, i)
+        result["run"] = run.name if run else None
+        line = None
+        if answer["status"] == "completed":
+            m = rundir.read_json(run / "metrics.json")
+            result.update(val_accuracy=m["val_accuracy"], best_val_accuracy=m.get("best_val_accuracy"),
+                          test_accuracy=m["test_accuracy"])
+            click.echo(f"fold {i}/{k}: validation accuracy {100 * m['val_accuracy']:.3f}%, "
+                       f"test accuracy {100 * m['test_accuracy']:.3f}% ({run.name})")
+        elif answer["status"] != "not run":
+            result["error"] = answer["error"]
+            line = f"fold {i}/{k}: {answer['status']}: {answer['error']}"
+        if answer["status"] in ("completed", "failed"):  # a stopped fold is not a result: resume trains it
+            results[i] = result
+        save()
+        return line, answer["status"] != "completed"
+
+    info.update(status="running", ended=None, **ex.settings())
+    save()
+    if not quiet:
+        click.echo(f"cv {folder.name}: {len(jobs)} of {k} folds to train, {ex.describe()}", err=True)
+    pending = iter(jobs)
+    return executors.drive(ex, lambda: next(pending, None), on_done, executors.Progress(len(jobs), quiet, "fold"))

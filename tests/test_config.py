@@ -7,7 +7,7 @@ import inspect
 import pytest
 import yaml
 
-from hdr.core import config
+from hdr.engine import config
 from hdr.core.errors import UsageError
 from tests.conftest import CONFIGS
 

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from hdr.core import config
+from hdr.engine import config
 from tests.conftest import CONFIGS, REPO
 
 VALID = "dataset: {name: mnist}\nmodel: {type: slp}\noptimizer: {name: sgd}\n"

@@ -9,7 +9,7 @@ import yaml
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from hdr.core import config
+from hdr.engine import config
 from hdr.core.errors import UsageError
 
 junk = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.floats(allow_nan=True, allow_infinity=True),

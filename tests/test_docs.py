@@ -1,5 +1,6 @@
-"""Figures in the documents are rendered from stored results (bench/docs.py), never typed: a
-document that differs from what its results render fails here."""
+"""Figures in the documents are rendered from stored results (bench/docs/, `python -m
+bench.docs.blocks render`), never typed: a document that differs from what its results render
+fails here. The renderer is imported as a package (bench.docs), which imports no harness."""
 
 from __future__ import annotations
 
@@ -8,33 +9,56 @@ import re
 import subprocess
 import sys
 
+from bench.docs import blocks, tables
 from tests.conftest import REPO
 
+MARKER = "<!-- generated: {} (python -m bench.docs.blocks render) -->"
 
-def test_documents_equal_their_rendered_results():
-    r = subprocess.run([sys.executable, str(REPO / "bench" / "docs.py"), "check"], capture_output=True, text=True,
+
+def test_documents_equal_their_rendered_results(capsys):
+    assert blocks.main(["check"]) == 0, capsys.readouterr().err
+
+
+def test_the_check_runs_as_its_command():
+    """`python -m bench.docs.blocks check`, as the documents name it, from the repository's root."""
+    r = subprocess.run([sys.executable, "-m", "bench.docs.blocks", "check"], capture_output=True, text=True,
                        cwd=REPO, timeout=120)
     assert r.returncode == 0, r.stderr
 
 
+def test_rendering_imports_no_harness_or_experiment():
+    """bench.docs renders from stored results only: bench.perf and bench.experiments import it,
+    never the other way (nor hdr, Keras or TensorFlow)."""
+    code = ("import sys, bench.docs.blocks as b; [f() for f in b.BLOCKS.values()]; "
+            "import json; print(json.dumps(sorted(m for m in sys.modules "
+            "if m.split('.')[0] in ('bench', 'hdr', 'keras', 'tensorflow'))))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert r.returncode == 0, r.stderr
+    loaded = json.loads(r.stdout)
+    assert loaded and all(m == "bench" or m.startswith(("bench.docs", "bench.layout")) for m in loaded), loaded
+
+
 def test_the_readme_table_of_write_ups_is_generated():
     text = (REPO / "README.md").read_text()
-    assert "<!-- generated: writeups (python bench/docs.py render) -->" in text
+    assert MARKER.format("writeups") in text
 
 
 def test_a_changed_result_makes_the_check_fail(tmp_path, monkeypatch):
     """The check is not vacuous: render a block from a result, then change the result."""
-    sys.path.insert(0, str(REPO / "bench"))
-    try:
-        import docs
-    finally:
-        sys.path.pop(0)
+    doc = tmp_path / "DOC.md"
+    doc.write_text(f"a\n{MARKER.format('writeups')}\nstale\n<!-- end generated -->\n")
+    monkeypatch.setattr(blocks, "DOCUMENTS", [doc])
+    assert blocks.main(["check"]) == 1
+    assert blocks.main(["render"]) == 0 and blocks.main(["check"]) == 0
+    assert "stale" not in doc.read_text() and "| `cnn_adam.yaml` |" in doc.read_text()
+
+
+def test_a_marker_in_another_form_is_refused(tmp_path, monkeypatch):
+    """A block whose marker names another command (the flat bench/docs.py of old) is not skipped."""
     doc = tmp_path / "DOC.md"
     doc.write_text("a\n<!-- generated: writeups (python bench/docs.py render) -->\nstale\n<!-- end generated -->\n")
-    monkeypatch.setattr(docs, "DOCUMENTS", [doc])
-    assert docs.main(["check"]) == 1
-    assert docs.main(["render"]) == 0 and docs.main(["check"]) == 0
-    assert "stale" not in doc.read_text() and "| `cnn_adam.yaml` |" in doc.read_text()
+    monkeypatch.setattr(blocks, "DOCUMENTS", [doc])
+    assert blocks.main(["check"]) == 2 and blocks.main(["render"]) == 2
 
 
 NUMBER = re.compile(r"(?<![\w/.\-])\d")  # a number starting a word: 1.2 s, 98%, 0.62; not AVX-512, uint8
@@ -49,20 +73,15 @@ def typed_figures(text: str) -> list[str]:
 
 
 def test_every_table_of_figures_in_benchmarks_is_generated():
-    """bench/docs.py's rule: in BENCHMARKS.md a table outside a generated block holds words only."""
+    """bench/docs/blocks.py's rule: in BENCHMARKS.md a table outside a generated block holds words only."""
     assert typed_figures((REPO / "BENCHMARKS.md").read_text()) == []
     assert typed_figures("a\n\n| x | y |\n|---|---|\n| hdr | 1.2 s |\n") == ["| hdr | 1.2 s |"]
-    assert typed_figures("| AVX-512 | `--epochs 2` |\n<!-- generated: t (python bench/docs.py render) -->\n"
+    assert typed_figures(f"| AVX-512 | `--epochs 2` |\n{MARKER.format('t')}\n"
                          "| a | 3 |\n<!-- end generated -->\n") == []
 
 
 def test_the_gpu_table_is_rendered_from_a_stored_gpu_result(tmp_path, monkeypatch):
-    """Until bench/gpu.py has run there is no result: the table says so; once there is, it shows it."""
-    sys.path.insert(0, str(REPO / "bench"))
-    try:
-        import tables
-    finally:
-        sys.path.pop(0)
+    """Until bench/perf/gpu.py has run there is no result: the table says so; once there is, it shows it."""
     monkeypatch.setattr(tables, "RESULTS", tmp_path)
     assert "not measured" in tables.gpu()
     run = {"wall": 20.0, "epoch_seconds": [7.5, 0.7, 0.6], "test_accuracy": 0.99}
@@ -73,3 +92,17 @@ def test_the_gpu_table_is_rendered_from_a_stored_gpu_result(tmp_path, monkeypatc
     text = tables.gpu()
     assert "not measured" not in text and "7.50 s / 0.650 s" in text and "**20.0 s**" in text
     assert "fastest to ≥ 99.0%: fast, **20.0** s" in tables.gpu_target()
+    (row,) = tables._gpu_rows()  # the first screen's GPU row: 20.0 s against the goal of 8 s
+    assert "**20.0** s" in row[1] and row[2] == "**not met**" and "gpu:NVIDIA H100" in row[3]
+
+
+def test_benchmarks_opens_with_its_targets():
+    """BENCHMARKS.md's first screen is the generated table of targets, each with its figure, its
+    verdict, the CPU it was measured on and a link to its section."""
+    lines = (REPO / "BENCHMARKS.md").read_text().splitlines()
+    start = lines.index(MARKER.format("targets"))
+    end = lines.index("<!-- end generated -->", start)
+    assert start < 10 and end < 40
+    rows = [line for line in lines[start + 3:end] if line.startswith("| ")]
+    assert len(rows) >= 10 and all(re.search(r"\| \[§\d+\]\(#[\w-]+\) \|$", row) for row in rows)
+    assert lines[start + 1] == "| target | latest figure | met? | measured on | details |"

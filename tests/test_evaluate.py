@@ -43,7 +43,7 @@ def fake_env(monkeypatch, fake_data):
 
 
 def _train(runs_dir: Path, *overrides: str) -> Path:
-    from hdr.core import config
+    from hdr.engine import config
     from hdr.engine import train
 
     cfg = config.load(REPO / "configs" / "slp_sgd.yaml", ["training.epochs=2", "training.batch_size=32", *overrides])
@@ -434,7 +434,7 @@ def real_run(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HDR_DATA_DIR", str(REAL_DATA))
         mp.delenv("HDR_NO_VERIFY", raising=False)
-        from hdr.core import config
+        from hdr.engine import config
         from hdr.engine import train
 
         cfg = config.load(REPO / "configs" / "slp_sgd.yaml", ["training.epochs=1"])

@@ -1,5 +1,5 @@
 """configs/fast/: the configs made for time to accuracy (BENCHMARKS.md, "Time to 99 %"). Their
-timings live in bench/time_to_accuracy.py; here only that they are valid, use the stride that
+timings live in bench/perf/time_to_accuracy.py; here only that they are valid, use the stride that
 makes them cheap, and learn on real data."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hdr.core import config as config_mod
+from hdr.engine import config as config_mod
 from tests.conftest import CONFIGS, REPO
 
 FAST = sorted((CONFIGS / "fast").glob("*.yaml"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hdr.core import config
+from hdr.engine import config
 from hdr.engine import models
 from hdr.core.errors import UsageError
 from tests.conftest import CONFIGS

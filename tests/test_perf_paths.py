@@ -1,5 +1,5 @@
 """The fast paths stay fast and give the same results. No timings are asserted here (the CPUs
-are shared and noisy; figures live in BENCHMARKS.md, made by bench/run.py): these tests check
+are shared and noisy; figures live in BENCHMARKS.md, made by bench/perf/run.py): these tests check
 the properties the speed rests on.
 """
 
@@ -85,7 +85,7 @@ def test_a_lazy_command_whose_module_is_broken_fails_loudly(monkeypatch):
 
 
 def fake_run(folder: Path, lr: float) -> Path:
-    from hdr.core import config
+    from hdr.engine import config
     from hdr.runs import rundir
 
     cfg = config.load(CONFIGS / "slp_sgd.yaml", [f"optimizer.learning_rate={lr}"])

@@ -8,7 +8,7 @@ import signal
 import numpy as np
 import pytest
 
-from hdr.core import config
+from hdr.engine import config
 from hdr.engine import models
 from hdr.runs import rundir
 from hdr.core.backend import quiet_import

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hdr.core import config
+from hdr.engine import config
 from hdr.core import data
 from tests.conftest import REPO, idx_bytes
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from hdr.orchestration import executors
-from hdr.core.config import split_values
+from hdr.engine.config import split_values
 from hdr.orchestration import sweep
 from hdr.core.errors import UsageError
 from tests.conftest import realdata

@@ -28,20 +28,21 @@ from hdr.analysis.stats import Stat, sample_of, seed_means, seeds_text, stat, wi
 from hdr.core.errors import UsageError
 from hdr.runs.rundir import atomic_write
 from hdr.runs.listing import Run, load_runs, narrow, shown, simple_table  # noqa: F401  (load_runs: for callers)
+from hdr.runs import rundir
 
 SEED_KEY = "training.seed"
 # What settings are ranked by: the validation accuracy at each run's best epoch. Never the test
 # accuracy, which would make the test set a validation set.
-RANK_METRIC = "best_val_accuracy"
+RANK_METRIC = rundir.BEST_VAL_ACCURACY
 # Config keys that change what a number means; a difference in them is flagged unless it is
 # the thing being compared.
 CONFOUNDING_KEYS = ("training.batch_size", "training.epochs", "dataset.validation_split")
 # Descending: larger is better. Every other column sorts ascending.
-DESCENDING = {"best_val_accuracy", "val_accuracy", "test_accuracy"}
-METRIC_KEYS = ["best_val_accuracy", "best_epoch", "val_accuracy", "test_accuracy", "test_loss",
-               "epochs", "train_seconds", "params", "status"]
-GROUP_METRICS = ("best_val_accuracy", "val_accuracy", "test_accuracy", "test_loss", "train_seconds",
-                 "epochs", "best_epoch")
+DESCENDING = {rundir.BEST_VAL_ACCURACY, rundir.VAL_ACCURACY, rundir.TEST_ACCURACY}
+METRIC_KEYS = [rundir.BEST_VAL_ACCURACY, rundir.BEST_EPOCH, rundir.VAL_ACCURACY, rundir.TEST_ACCURACY, rundir.TEST_LOSS,
+               "epochs", rundir.TRAIN_SECONDS, rundir.PARAMS, "status"]
+GROUP_METRICS = (rundir.BEST_VAL_ACCURACY, rundir.VAL_ACCURACY, rundir.TEST_ACCURACY, rundir.TEST_LOSS, rundir.TRAIN_SECONDS,
+                 "epochs", rundir.BEST_EPOCH)
 MAX_LABEL = 60  # characters: longer legend entries push the curves out of the picture
 WIDTH = 120     # terminal columns the text table is fitted to, unless --wide
 TOP = 50        # rows of each text table, unless --top: a sweep fits; a year of runs shows its best
@@ -158,7 +159,7 @@ def _sweep_keys(info: dict) -> list[str]:
         return [str(k) for k in given]
     if isinstance(given, str):
         return [k.strip() for k in given.split(",") if k.strip()]
-    from hdr.core.config import split_values
+    from hdr.engine.config import split_values
 
     return [item.partition("=")[0].strip() for item in split_values(str(info.get("sweep_point") or ""))
             if "=" in item]
@@ -330,7 +331,7 @@ def _group_value(g: Group, key: str):
         return g.values[key]
     if key in g.stats:
         return g.stats[key].mean
-    return {"params": g.params, "status": g.status}.get(key)
+    return {rundir.PARAMS: g.params, "status": g.status}.get(key)
 
 
 def _order(v, key: str):
@@ -402,7 +403,7 @@ def _fairness(runs, keys) -> list[str]:
             by_dataset.setdefault(str(r.config.get("dataset.name")), set()).add(text)
     found += [f"{name} dataset checksum ({len(sums)} different files)"
               for name, sums in sorted(by_dataset.items()) if len(sums) > 1]
-    done = [r for r in runs if r.status == "completed"]
+    done = [r for r in runs if r.status == rundir.COMPLETED]
     if "training.epochs" not in keys and len({r.summary["epochs"] for r in done}) > 1:
         found.append(f"epochs run ({_values(lambda r: r.summary['epochs'], done)})")
     if not found:
@@ -414,19 +415,19 @@ def _fairness(runs, keys) -> list[str]:
 def _incomplete(runs) -> list[str]:
     """Runs that did not complete, named; pruned runs apart: a search ended them on purpose."""
     notes = []
-    for what, bad in (("not completed, numbers partial", [r for r in runs if r.status not in ("completed", "pruned")]),
+    for what, bad in (("not completed, numbers partial", [r for r in runs if r.status not in (rundir.COMPLETED, rundir.PRUNED)]),
                       ("pruned by a search (ended early on purpose), numbers partial",
-                       [r for r in runs if r.status == "pruned"])):
+                       [r for r in runs if r.status == rundir.PRUNED])):
         if not bad:
             continue
         parts = []
         for r in bad[:5]:
             reason = str(r.info.get("reason") or "").strip().split("\n")[0]
             reason = reason if len(reason) <= 100 else reason[:97] + "..."
-            status = "" if r.status == "pruned" else r.status
+            status = "" if r.status == rundir.PRUNED else r.status
             detail = ": ".join(x for x in (status, reason) if x)
             parts.append(f"{r.id} ({detail + ', ' if detail else ''}"
-                         f"{r.summary['epochs']}/{r.summary['epochs_planned']} epochs)")
+                         f"{r.summary['epochs']}/{r.summary[rundir.EPOCHS_PLANNED]} epochs)")
         more = f"; and {len(bad) - 5} more" if len(bad) > 5 else ""
         notes.append(f"{what}: {'; '.join(parts)}{more}")
     return notes
@@ -440,8 +441,8 @@ def noise_lines(result: Result) -> list[str]:
         return []
     if len(groups) == 1:  # one setting repeated: its spread is the whole story
         g = groups[0]
-        return [f"{seeds_text(len(g.runs), g.seeds)} of one setting: test accuracy {_pm(g.stats['test_accuracy'])} %, "
-                f"best validation accuracy {_pm(g.stats['best_val_accuracy'])} % (mean ± sample std)"]
+        return [f"{seeds_text(len(g.runs), g.seeds)} of one setting: test accuracy {_pm(g.stats[rundir.TEST_ACCURACY])} %, "
+                f"best validation accuracy {_pm(g.stats[rundir.BEST_VAL_ACCURACY])} % (mean ± sample std)"]
     lines = [f"seeds: {len(groups)} settings, mean ± std over distinct seeds (sample std). Settings are "
              "ranked by validation accuracy at each run's best epoch, never by test accuracy (shown beside "
              "it); 'vs best' is the gap in that mean to the best setting, in percentage points; '~noise' "
@@ -499,17 +500,17 @@ def _run_columns(result: Result, rows=None) -> list[Column]:
     cols = [Column("run", [r.run.id for r in rows], "left")]
     cols += [Column(k, [fmt_value(r.run.config[k]) if k in r.run.config else None for r in rows], "left",
                     100 + n_keys - i) for i, k in enumerate(result.keys)]
-    cols += [Column("best val %", [_pct(x["best_val_accuracy"]) for x in s]),
-             Column("@epoch", [x["best_epoch"] for x in s], drop=5)]
+    cols += [Column("best val %", [_pct(x[rundir.BEST_VAL_ACCURACY]) for x in s]),
+             Column("@epoch", [x[rundir.BEST_EPOCH] for x in s], drop=5)]
     if ranked:
         cols.append(Column("vs best", [_vs(r.delta, r.best) for r in rows]))
-    cols += [Column("final val %", [_pct(x["val_accuracy"]) for x in s], drop=4),
-             Column("test acc %", [_pct(x["test_accuracy"]) for x in s]),
-             Column("test loss", [_num(x["test_loss"], 4) for x in s], drop=3),
-             Column("epochs", [f"{x['epochs']}/{x['epochs_planned'] if x['epochs_planned'] is not None else '?'}"
+    cols += [Column("final val %", [_pct(x[rundir.VAL_ACCURACY]) for x in s], drop=4),
+             Column("test acc %", [_pct(x[rundir.TEST_ACCURACY]) for x in s]),
+             Column("test loss", [_num(x[rundir.TEST_LOSS], 4) for x in s], drop=3),
+             Column("epochs", [f"{x['epochs']}/{x[rundir.EPOCHS_PLANNED] if x[rundir.EPOCHS_PLANNED] is not None else '?'}"
                                for x in s], drop=6),
-             Column("train s", [_num(x["train_seconds"], 1) for x in s], drop=2),
-             Column("params", [x["params"] for x in s], drop=1),
+             Column("train s", [_num(x[rundir.TRAIN_SECONDS], 1) for x in s], drop=2),
+             Column(rundir.PARAMS, [x[rundir.PARAMS] for x in s], drop=1),
              Column("status", [x["status"] for x in s], "left")]
     return cols
 
@@ -522,13 +523,13 @@ def _group_columns(result: Result, groups=None) -> list[Column]:
     return cols + [
         Column("seeds", [str(g.seeds) if len(g.runs) == g.seeds else f"{g.seeds} ({len(g.runs)} runs)"
                          for g in gs]),
-        Column("best val %", [_pm(g.stats["best_val_accuracy"]) for g in gs]),
+        Column("best val %", [_pm(g.stats[rundir.BEST_VAL_ACCURACY]) for g in gs]),
         Column("vs best", [_vs(g.delta, g.best, g.noise) for g in gs]),
-        Column("test acc %", [_pm(g.stats["test_accuracy"]) for g in gs]),
-        Column("test loss", [_num(g.stats["test_loss"].mean, 4) for g in gs], drop=3),
+        Column("test acc %", [_pm(g.stats[rundir.TEST_ACCURACY]) for g in gs]),
+        Column("test loss", [_num(g.stats[rundir.TEST_LOSS].mean, 4) for g in gs], drop=3),
         Column("epochs", [_epochs_cell(g.stats["epochs"]) for g in gs], drop=4),
-        Column("train s", [_num(g.stats["train_seconds"].mean, 1) for g in gs], drop=2),
-        Column("params", [g.params for g in gs], drop=1),
+        Column("train s", [_num(g.stats[rundir.TRAIN_SECONDS].mean, 1) for g in gs], drop=2),
+        Column(rundir.PARAMS, [g.params for g in gs], drop=1),
         Column("status", [g.status for g in gs], "left")]
 
 
@@ -635,8 +636,8 @@ def markdown(result: Result) -> str:
 
 
 def csv_text(result: Result) -> str:
-    fields = ["run", "folder", "label", *result.keys, "status", "best_val_accuracy", "best_epoch",
-              "val_accuracy", "test_accuracy", "test_loss", "epochs", "epochs_planned", "train_seconds", "params"]
+    fields = ["run", "folder", "label", *result.keys, "status", rundir.BEST_VAL_ACCURACY, rundir.BEST_EPOCH,
+              rundir.VAL_ACCURACY, rundir.TEST_ACCURACY, rundir.TEST_LOSS, "epochs", rundir.EPOCHS_PLANNED, rundir.TRAIN_SECONDS, rundir.PARAMS]
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
@@ -661,7 +662,7 @@ def to_dict(result: Result) -> dict:
                   "vs_best": r.delta, "best": r.best} for r in result.rows],
         "groups": None if result.groups is None else [
             {"label": g.label, "config": g.values, "runs": [r.id for r in g.runs], "n_runs": len(g.runs),
-             "distinct_seeds": g.seeds, "stats": stats(g), "params": g.params, "status": g.status,
+             "distinct_seeds": g.seeds, "stats": stats(g), rundir.PARAMS: g.params, "status": g.status,
              "vs_best": g.delta, "within_noise": g.noise, "best": g.best} for g in result.groups],
         "notes": noise_lines(result) + list(result.notes),
     }
@@ -676,6 +677,7 @@ def write(result: Result, out: Path, warn=None) -> list[Path]:
     from hdr.analysis.figures import comparison_curves
 
     out = Path(out)
+    rundir.refuse_run_owned(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -684,7 +686,7 @@ def write(result: Result, out: Path, warn=None) -> list[Path]:
     atomic_write(written[0], csv_text(result))
     atomic_write(written[1], markdown(result))
     atomic_write(written[2], json_text(result) + "\n")
-    for metric in ("val_accuracy", "val_loss"):
+    for metric in (rundir.VAL_ACCURACY, rundir.VAL_LOSS):
         path = out / f"{metric}.png"
         if comparison_curves(result, metric, path):
             written.append(path)

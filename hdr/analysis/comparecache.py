@@ -6,7 +6,7 @@ The result is used only when everything it was computed from is as it was: the s
 the same folders found for them (named alike, in the same order), the same --sort, the same hdr
 source files (their stamps) and Python, each folder's runindex token the same (the inode, size,
 mtime and ctime of the five files a comparison reads, taken before they were read), and every
-status that depends on a live process ('running' or 'crashed') decided the same now. Anything
+status that depends on a live process (rundir.RUNNING or rundir.CRASHED) decided the same now. Anything
 else (a run added, deleted, resumed, finished or edited, a file damaged or deleted) and the runs
 are read (through the index) and analysed afresh, and the file is rewritten. It is written only
 when every token is settled (runindex.MARGIN_NS), whole, by rename, each part with its CRC; a
@@ -33,6 +33,7 @@ from hdr.analysis.compare import Group, Result, Row
 from hdr.analysis.stats import Stat
 from hdr.runs.rundir import effective_status
 from hdr.runs.listing import Rows, Run, _warn, find, load_found, split_folder
+from hdr.runs import rundir
 
 NAME = ".hdr-compare"
 VERSION = 1
@@ -86,7 +87,7 @@ def load(k: Key | None, found) -> tuple[Result, list[str]] | None:
             if digest(stamps(str(folder), files)) != token:
                 return None
         for pid, host, started, status in head["live"]:
-            if effective_status({"status": "running", "pid": pid, "host": host, "pid_started": started}) != status:
+            if effective_status({"status": rundir.RUNNING, "pid": pid, "host": host, "pid_started": started}) != status:
                 return None
         doc = json.loads(lines[1])
         return _decode(doc["result"], found), list(doc["warnings"])
@@ -101,7 +102,7 @@ def save(k: Key | None, found, tokens: list, runs: list[Run], result: Result, wa
         return
     try:
         live = [[r.info.get("pid"), r.info.get("host"), r.info.get("pid_started"), r.status]
-                for r in runs if r.info.get("status") == "running"]
+                for r in runs if r.info.get("status") == rundir.RUNNING]
         line2 = json.dumps({"inputs": k.inputs, "tokens": tokens, "live": live}, separators=(",", ":")).encode()
         line3 = json.dumps({"result": _encode(result, runs, found), "warnings": list(warnings)},
                            separators=(",", ":")).encode()
@@ -164,7 +165,7 @@ def _decode(doc: dict, found) -> Result:
         run = object.__new__(Run)  # as hdr.runs._run builds them
         run.__dict__.update(folder=folder, info={"seed": _value(seed)},
                             config=dict(zip(schemas[sid], map(_value, values))), metrics={},
-                            history=Rows(folder), status=s["status"], params=s["params"], figures=None,
+                            history=Rows(folder), status=s["status"], params=s[rundir.PARAMS], figures=None,
                             _summary=s)
         runs.append(run)
     keys = tuple(doc["keys"])

@@ -11,6 +11,7 @@ import numpy as np
 
 from hdr.core import data as data_mod
 from hdr.core.errors import UsageError
+from hdr.runs import rundir
 
 
 def class_counts(y: np.ndarray, k: int) -> np.ndarray:
@@ -210,11 +211,13 @@ def augmented_png(originals: np.ndarray, versions: np.ndarray, path: Path, title
 
 def run(name: str, out: Path | None = None, augment_config: Path | None = None):
     """What `hdr data describe` prints, line by line, writing the pictures into out as it goes."""
+    if out is not None:
+        rundir.refuse_run_owned(out)
     if out is not None and out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file; give a folder")
     cfg = None
     if augment_config is not None:
-        from hdr.core import config as config_mod
+        from hdr.engine import config as config_mod
 
         cfg = config_mod.load(augment_config)
         if not cfg.augment.active():

@@ -11,7 +11,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import click
 import numpy as np
 
 from hdr.analysis import evaluate as ev_mod
@@ -49,7 +48,7 @@ def expand(paths) -> list[Path]:
 
 
 def load_members(paths) -> list[Member]:
-    from hdr.core import config as config_mod
+    from hdr.engine import config as config_mod
 
     folders = expand(paths)
     if len(folders) < 2:
@@ -58,14 +57,14 @@ def load_members(paths) -> list[Member]:
     members = []
     for f in folders:
         f = rundir.open_run(f)
-        info = rundir.read_json(f / "run.json")
+        info = rundir.read_json(f / rundir.RUN)
         status = rundir.effective_status(info)
-        if status != "completed":
+        if status != rundir.COMPLETED:
             raise UsageError(f"run {f} is {status}, not completed; finish it (hdr train --resume {f}) "
                              "or leave it out")
-        if not (f / "model.keras").is_file():
+        if not (f / rundir.MODEL).is_file():
             raise UsageError(f"run {f} has no model.keras; leave it out")
-        members.append(Member(f, info, config_mod.load_run_config(f / "config.yaml")))
+        members.append(Member(f, info, config_mod.load_run_config(f / rundir.CONFIG)))
     datasets = sorted({m.cfg.dataset.name for m in members})
     if len(datasets) > 1:
         raise UsageError(f"the runs were trained on different datasets ({', '.join(datasets)}); "
@@ -145,17 +144,19 @@ def report_md(metrics: dict, cm, classes, pages) -> str:
             (f"{split}_loss", f"{split}_accuracy", "error_rate", "macro_precision", "macro_recall", "macro_f1")]
     rows.insert(3, {"metric": "errors", "value": f"{m['errors']} of {m['size']}"})
     lines += [ev_mod._md_table(rows, colalign=("left", "right")), ""]
-    lines += ["## Confusion matrix", "", "![confusion matrix](confusion_matrix.png)", "",
-              "Rows: true label; columns: predicted label ([confusion_matrix.csv](confusion_matrix.csv)).", "",
-              "## Per class", "", "([per_class.csv](per_class.csv))", "", ev_mod._md_table(classes), "",
+    lines += ["## Confusion matrix", "", f"![confusion matrix]({rundir.EVAL_FILES['confusion_png']})", "",
+              f"Rows: true label; columns: predicted label ([{rundir.EVAL_FILES['confusion_csv']}]({rundir.EVAL_FILES['confusion_csv']})).", "",
+              "## Per class", "", f"([{rundir.EVAL_FILES['per_class']}]({rundir.EVAL_FILES['per_class']}))", "", ev_mod._md_table(classes), "",
               "## Misclassified digits", "", f"{m['errors']} of {m['size']} digits, the most confident first.", "",
-              "![misclassified page 1](misclassified.png)", ""]
+              f"![misclassified page 1]({rundir.EVAL_FILES['misclassified']})", ""]
     if len(pages) > 1:
         lines += ["More pages: " + ", ".join(f"[{i + 2}]({p})" for i, p in enumerate(pages[1:])), ""]
     return "\n".join(lines)
 
 
 def ensemble(paths, split: str = "test", out: Path | None = None) -> tuple[Path, dict]:
+    if out is not None:
+        rundir.refuse_run_owned(out)
     members = load_members(paths)
     if split == "val":
         why = val_problem(members)
@@ -173,7 +174,7 @@ def ensemble(paths, split: str = "test", out: Path | None = None) -> tuple[Path,
                    best_member=names[best], **agreement(ev.y, ev.pred, probs[best].argmax(axis=1)))
 
     if out is None:
-        dest = rundir.create(members[0].folder.parent / "ensembles", f"{len(members)}runs")
+        dest = rundir.create(members[0].folder.parent / rundir.ENSEMBLES, f"{len(members)}runs")
         parent, name = dest.parent, dest.name
         dest.rmdir()  # reserved the unique name; the complete folder is renamed onto it
     else:

@@ -16,9 +16,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -210,7 +207,8 @@ def misclassified_pngs(ev: Evaluation, folder: Path, title: str) -> list[str]:
     font, title_font = _font(12), _font(14)
     names = []
     for page in range(pages):
-        name = "misclassified.png" if page == 0 else f"misclassified-{page + 1:02d}.png"
+        first = rundir.EVAL_FILES["misclassified"]
+        name = first if page == 0 else first.replace(".png", f"-{page + 1:02d}.png")
         chunk = order[page * PER_PAGE: (page + 1) * PER_PAGE]
         rows = max(1, -(-len(chunk) // cols))
         cell_h = caption + dh + gap
@@ -236,7 +234,7 @@ def misclassified_pngs(ev: Evaluation, folder: Path, title: str) -> list[str]:
             draw.rectangle((left - 1, y0 + caption - 1, left + dw, y0 + caption + dh), outline=190)
         buf = io.BytesIO()
         img.save(buf, format="PNG", optimize=False)
-        rundir.atomic_write(folder / name, buf.getvalue())
+        rundir.write(folder, name, buf.getvalue())
         names.append(name)
     return names
 
@@ -268,17 +266,17 @@ def report_md(run: Path, metrics: dict, cm: np.ndarray, classes: list[dict], pag
                  {"metric": "transfer gap (in-domain - this)", "value": f"{m['transfer_gap']:+.4f}"}]
     lines += [_md_table(rows, colalign=("left", "right")), ""]
     lines += ["## Config", "", "```yaml", config_text.rstrip(), "```", ""]
-    curves = [p for p in ("accuracy.png", "loss.png") if (run / p).is_file()]
+    curves = [p for p in rundir.CURVES.values() if (run / p).is_file()]
     if curves:
         lines += ["## Training curves", "", " ".join(f"![{Path(p).stem}](../{p})" for p in curves), ""]
-    lines += ["## Confusion matrix", "", "![confusion matrix](confusion_matrix.png)", "",
-              "Rows: true label; columns: predicted label ([confusion_matrix.csv](confusion_matrix.csv)).", ""]
+    lines += ["## Confusion matrix", "", f"![confusion matrix]({rundir.EVAL_FILES['confusion_png']})", "",
+              f"Rows: true label; columns: predicted label ([{rundir.EVAL_FILES['confusion_csv']}]({rundir.EVAL_FILES['confusion_csv']})).", ""]
     cm_rows = [{"true \\ pred": str(k), **{str(j): int(v) for j, v in enumerate(row)}} for k, row in enumerate(cm)]
     lines += [_md_table(cm_rows), ""]
-    lines += ["## Per class", "", "([per_class.csv](per_class.csv))", "", _md_table(classes), ""]
+    lines += ["## Per class", "", f"([{rundir.EVAL_FILES['per_class']}]({rundir.EVAL_FILES['per_class']}))", "", _md_table(classes), ""]
     lines += ["## Misclassified digits", "",
               f"{m['errors']} of {m['size']} digits, the most confident mistakes first.", ""]
-    lines += ["![misclassified page 1](misclassified.png)", ""]
+    lines += [f"![misclassified page 1]({rundir.EVAL_FILES['misclassified']})", ""]
     if len(pages) > 1:
         lines += ["More pages: " + ", ".join(f"[{i + 2}]({p})" for i, p in enumerate(pages[1:])), ""]
     return "\n".join(lines)
@@ -288,9 +286,9 @@ def report_md(run: Path, metrics: dict, cm: np.ndarray, classes: list[dict], pag
 
 def in_domain_accuracy(folder: Path) -> float | None:
     """The model's accuracy on its own test split: from hdr evaluate if run, else from training."""
-    for path in (folder / "eval" / "metrics.json", folder / "metrics.json"):
+    for path in (folder / rundir.EVAL / rundir.METRICS, folder / rundir.METRICS):
         try:
-            return float(rundir.read_json(path)["test_accuracy"])
+            return float(rundir.read_json(path)[rundir.TEST_ACCURACY])
         except (OSError, ValueError, KeyError, TypeError):
             continue
     return None
@@ -301,7 +299,7 @@ def validation_rows(folder: Path, cfg, labels: np.ndarray) -> np.ndarray:
     the seeded, stratified split of dataset.validation_split."""
     from hdr.core import data as data_mod
 
-    rows = rundir.held_out_rows(rundir.read_json(folder / "run.json"), labels)
+    rows = rundir.held_out_rows(rundir.read_json(folder / rundir.RUN), labels)
     if rows is not None:
         return rows
     if not cfg.dataset.validation_split:
@@ -316,7 +314,7 @@ def gather(folder: Path, cfg, model, split: str, on: str | None) -> Evaluation:
 
     want = tuple(model.input_shape[1:])
     reframed = None
-    recorded = rundir.read_json(folder / "run.json").get("data_dir")  # where the run found its data
+    recorded = rundir.read_json(folder / rundir.RUN).get("data_dir")  # where the run found its data
     if on is None and split == "val":
         dataset = cfg.dataset.name
         train = data_mod.load(dataset, quiet=True, recorded_dir=recorded).train
@@ -333,7 +331,7 @@ def gather(folder: Path, cfg, model, split: str, on: str | None) -> Evaluation:
             reframed = f"{dataset} {x.shape[1]}x{x.shape[2]} -> {want[0]}x{want[1]}, {STYLES[style]}"
             x = reframe(x, want, style)
     if x.shape[1:] != want:
-        raise HdrError(f"{folder}/model.keras takes {want[0]}x{want[1]} images but {dataset} has "
+        raise HdrError(f"{folder}/{rundir.MODEL} takes {want[0]}x{want[1]} images but {dataset} has "
                        f"{x.shape[1]}x{x.shape[2]}; config.yaml and model.keras disagree")
     probs = model.predict(x, batch_size=cfg.training.eval_batch_size, verbose=0)
     return Evaluation(dataset, split, x, np.asarray(y), np.asarray(probs, dtype=np.float64), index, reframed)
@@ -353,53 +351,21 @@ def write_folder(tmp: Path, ev: Evaluation, cm: np.ndarray, classes: list[dict],
     report.md, whose text is report(pages). Adds misclassified_pages to metrics."""
     pages = misclassified_pngs(ev, tmp, title)
     metrics["misclassified_pages"] = pages
-    confusion_png(cm, tmp / "confusion_matrix.png", title)
-    rundir.atomic_write(tmp / "confusion_matrix.csv", confusion_csv(cm))
-    rundir.atomic_write(tmp / "per_class.csv", per_class_csv(classes))
-    rundir.atomic_write(tmp / "predictions.csv", predictions_csv(ev))
-    rundir.write_json(tmp / "metrics.json", metrics)
-    rundir.atomic_write(tmp / "report.md", report(pages))
-
-
-def out_name(split: str, on: str | None) -> str:
-    if on is not None:
-        return f"eval-on-{on}"
-    return "eval" if split == "test" else "eval-val"
-
-
-def _clean_stale(folder: Path, name: str) -> None:
-    """Remove temporary folders that an evaluation killed mid-way left behind."""
-    for p in folder.glob(f".{name}.*-*"):
-        try:
-            pid = int(p.name.split("-")[-2])
-        except (ValueError, IndexError):
-            continue
-        if p.is_dir() and not rundir.pid_alive(pid, None):
-            shutil.rmtree(p, ignore_errors=True)
-
-
-def swap_in(tmp: Path, dest: Path) -> None:
-    """Replace dest by the complete folder tmp: the old one goes only once the new one is in place."""
-    old = None
-    if dest.exists():
-        old = dest.with_name(f".{dest.name}.old-{os.getpid()}-{os.urandom(3).hex()}")
-        os.rename(dest, old)
-    try:
-        os.rename(tmp, dest)
-    except OSError:
-        if old is not None:
-            os.rename(old, dest)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    files = rundir.EVAL_FILES
+    confusion_png(cm, tmp / files["confusion_png"], title)
+    rundir.write(tmp, files["confusion_csv"], confusion_csv(cm))
+    rundir.write(tmp, files["per_class"], per_class_csv(classes))
+    rundir.write(tmp, files["predictions"], predictions_csv(ev))
+    rundir.write_json(tmp / files["metrics"], metrics)
+    rundir.write(tmp, files["report"], report(pages))
 
 
 def evaluate(folder: Path, split: str = "test", on: str | None = None) -> tuple[Path, dict, list[dict]]:
     """Evaluate a run and write its eval folder; returns (folder written, metrics, per-class rows)."""
-    from hdr.core import config as config_mod
+    from hdr.engine import config as config_mod
 
     folder = rundir.open_run(folder)
-    cfg = config_mod.load_run_config(folder / "config.yaml")
+    cfg = config_mod.load_run_config(folder / rundir.CONFIG)
     if on == cfg.dataset.name:
         on = None  # the model's own dataset: a plain evaluation
     if on is not None and split != "test":
@@ -412,20 +378,13 @@ def evaluate(folder: Path, split: str = "test", on: str | None = None) -> tuple[
     if on is not None:
         base = in_domain_accuracy(folder)
         metrics.update(reframed=ev.reframed, in_domain_dataset=cfg.dataset.name, in_domain_accuracy=base,
-                       transfer_gap=None if base is None else base - metrics["test_accuracy"])
+                       transfer_gap=None if base is None else base - metrics[rundir.TEST_ACCURACY])
 
-    name = out_name(split, on)
-    _clean_stale(folder, name)
-    tmp = Path(tempfile.mkdtemp(dir=folder, prefix=f".{name}.tmp-{os.getpid()}-"))
-    try:
-        config_text = (folder / "config.yaml").read_text()
+    name = rundir.eval_name(split, on)
+    config_text = (folder / rundir.CONFIG).read_text()
+    with rundir.evaluation_folder(folder, name) as tmp:
         write_folder(tmp, ev, cm, classes, metrics, f"{folder.name} on {ev.dataset} {ev.split}",
                      lambda pages: report_md(folder, metrics, cm, classes, pages, config_text))
-        os.chmod(tmp, rundir.plain_mode(folder=True))  # mkdtemp makes it private
-        swap_in(tmp, folder / name)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     if cfg.training.tensorboard:
         from hdr.engine import tensorboard_log
 
@@ -447,7 +406,7 @@ def summary_text(metrics: dict, classes: list[dict]) -> str:
             lines.append("in-domain accuracy unknown (no test_accuracy in the run's metrics.json)")
         else:
             lines.append(f"in-domain ({m['in_domain_dataset']} test) accuracy {m['in_domain_accuracy']:.4f}; "
-                         f"on {m['dataset']} {m['test_accuracy']:.4f}; transfer gap {m['transfer_gap']:+.4f}")
+                         f"on {m['dataset']} {m[rundir.TEST_ACCURACY]:.4f}; transfer gap {m['transfer_gap']:+.4f}")
     rows = [{k: c[k] for k in ("label", "support", "correct", "accuracy", "precision", "recall", "f1")}
             for c in classes]
     lines += ["", tabulate(rows, headers="keys", tablefmt="simple", floatfmt=".4f")]

@@ -9,6 +9,7 @@ import numpy as np
 
 from hdr.analysis.stats import sample_of, seed_stat, seeds_text
 from hdr.core.plots import pyplot, save_figure
+from hdr.runs import rundir
 
 
 def comparison_curves(result, metric: str, path: Path) -> bool:
@@ -22,16 +23,16 @@ def comparison_curves(result, metric: str, path: Path) -> bool:
             for r in g.runs:
                 for row in r.history:
                     if row.get(metric) is not None:
-                        per_epoch.setdefault(row["epoch"], []).append((sample_of(r), row[metric]))
+                        per_epoch.setdefault(row[rundir.EPOCH], []).append((sample_of(r), row[metric]))
             if per_epoch:
                 epochs = sorted(per_epoch)
                 stats = [seed_stat(per_epoch[e]) for e in epochs]
                 lines.append((f"{g.label} ({seeds_text(len(g.runs), g.seeds)})", epochs, [s.mean for s in stats], [s.std or 0.0 for s in stats]))
     else:
         for row in result.rows:
-            pts = [(h["epoch"], h[metric]) for h in row.run.history if h.get(metric) is not None]
+            pts = [(h[rundir.EPOCH], h[metric]) for h in row.run.history if h.get(metric) is not None]
             if pts:
-                label = row.label + ("" if row.run.status == "completed" else f" [{row.run.status}]")
+                label = row.label + ("" if row.run.status == rundir.COMPLETED else f" [{row.run.status}]")
                 lines.append((label, [e for e, _ in pts], [v for _, v in pts], None))
     if not lines:
         return False
@@ -45,7 +46,7 @@ def comparison_curves(result, metric: str, path: Path) -> bool:
         if std is not None and any(std):
             ax.fill_between(epochs, [v - s for v, s in zip(values, std)], [v + s for v, s in zip(values, std)],
                             color=color, alpha=0.15, linewidth=0)
-    ax.set_xlabel("epoch")
+    ax.set_xlabel(rundir.EPOCH)
     ax.set_ylabel(metric.replace("_", " "))
     all_epochs = sorted({e for _, es, _, _ in lines for e in es})
     if len(all_epochs) <= 20:
@@ -68,7 +69,7 @@ def comparison_curves(result, metric: str, path: Path) -> bool:
 def box_plot(summary: dict, path: Path, title: str) -> None:
     plt = pyplot()
     series = [(name, [100 * v for v in summary[key]["values"]])
-              for name, key in (("validation\n(held-out fold)", "val_accuracy"), ("test set", "test_accuracy"))
+              for name, key in (("validation\n(held-out fold)", rundir.VAL_ACCURACY), ("test set", rundir.TEST_ACCURACY))
               if summary[key]["n"]]
     fig, ax = plt.subplots(figsize=(5.5, 4.5))
     ax.boxplot([v for _, v in series], widths=0.45, showmeans=True,

@@ -17,10 +17,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import click
 import numpy as np
 
 from hdr.core.errors import HdrError, UsageError
+from hdr.runs import rundir
 
 EXTRA = "pip install 'hdr[export]'"
 BATCH = 1000
@@ -35,9 +35,9 @@ class Format:
 
 
 FORMATS = {
-    "savedmodel": Format("tf_saved_model", "savedmodel", (), "tensorflow"),
-    "onnx": Format("onnx", "model.onnx", ("tf2onnx", "onnx", "onnxruntime"), "onnxruntime"),
-    "litert": Format("litert", "model.tflite", ("ai_edge_litert",), "ai-edge-litert"),
+    "savedmodel": Format("tf_saved_model", rundir.EXPORT_FILES["savedmodel"], (), "tensorflow"),
+    "onnx": Format("onnx", rundir.EXPORT_FILES["onnx"], ("tf2onnx", "onnx", "onnxruntime"), "onnxruntime"),
+    "litert": Format("litert", rundir.EXPORT_FILES["litert"], ("ai_edge_litert",), "ai-edge-litert"),
 }
 # Largest difference allowed between a class probability of model.keras and of the export, by
 # the model's compute dtype. float32: both run the same float32 math, differing only in the
@@ -47,11 +47,11 @@ TOLERANCE = {"float32": 1e-4, "float16": 2e-3, "bfloat16": 1e-2}
 
 
 def default_path(folder: Path, fmt: str) -> Path:
-    return Path(folder) / "export" / FORMATS[fmt].filename
+    return Path(folder) / rundir.EXPORT / FORMATS[fmt].filename
 
 
 def verification_path(path: Path) -> Path:
-    return path.with_name(path.name + ".verification.json")
+    return path.with_name(path.name + rundir.VERIFICATION_SUFFIX)
 
 
 def _check_packages(fmt: str) -> None:
@@ -127,7 +127,7 @@ def verify(fmt: str, path: Path, x: np.ndarray, y: np.ndarray, reference: np.nda
     seconds = time.perf_counter() - t0
     if probs.shape != reference.shape:
         raise HdrError(f"export verification failed: the {fmt} model returned shape {probs.shape}, "
-                       f"model.keras {reference.shape}")
+                       f"{rundir.MODEL} {reference.shape}")
     diff = np.abs(probs - reference)
     top_k, top_e = reference.argmax(1), probs.argmax(1)
     tolerance = TOLERANCE.get(compute_dtype, TOLERANCE["float32"])
@@ -191,16 +191,17 @@ def export(run: str | Path, fmt: str, out: Path | None = None) -> tuple[Path, di
     """Export run folder `run` as `fmt` to `out` (default RUN/export/<name>), verified.
     Returns the path written and its verification figures."""
     from hdr.core import data
-    from hdr.runs import rundir
 
     if fmt not in FORMATS:
         raise UsageError(f"unknown format {fmt!r}; allowed: {', '.join(FORMATS)}")
     folder = rundir.open_run(run)
-    info = rundir.read_json(folder / "run.json")
+    info = rundir.read_json(folder / rundir.RUN)
     status = rundir.effective_status(info)
-    if status != "completed" or not (folder / "model.keras").is_file():
+    if status != rundir.COMPLETED or not (folder / rundir.MODEL).is_file():
         raise UsageError(f"{folder} is not a completed run (status: {status}); only a completed run's model is exported")
     _check_packages(fmt)
+    if out is not None:
+        rundir.refuse_run_owned(out, "--out", allowed=rundir.EXPORT)  # RUN/export/... is export's own
     out = Path(out) if out is not None else default_path(folder, fmt)
     if out.exists() and (out.is_dir() != (fmt == "savedmodel")):
         kind = "a folder" if out.is_dir() else "a file"
@@ -215,7 +216,7 @@ def export(run: str | Path, fmt: str, out: Path | None = None) -> tuple[Path, di
     x = np.asarray(test.x, np.uint8).reshape(len(test.x), *model.input_shape[1:])
     reference = predict_arrays(model, x)
     if reference.shape[-1] != spec.num_classes:
-        raise HdrError(f"{folder}/model.keras has {reference.shape[-1]} outputs, {spec.name} {spec.num_classes} classes")
+        raise HdrError(f"{folder}/{rundir.MODEL} has {reference.shape[-1]} outputs, {spec.name} {spec.num_classes} classes")
     dtype = compute_dtype(model)
 
     import keras

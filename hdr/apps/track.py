@@ -23,11 +23,11 @@ from hdr.runs import rundir
 from hdr.core.errors import HdrError, UsageError
 
 DEFAULT_EXPERIMENT = "hdr"
-HISTORY_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds")
+HISTORY_METRICS = (rundir.LOSS, rundir.ACCURACY, rundir.VAL_LOSS, rundir.VAL_ACCURACY, rundir.LEARNING_RATE, rundir.SECONDS)
 # run.json status -> MLflow's RunStatus name
-STATUS = {"completed": "FINISHED", "failed": "FAILED", "crashed": "FAILED", "interrupted": "KILLED",
-          "pruned": "KILLED"}
-FILES = ("config.yaml", "run.json", "history.csv", "metrics.json", "summary.txt", "accuracy.png", "loss.png")
+STATUS = {rundir.COMPLETED: "FINISHED", rundir.FAILED: "FAILED", rundir.CRASHED: "FAILED", rundir.INTERRUPTED: "KILLED",
+          rundir.PRUNED: "KILLED"}
+FILES = (rundir.CONFIG, rundir.RUN, rundir.HISTORY, rundir.METRICS, rundir.SUMMARY, rundir.CURVES["accuracy"], rundir.CURVES["loss"])
 BATCH = 100   # MLflow's log_batch takes at most 100 params (and 1000 metrics) per call
 
 
@@ -57,15 +57,15 @@ def select(paths) -> list[tuple[Path, dict]]:
 
     out, seen = [], set()
     for arg in paths:
-        named = (Path(arg) / "run.json").is_file()
+        named = (Path(arg) / rundir.RUN).is_file()
         for folder in expand([arg], refuse):
             folder = rundir.open_run(Path(os.path.normpath(folder)))
             if folder.resolve() in seen:
                 continue
             seen.add(folder.resolve())
-            info = rundir.read_json(folder / "run.json")
+            info = rundir.read_json(folder / rundir.RUN)
             status = rundir.effective_status(info)
-            if status == "running":
+            if status == rundir.RUNNING:
                 if named:
                     raise UsageError(f"{folder} is still running (pid {info.get('pid')}); track it once it ends")
                 click.echo(f"hdr: note: skipping {folder}: still running", err=True)
@@ -95,10 +95,10 @@ def _param(value) -> str:
 
 def params(folder: Path) -> dict[str, str]:
     """The resolved config, flattened to dotted keys (as hdr compare shows them)."""
-    from hdr.core import config as config_mod
+    from hdr.engine import config as config_mod
     from hdr.runs.listing import flatten
 
-    cfg = config_mod.load_run_config(folder / "config.yaml").resolved()
+    cfg = config_mod.load_run_config(folder / rundir.CONFIG).resolved()
     return {k: _param(v) for k, v in flatten(cfg).items()}
 
 
@@ -112,18 +112,18 @@ def metrics(folder: Path, info: dict) -> list[tuple[str, float, int, int]]:
     last epoch's step."""
     from hdr.engine.tensorboard_log import epoch_times, started
 
-    history = rundir.read_history(folder / "history.csv")
+    history = rundir.read_history(folder / rundir.HISTORY)
     times = epoch_times(started(info), history)
-    out = [(k, float(row[k]), int(row["epoch"]), _ms(t)) for row, t in zip(history, times)
+    out = [(k, float(row[k]), int(row[rundir.EPOCH]), _ms(t)) for row, t in zip(history, times)
            for k in HISTORY_METRICS if row.get(k) is not None]
-    step = int(history[-1]["epoch"]) if history else 0
+    step = int(history[-1][rundir.EPOCH]) if history else 0
     end = _iso_ms(info.get("ended")) or (_ms(times[-1]) if times else _ms(started(info)))
-    finals = _json(folder / "metrics.json")
+    finals = _json(folder / rundir.METRICS)
     for k, v in finals.items():
         if _number(v):
             out.append((f"final_{k}" if k in HISTORY_METRICS else k, float(v), step, end))
     for d in sorted(p for p in folder.glob("eval*") if p.is_dir()):
-        for k, v in _json(d / "metrics.json").items():
+        for k, v in _json(d / rundir.METRICS).items():
             if _number(v):
                 out.append((f"{d.name}/{k}", float(v), step, end))
     return out
@@ -150,11 +150,11 @@ def artifacts(folder: Path) -> list[tuple[Path, str | None]]:
     """(local path, artifact folder) of what is uploaded: the run's files, model.keras under model/,
     each eval folder and the export folder under their own names."""
     out = [(folder / f, None) for f in FILES if (folder / f).is_file()]
-    if (folder / "model.keras").is_file():
-        out.append((folder / "model.keras", "model"))
+    if (folder / rundir.MODEL).is_file():
+        out.append((folder / rundir.MODEL, "model"))
     out += [(d, d.name) for d in sorted(folder.glob("eval*")) if d.is_dir()]
-    if (folder / "export").is_dir():
-        out.append((folder / "export", "export"))
+    if (folder / rundir.EXPORT).is_dir():
+        out.append((folder / rundir.EXPORT, rundir.EXPORT))
     return out
 
 
@@ -279,7 +279,7 @@ def track(client, uri: str, exp_id: str, folder: Path, info: dict) -> tuple[str,
 
 def record(folder: Path, uri: str, exp_id: str, experiment: str, run_id: str) -> None:
     """The MLflow run in run.json, per tracking URI, read fresh and rewritten atomically."""
-    info = rundir.read_json(folder / "run.json")
+    info = rundir.read_json(folder / rundir.RUN)
     runs = dict(info.get("mlflow") or {})
     runs[uri] = {"run_id": run_id, "experiment_id": exp_id, "experiment": experiment, "tracked": rundir.now_iso()}
     rundir.RunInfo(folder, info).update(mlflow=runs)
@@ -293,7 +293,7 @@ def track_runs(paths, uri: str | None, experiment: str):
     exp_id = experiment_id(client, experiment, uri)
     for folder, info in chosen:
         with rundir.owned(folder):  # no resume rewrites run.json meanwhile
-            info = rundir.read_json(folder / "run.json")
+            info = rundir.read_json(folder / rundir.RUN)
             try:
                 run_id, created, notes = track(client, uri, exp_id, folder, info)
             except HdrError:

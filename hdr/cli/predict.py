@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from hdr.core.errors import HdrError, UsageError
+from hdr.runs import rundir
 
 
 @click.command()
@@ -45,6 +46,9 @@ def command(run, images, top, as_json, output, model_path, save_dir):
         raise UsageError("no IMAGE given: hdr predict RUN IMAGE... (e.g. hdr predict runs/<id> digit.png)")
     if not 1 <= top <= 10:
         raise UsageError(f"--top must be between 1 and 10, got {top}")
+    for path, option in ((output, "--output"), (save_dir, "--save-preprocessed")):
+        if path is not None:
+            rundir.refuse_run_owned(path, option)
     paths = predict.expand(list(images))
     results, bad = predict.predict_files(run, paths, top=top, save_dir=save_dir, model_path=model_path,
                                          output=output)

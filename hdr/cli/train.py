@@ -38,7 +38,7 @@ def command(config, overrides, runs_dir, resume_run, quiet, info_items):
     else:
         if not config:
             raise UsageError("missing CONFIG: give a YAML config file (see configs/) or --resume RUN")
-        from hdr.core import config as config_mod
+        from hdr.engine import config as config_mod
 
         cfg = config_mod.load(config, list(overrides))
         extra = dict(item.partition("=")[::2] for item in info_items)

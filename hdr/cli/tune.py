@@ -6,6 +6,7 @@ import click
 
 from hdr.cli import options
 from hdr.orchestration import tune
+from hdr.runs import rundir
 
 
 @click.command()
@@ -16,7 +17,7 @@ from hdr.orchestration import tune
               help="tpe: Optuna's TPE; random; grid: choices as given, ranges cut into about --trials points.")
 @click.option("--pruner", "pruner_name", type=click.Choice(tune.PRUNERS), default="median", show_default=True,
               help="Stop trials whose per-epoch validation figure falls behind (Optuna's pruners).")
-@click.option("--metric", type=click.Choice(list(tune.METRICS)), default="val_accuracy", show_default=True,
+@click.option("--metric", type=click.Choice(list(tune.METRICS)), default=rundir.VAL_ACCURACY, show_default=True,
               help="The validation figure to optimise: a trial's best epoch of it.")
 @click.option("--startup-trials", type=click.IntRange(min=0), default=5, show_default=True,
               help="Trials sampled at random and never pruned before TPE and the median pruner act.")

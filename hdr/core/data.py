@@ -53,7 +53,7 @@ class DatasetSpec:
     framing: str                       # how a digit sits in its frame (hdr.transfer): "centred" or "fill"
     sizes: dict[str, int] | None = None  # examples per split, checked when verifying
     # The digits' stroke width in pixels, typical (median) and 5th-95th percentile, as
-    # hdr.predict.stroke_width measures the test split (bench/photos.py calibrate): what
+    # hdr.predict.stroke_width measures the test split (python -m bench.perf.photos calibrate): what
     # hdr predict brings a user's image to. None: leave strokes as they are.
     stroke_width: tuple[float, float, float] | None = None
 

@@ -1,5 +1,4 @@
-"""Figures as PNG: matplotlib without a display, and the training curves of one run (train vs
-validation per epoch)."""
+"""Figures as PNG: matplotlib without a display, and the curve of one metric per epoch."""
 
 from __future__ import annotations
 
@@ -18,20 +17,24 @@ def pyplot():
     return plt
 
 
-def save_figure(fig, path: Path, tight: bool = True) -> None:
-    """tight: crop to what was drawn, at the price of drawing the figure twice."""
+def figure_png(fig, tight: bool = True) -> bytes:
+    """The figure as PNG bytes, closed. tight: crop to what was drawn, at the price of drawing the
+    figure twice."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight" if tight else None)
     pyplot().close(fig)
-    atomic_write(Path(path), buf.getvalue())
+    return buf.getvalue()
 
 
-def curve(history: list[dict], metric: str, path: Path, title: str) -> None:
+def save_figure(fig, path: Path, tight: bool = True) -> None:
+    atomic_write(Path(path), figure_png(fig, tight))
+
+
+def curve_png(epochs: list, train: list, val: list, metric: str, title: str) -> bytes:
+    """One metric per epoch, train against validation (val: None where an epoch has none)."""
     plt = pyplot()
-    epochs = [r["epoch"] for r in history]
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(epochs, [r.get(metric) for r in history], marker="o", ms=3, label="train")
-    val = [r.get(f"val_{metric}") for r in history]
+    ax.plot(epochs, train, marker="o", ms=3, label="train")
     if any(v is not None for v in val):
         ax.plot(epochs, [float("nan") if v is None else v for v in val], marker="o", ms=3, label="validation")
     ax.set_xlabel("epoch")
@@ -46,10 +49,4 @@ def curve(history: list[dict], metric: str, path: Path, title: str) -> None:
     # Fixed margins instead of a tight crop: every run draws two of these, and in a sweep's reused
     # worker the second drawing was a tenth of a short run's time.
     fig.subplots_adjust(left=0.13, right=0.97, bottom=0.12, top=0.92)
-    save_figure(fig, path, tight=False)
-
-
-def training_curves(history: list[dict], folder: Path, name: str = "") -> None:
-    suffix = f" ({name})" if name else ""
-    curve(history, "accuracy", Path(folder) / "accuracy.png", f"accuracy{suffix}")
-    curve(history, "loss", Path(folder) / "loss.png", f"loss{suffix}")
+    return figure_png(fig, tight=False)

@@ -12,7 +12,7 @@ keras = quiet_import()
 from keras import layers  # noqa: E402
 
 from hdr.core import data as data_mod
-from hdr.core.config import CNN, MLP, SLP, Augment, Config
+from hdr.engine.config import CNN, MLP, SLP, Augment, Config
 from hdr.core.errors import UsageError
 
 

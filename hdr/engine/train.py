@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hdr.core import config as config_mod
+from hdr.engine import config as config_mod
 from hdr.core import data as data_mod
 from hdr.runs import rundir
 from hdr.runs.history import best_val, early_stop
@@ -30,7 +30,7 @@ from hdr.core.errors import STOP_SIGNALS, HdrError, Stopped, UsageError, exit_co
 
 keras = quiet_import()
 
-CKPT_DIR = "checkpoint"
+CKPT_DIR = rundir.CHECKPOINTS  # the last completed epoch's model, for --resume
 
 
 class Diverged(HdrError):
@@ -139,7 +139,7 @@ class RunCallback(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         logs = logs or {}
-        loss = logs.get("loss")
+        loss = logs.get(rundir.LOSS)
         if loss is not None and not math.isfinite(float(loss)):
             self.diverged_at = self.trainer.current_epoch()
             self.model.stop_training = True
@@ -150,7 +150,7 @@ class RunCallback(keras.callbacks.Callback):
             if done > 0:
                 self.bar.update(done)
             if loss is not None:
-                self.bar.set_postfix(loss=f"{float(loss):.4f}", acc=f"{float(logs.get('accuracy', 0)):.4f}",
+                self.bar.set_postfix(loss=f"{float(loss):.4f}", acc=f"{float(logs.get(rundir.ACCURACY, 0)):.4f}",
                                      refresh=False)
 
     def abandoned(self) -> bool:
@@ -165,7 +165,7 @@ class RunCallback(keras.callbacks.Callback):
         self.close_bar()
         if self.abandoned():
             return  # a partial epoch is never recorded
-        logs = {**(logs or {}), "seconds": time.perf_counter() - self.started}
+        logs = {**(logs or {}), rundir.SECONDS: time.perf_counter() - self.started}
         self.trainer.commit_epoch(epoch + 1, logs, self.model)
         if self.trainer.should_stop():
             self.model.stop_training = True
@@ -183,7 +183,7 @@ class Trainer:
         self.folder = folder
         self.run = run
         self.quiet = quiet
-        self.history = rundir.read_history(folder / "history.csv")
+        self.history = rundir.read_history(folder / rundir.HISTORY)
         self.signal_received: int | None = None
         self.diverged_at: int | None = None
         self.steps_per_epoch = prepared.steps_per_epoch
@@ -209,7 +209,7 @@ class Trainer:
         if self.signal_received is not None:
             # Second signal: leave at once. Every file on disk is already whole.
             try:
-                self.run.finish("interrupted", reason=f"{signal.Signals(signum).name} (immediate)")
+                self.run.finish(rundir.INTERRUPTED, reason=f"{signal.Signals(signum).name} (immediate)")
                 for tmp in [*self.folder.glob(".*.tmp*"), *self.folder.glob(f"{CKPT_DIR}/.*.tmp*")]:
                     tmp.unlink(missing_ok=True)  # a write cut short: the real file is still the old one
             finally:
@@ -231,36 +231,36 @@ class Trainer:
     def commit_epoch(self, epoch: int, logs: dict, model) -> None:
         lr = model.optimizer.learning_rate
         row = {
-            "epoch": epoch,
-            "loss": _f(logs.get("loss")),
-            "accuracy": _f(logs.get("accuracy")),
-            "val_loss": _f(logs.get("val_loss")),
-            "val_accuracy": _f(logs.get("val_accuracy")),
-            "learning_rate": _f(keras.ops.convert_to_numpy(lr)),
-            "seconds": round(logs["seconds"], 3),
+            rundir.EPOCH: epoch,
+            rundir.LOSS: _f(logs.get(rundir.LOSS)),
+            rundir.ACCURACY: _f(logs.get(rundir.ACCURACY)),
+            rundir.VAL_LOSS: _f(logs.get(rundir.VAL_LOSS)),
+            rundir.VAL_ACCURACY: _f(logs.get(rundir.VAL_ACCURACY)),
+            rundir.LEARNING_RATE: _f(keras.ops.convert_to_numpy(lr)),
+            rundir.SECONDS: round(logs[rundir.SECONDS], 3),
         }
         ckpt = self.folder / CKPT_DIR
         ckpt.mkdir(exist_ok=True)
-        save_model(model, ckpt / f"epoch-{epoch:04d}.keras")
+        save_model(model, ckpt / rundir.checkpoint_name(epoch))
         self.history.append(row)
-        rundir.write_history(self.folder / "history.csv", self.history)
+        rundir.write_history(self.folder / rundir.HISTORY, self.history)
         self.run.update(epochs_completed=epoch)
         keep = {epoch}
         best, stop = self.early_stop()
         if best is not None and self.cfg.training.early_stopping.restore_best:
             keep.add(best)  # its weights end the run
-        for old in ckpt.glob("epoch-*.keras"):
-            if old.name not in {f"epoch-{e:04d}.keras" for e in keep}:
+        for old in ckpt.glob(rundir.CHECKPOINT_GLOB):
+            if old.name not in {rundir.checkpoint_name(e) for e in keep}:
                 old.unlink(missing_ok=True)
         for hook in self.hooks:
             reason = hook(epoch, row)
             if reason and self.pruned is None:
                 self.pruned = reason
         if not self.quiet:
-            parts = [f"loss {row['loss']:.4f}", f"accuracy {row['accuracy']:.4f}"]
-            if row["val_accuracy"] is not None:
-                parts += [f"val_loss {row['val_loss']:.4f}", f"val_accuracy {row['val_accuracy']:.4f}"]
-            print(f"epoch {epoch}/{self.cfg.training.epochs}: " + ", ".join(parts) + f" ({row['seconds']:.1f}s)",
+            parts = [f"loss {row[rundir.LOSS]:.4f}", f"accuracy {row[rundir.ACCURACY]:.4f}"]
+            if row[rundir.VAL_ACCURACY] is not None:
+                parts += [f"val_loss {row[rundir.VAL_LOSS]:.4f}", f"val_accuracy {row[rundir.VAL_ACCURACY]:.4f}"]
+            print(f"epoch {epoch}/{self.cfg.training.epochs}: " + ", ".join(parts) + f" ({row[rundir.SECONDS]:.1f}s)",
                   file=sys.stderr)
             if stop:
                 print(f"early stopping: no improvement of {self.cfg.training.early_stopping.monitor} since epoch "
@@ -396,31 +396,31 @@ def _finalize(trainer: Trainer, model, t0: float) -> dict:
     stopping, restored = None, False
     if es is not None:
         best, stop = trainer.early_stop()
-        restored = bool(es.restore_best and best is not None and best != last.get("epoch"))
+        restored = bool(es.restore_best and best is not None and best != last.get(rundir.EPOCH))
         if restored:
-            model.load_weights(folder / CKPT_DIR / f"epoch-{best:04d}.keras")
+            model.load_weights(rundir.checkpoint(folder, best))
             if cfg.optimizer.ema_momentum is not None:
                 model.optimizer.finalize_variable_values(model.trainable_variables)
             last = hist[best - 1]
         stopping = {"monitor": es.monitor, "patience": es.patience, "min_delta": es.min_delta,
-                    "best_epoch": best, "stopped_epoch": hist[-1]["epoch"] if stop else None,
+                    rundir.BEST_EPOCH: best, "stopped_epoch": hist[-1][rundir.EPOCH] if stop else None,
                     "restored_best": restored}
     test_loss, test_acc = model.evaluate(p.data.test.x, p.data.test.y, batch_size=bs, verbose=0)
     metrics = {
         "dataset": cfg.dataset.name,
         "epochs": len(hist),
-        "train_loss": last.get("loss"),
-        "train_accuracy": last.get("accuracy"),
-        "val_loss": last.get("val_loss"),
-        "val_accuracy": last.get("val_accuracy"),
-        "test_loss": float(test_loss),
-        "test_accuracy": float(test_acc),
+        "train_loss": last.get(rundir.LOSS),
+        "train_accuracy": last.get(rundir.ACCURACY),
+        rundir.VAL_LOSS: last.get(rundir.VAL_LOSS),
+        rundir.VAL_ACCURACY: last.get(rundir.VAL_ACCURACY),
+        rundir.TEST_LOSS: float(test_loss),
+        rundir.TEST_ACCURACY: float(test_acc),
         "test_error_rate": 1.0 - float(test_acc),
-        "params": int(model.count_params()),
+        rundir.PARAMS: int(model.count_params()),
         "train_size": int(len(p.train.y)),
         "val_size": int(len(p.val.y)) if p.val is not None else 0,
         "test_size": int(len(p.data.test.y)),
-        "train_seconds": round(sum(r["seconds"] or 0 for r in hist), 3),
+        rundir.TRAIN_SECONDS: round(sum(r[rundir.SECONDS] or 0 for r in hist), 3),
         "wall_seconds": rundir.elapsed(t0),
         # CPU time of this process (all threads, imports included); of the last one for a resumed run
         "process_cpu_seconds": round(time.process_time(), 1),
@@ -429,14 +429,12 @@ def _finalize(trainer: Trainer, model, t0: float) -> dict:
         metrics["early_stopping"] = stopping  # train_* and val_* above are the final weights' epoch
     best, epoch = best_val(hist)
     if best is not None:
-        metrics["best_val_accuracy"], metrics["best_epoch"] = best, epoch
-    from hdr.core.plots import training_curves
-
-    training_curves(hist, folder, trainer.run.info.get("config_name", ""))
+        metrics[rundir.BEST_VAL_ACCURACY], metrics[rundir.BEST_EPOCH] = best, epoch
+    rundir.training_curves(folder, hist, trainer.run.info.get("config_name", ""))
     if restored or cfg.optimizer.ema_momentum is not None or not hist \
-            or not _link_last_checkpoint(folder, hist[-1]["epoch"]):
-        save_model(model, folder / "model.keras")
-    rundir.write_json(folder / "metrics.json", metrics)
+            or not _link_last_checkpoint(folder, hist[-1][rundir.EPOCH]):
+        save_model(model, folder / rundir.MODEL)
+    rundir.write_metrics(folder, metrics)
     return metrics
 
 
@@ -444,11 +442,11 @@ def _link_last_checkpoint(folder: Path, epoch: int) -> bool:
     """model.keras as a hard link to the last epoch's checkpoint, which holds the weights and
     optimizer state the run ends with: saving them again cost a short run a tenth of its time in
     a sweep's worker. False where the checkpoint is missing or the disk has no hard links."""
-    ckpt, tmp = folder / CKPT_DIR / f"epoch-{epoch:04d}.keras", folder / ".model.link.tmp"
+    ckpt, tmp = rundir.checkpoint(folder, epoch), folder / ".model.link.tmp"
     try:
         tmp.unlink(missing_ok=True)
         os.link(ckpt, tmp)
-        os.replace(tmp, folder / "model.keras")
+        os.replace(tmp, folder / rundir.MODEL)
         return True
     except OSError:
         tmp.unlink(missing_ok=True)
@@ -458,7 +456,7 @@ def _link_last_checkpoint(folder: Path, epoch: int) -> bool:
 def _checkpoint_bytes(folder: Path, model) -> int:
     """About what one more checkpoint takes: the last one's size, or weights and two optimizer
     slots of float32 each."""
-    done = sorted((folder / CKPT_DIR).glob("epoch-*.keras"))
+    done = sorted((folder / CKPT_DIR).glob(rundir.CHECKPOINT_GLOB))
     return done[-1].stat().st_size if done else int(model.count_params()) * 4 * 3
 
 
@@ -484,13 +482,13 @@ def train(cfg: config_mod.Config, config_name: str, runs_dir: Path, quiet: bool 
     model = _build(cfg, prepared.data.input_shape, prepared.steps_per_epoch)  # config errors surface before any folder exists
 
     folder = rundir.create(runs_dir, config_name)
-    rundir.atomic_write(folder / "config.yaml", config_mod.dump(cfg))
+    rundir.write(folder, rundir.CONFIG, config_mod.dump(cfg))
     from hdr.engine import models
 
-    rundir.atomic_write(folder / "summary.txt", models.summary_text(model))
+    rundir.write(folder, rundir.SUMMARY, models.summary_text(model))
     info = {
         "dataset": cfg.dataset.name, "model": cfg.model.type, "optimizer": cfg.optimizer.name,
-        "epochs_planned": cfg.training.epochs,
+        rundir.EPOCHS_PLANNED: cfg.training.epochs,
         "data_checksums": prepared.data.checksums,
         "data_dir": str(prepared.data.folder),  # later commands on this run find the same files
         "config_fingerprint": config_mod.fingerprint(cfg),  # resume refuses an edited config.yaml
@@ -530,19 +528,19 @@ def resume(folder: Path, quiet: bool = False, hooks=()) -> Path:
 
 
 def _resume(folder: Path, quiet: bool, t0: float, hooks=()) -> None:
-    info = rundir.read_json(folder / "run.json")
+    info = rundir.read_json(folder / rundir.RUN)
     status = rundir.effective_status(info)
-    if status == "completed":
-        raise UsageError(f"{folder} is already completed ({info.get('epochs_completed')} epochs); nothing to resume")
-    if status == "running":
+    if status == rundir.COMPLETED:
+        raise UsageError(f"{folder} is already completed ({info.get(rundir.EPOCHS_COMPLETED)} epochs); nothing to resume")
+    if status == rundir.RUNNING:
         raise UsageError(f"{folder} is still running (pid {info.get('pid')}); stop it first")
-    cfg = config_mod.load_run_config(folder / "config.yaml")
+    cfg = config_mod.load_run_config(folder / rundir.CONFIG)
     if info.get("config_fingerprint") not in (None, config_mod.fingerprint(cfg)):
-        raise UsageError(f"{folder}/config.yaml was changed after the run started, and a run goes on only with the "
+        raise UsageError(f"{folder}/{rundir.CONFIG} was changed after the run started, and a run goes on only with the "
                          "config it began with (training.epochs aside); to train the changed config, start a new "
-                         f"run: hdr train {folder}/config.yaml")
-    history = rundir.read_history(folder / "history.csv")
-    ckpt = folder / CKPT_DIR / f"epoch-{len(history):04d}.keras"
+                         f"run: hdr train {folder}/{rundir.CONFIG}")
+    history = rundir.read_history(folder / rundir.HISTORY)
+    ckpt = rundir.checkpoint(folder, len(history))
     if not history or not ckpt.is_file():
         raise UsageError(f"{folder} has no checkpoint of a completed epoch to resume from; start a new run instead")
     prepared = prepare(cfg, quiet=quiet, recorded_dir=info.get("data_dir"))
@@ -557,15 +555,15 @@ def _resume(folder: Path, quiet: bool, t0: float, hooks=()) -> None:
     run = rundir.RunInfo(folder, info)
     resumes = info.get("resumed", []) + [{"at_epoch": len(history), "time": rundir.now_iso(),
                                           "command": rundir.command_line()}]
-    run.update(status="running", **rundir.this_process(), ended=None, reason=None, resumed=resumes)
+    run.update(status=rundir.RUNNING, **rundir.this_process(), ended=None, reason=None, resumed=resumes)
     _run_loop(Trainer(prepared, folder, run, quiet, [*hooks, *_tensorboard(cfg, folder, model)]), model, t0)
 
 
 def outcome_line(folder: Path) -> str:
     """What `hdr train` says of a completed run before its folder."""
-    m = rundir.read_json(folder / "metrics.json")
-    return (f"test accuracy {m['test_accuracy']:.4f}, test loss {m['test_loss']:.4f}, "
-            f"{m['epochs']} epoch{'s' if m['epochs'] != 1 else ''} in {m['train_seconds']:.1f}s")
+    m = rundir.read_metrics(folder)
+    return (f"test accuracy {m[rundir.TEST_ACCURACY]:.4f}, test loss {m[rundir.TEST_LOSS]:.4f}, "
+            f"{m['epochs']} epoch{'s' if m['epochs'] != 1 else ''} in {m[rundir.TRAIN_SECONDS]:.1f}s")
 
 
 def _run_loop(trainer: Trainer, model, t0: float) -> None:
@@ -574,26 +572,26 @@ def _run_loop(trainer: Trainer, model, t0: float) -> None:
     try:
         trainer.fit(model)
         if trainer.signal_received is not None:
-            run.finish("interrupted", reason=signal.Signals(trainer.signal_received).name)
+            run.finish(rundir.INTERRUPTED, reason=signal.Signals(trainer.signal_received).name)
             raise Interrupted(trainer.signal_received, trainer.folder, len(trainer.history))
         if trainer.diverged_at is not None:
             lr = trainer.cfg.optimizer.learning_rate
             msg = (f"training diverged: the loss became NaN or infinite in epoch {trainer.diverged_at}; "
                    f"try a smaller optimizer.learning_rate (now {lr:g})")
-            run.finish("failed", reason=msg, diverged_epoch=trainer.diverged_at)
+            run.finish(rundir.FAILED, reason=msg, diverged_epoch=trainer.diverged_at)
             raise Diverged(msg)
         if trainer.pruned is not None:
-            run.finish("pruned", reason=trainer.pruned)
+            run.finish(rundir.PRUNED, reason=trainer.pruned)
             shutil.rmtree(trainer.folder / CKPT_DIR, ignore_errors=True)
             raise Pruned(trainer.folder, trainer.pruned)
         metrics = _finalize(trainer, model, t0)
-        run.finish("completed", test_accuracy=metrics["test_accuracy"])
+        run.finish(rundir.COMPLETED, test_accuracy=metrics[rundir.TEST_ACCURACY])
         # A completed run cannot be resumed: its checkpoint would only double the folder's size.
         shutil.rmtree(trainer.folder / CKPT_DIR, ignore_errors=True)
     except HdrError:
         raise
     except KeyboardInterrupt:
-        run.finish("interrupted", reason="SIGINT")
+        run.finish(rundir.INTERRUPTED, reason="SIGINT")
         raise Interrupted(signal.SIGINT, trainer.folder, len(trainer.history)) from None
     except BaseException as e:
         reason = f"{type(e).__name__}: {e}".strip()
@@ -605,7 +603,7 @@ def _run_loop(trainer: Trainer, model, t0: float) -> None:
                 tmp.unlink(missing_ok=True)  # what the full disk cut short: give its space back
             reason = (f"disk full: {trainer.folder} is on a disk without room for the next checkpoint (about "
                       f"{need / 1e6:.1f} MB); free space there and resume with: hdr train --resume {trainer.folder}")
-        run.finish("failed", reason=reason[:2000])
-        raise HdrError(f"training failed: {reason.splitlines()[0][:300]} (details in {trainer.folder}/run.json)") from e
+        run.finish(rundir.FAILED, reason=reason[:2000])
+        raise HdrError(f"training failed: {reason.splitlines()[0][:300]} (details in {trainer.folder}/{rundir.RUN})") from e
     finally:
         trainer.restore_signal_handlers()

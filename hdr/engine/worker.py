@@ -16,7 +16,7 @@ process (tests/test_sweep_workers.py). A crash of the worker loses only the run 
               "log": PATH}
              {"action": "resume", "run": DIR, "log": PATH}
     epoch:   {"epoch": N, "row": {...history row...}}   reply: {"prune": REASON | null}
-    answer:  {"status": "completed" | "failed" | "interrupted" | "pruned", "run": DIR | null,
+    answer:  {"status": rundir.COMPLETED | rundir.FAILED | rundir.INTERRUPTED | rundir.PRUNED, "run": DIR | null,
               "exit_code": N, "error": TEXT | null}
 
 run_job() is the one place that turns a job into a run; the Ray executor calls it too.
@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from hdr.runs import rundir
 from pathlib import Path
 
 
@@ -39,7 +40,7 @@ def fold_rows(fold: dict, dataset: str):
 
 
 def config_from_text(text: str, where: str = "config"):
-    from hdr.core import config as config_mod
+    from hdr.engine import config as config_mod
 
     return config_mod.validate(config_mod.parse_yaml(text, where), source=where)
 
@@ -59,14 +60,14 @@ def run_job(job: dict, runs_dir: Path, hooks=()) -> dict:
             val = fold_rows(job["fold"], cfg.dataset.name) if job.get("fold") else None
             folder = train.train(cfg, job["config_name"], Path(runs_dir), quiet=True,
                                  extra_info=job.get("info") or {}, val_indices=val, hooks=hooks)
-        return {"status": "completed", "run": str(folder), "exit_code": 0, "error": None}
+        return {"status": rundir.COMPLETED, "run": str(folder), "exit_code": 0, "error": None}
     except train.Pruned as e:
-        return {"status": "pruned", "run": str(e.folder), "exit_code": 0, "error": None}
+        return {"status": rundir.PRUNED, "run": str(e.folder), "exit_code": 0, "error": None}
     except Stopped as e:
-        return {"status": "interrupted", "run": str(getattr(e, "folder", "")) or None, "exit_code": e.exit_code,
+        return {"status": rundir.INTERRUPTED, "run": str(getattr(e, "folder", "")) or None, "exit_code": e.exit_code,
                 "error": e.format_message()}
     except HdrError as e:
-        return {"status": "failed", "run": None, "exit_code": e.exit_code, "error": e.format_message()}
+        return {"status": rundir.FAILED, "run": None, "exit_code": e.exit_code, "error": e.format_message()}
 
 
 def main() -> None:
@@ -97,7 +98,7 @@ def main() -> None:
                 os.close(fd)
         keras.backend.clear_session()
         channel.write(json.dumps(answer) + "\n")
-        if answer["status"] == "interrupted":
+        if answer["status"] == rundir.INTERRUPTED:
             break  # a stop was asked for: this worker takes no more runs
 
 

@@ -25,7 +25,7 @@ from hdr.runs.rundir import fold_fields
 
 
 def fold_job(cfg, name: str, folder: Path, fold: int, k: int) -> executors.Job:
-    from hdr.core import config as config_mod
+    from hdr.engine import config as config_mod
 
     request = {"action": "train", "config": config_mod.dump(cfg), "config_name": name,
                "info": fold_fields(folder.name, fold, k, cfg.training.seed),
@@ -49,7 +49,7 @@ def _load(folder: Path) -> dict:
 
 def run(config, overrides, k, options, runs_dir, resume_dir, quiet):
     """What `hdr cv` does with its parsed options (hdr/cli/cv.py)."""
-    from hdr.core import config as config_mod
+    from hdr.engine import config as config_mod
 
     if resume_dir is not None:
         if config or overrides:
@@ -80,7 +80,7 @@ def run(config, overrides, k, options, runs_dir, resume_dir, quiet):
 
     options.check()
     results = {r["fold"]: r for r in info["results"]} if resume_dir is not None else {}
-    done = {f for f, r in results.items() if r.get("status") in ("completed", "failed")}
+    done = {f for f, r in results.items() if r.get("status") in (rundir.COMPLETED, rundir.FAILED)}
     todo = [f for f in range(1, k + 1) if f not in done]
     ex = None
     if todo:  # before the folder: a cluster that cannot be reached leaves nothing behind
@@ -90,7 +90,7 @@ def run(config, overrides, k, options, runs_dir, resume_dir, quiet):
         if resume_dir is None:
             folder = rundir.create(runs_dir / "cv", name)
             info = {
-                "id": folder.name, "status": "running", "config": config, "config_name": name,
+                "id": folder.name, "status": rundir.RUNNING, "config": config, "config_name": name,
                 "overrides": list(overrides), "folds": k, "seed": cfg.training.seed, "dataset": cfg.dataset.name,
                 "fold_sizes": [len(f) for f in folds], "config_fingerprint": config_mod.fingerprint(cfg),
                 "note": "each fold is the validation set of its run; dataset.validation_split does not apply",
@@ -108,20 +108,20 @@ def run(config, overrides, k, options, runs_dir, resume_dir, quiet):
         if ex is not None:
             ex.close()
 
-    completed = [results[f] for f in sorted(results) if results[f]["status"] == "completed"]
-    failed = [f"fold {f}: {results[f].get('error')}" for f in sorted(results) if results[f]["status"] == "failed"]
+    completed = [results[f] for f in sorted(results) if results[f]["status"] == rundir.COMPLETED]
+    failed = [f"fold {f}: {results[f].get('error')}" for f in sorted(results) if results[f]["status"] == rundir.FAILED]
     if signum is not None:
-        info.update(status="interrupted", ended=rundir.now_iso())
+        info.update(status=rundir.INTERRUPTED, ended=rundir.now_iso())
         rundir.write_json(folder / "cv.json", info)
         raise Stopped(f"cross-validation stopped: {len(completed)} of {k} folds completed ({folder}/cv.json); "
                       f"finish it with: hdr cv --resume {folder}", signum)
-    summary = {key: stats.summary([r[key] for r in completed]) for key in ("val_accuracy", "test_accuracy")}
-    info.update(status="failed" if failed else "completed", ended=rundir.now_iso(), summary=summary,
+    summary = {key: stats.summary([r[key] for r in completed]) for key in (rundir.VAL_ACCURACY, rundir.TEST_ACCURACY)}
+    info.update(status=rundir.FAILED if failed else rundir.COMPLETED, ended=rundir.now_iso(), summary=summary,
                 std="sample standard deviation over folds (ddof=1)")
     rundir.write_json(folder / "cv.json", info)
     if completed:
         figures.box_plot(summary, folder / "folds.png", f"{k}-fold cross-validation: {name} ({cfg.dataset.name})")
-        v, t = summary["val_accuracy"], summary["test_accuracy"]
+        v, t = summary[rundir.VAL_ACCURACY], summary[rundir.TEST_ACCURACY]
         click.echo(f"accuracy: mean={100 * v['mean']:.3f}% std={100 * v['std']:.3f}% n={v['n']}")
         click.echo(f"test accuracy: mean={100 * t['mean']:.3f}% std={100 * t['std']:.3f}% n={t['n']}")
     click.echo(str(folder))
@@ -133,7 +133,7 @@ def _fold_run(cv_folder: Path, fold: int) -> Path | None:
     """The run folder of a fold that failed or stopped after creating it."""
     for child in cv_folder.iterdir():
         try:
-            if rundir.read_json(child / "run.json").get("fold") == fold:
+            if rundir.read_json(child / rundir.RUN).get("fold") == fold:
                 return child
         except (OSError, ValueError):
             continue
@@ -151,21 +151,21 @@ def _run_folds(ex, jobs, info: dict, results: dict, folder: Path, k: int, quiet:
         run = Path(answer["run"]) if answer.get("run") else _fold_run(folder, i)
         result["run"] = run.name if run else None
         line = None
-        if answer["status"] == "completed":
-            m = rundir.read_json(run / "metrics.json")
-            result.update(val_accuracy=m["val_accuracy"], best_val_accuracy=m.get("best_val_accuracy"),
-                          test_accuracy=m["test_accuracy"])
-            click.echo(f"fold {i}/{k}: validation accuracy {100 * m['val_accuracy']:.3f}%, "
-                       f"test accuracy {100 * m['test_accuracy']:.3f}% ({run.name})")
-        elif answer["status"] != "not run":
+        if answer["status"] == rundir.COMPLETED:
+            m = rundir.read_json(run / rundir.METRICS)
+            result.update(val_accuracy=m[rundir.VAL_ACCURACY], best_val_accuracy=m.get(rundir.BEST_VAL_ACCURACY),
+                          test_accuracy=m[rundir.TEST_ACCURACY])
+            click.echo(f"fold {i}/{k}: validation accuracy {100 * m[rundir.VAL_ACCURACY]:.3f}%, "
+                       f"test accuracy {100 * m[rundir.TEST_ACCURACY]:.3f}% ({run.name})")
+        elif answer["status"] != rundir.NOT_RUN:
             result["error"] = answer["error"]
             line = f"fold {i}/{k}: {answer['status']}: {answer['error']}"
-        if answer["status"] in ("completed", "failed"):  # a stopped fold is not a result: resume trains it
+        if answer["status"] in (rundir.COMPLETED, rundir.FAILED):  # a stopped fold is not a result: resume trains it
             results[i] = result
         save()
-        return line, answer["status"] != "completed"
+        return line, answer["status"] != rundir.COMPLETED
 
-    info.update(status="running", ended=None, **ex.settings())
+    info.update(status=rundir.RUNNING, ended=None, **ex.settings())
     save()
     if not quiet:
         click.echo(f"cv {folder.name}: {len(jobs)} of {k} folds to train, {ex.describe()}", err=True)

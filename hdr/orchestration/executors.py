@@ -75,7 +75,7 @@ def thread_env(threads: int, base: dict | None = None) -> dict:
     return env
 
 
-def failed_answer(error: str, status: str = "failed", exit_code: int | None = 1) -> dict:
+def failed_answer(error: str, status: str = rundir.FAILED, exit_code: int | None = 1) -> dict:
     return {"status": status, "run": None, "exit_code": exit_code, "error": error}
 
 
@@ -112,7 +112,7 @@ class Worker:
         self.proc = None
         stopped = code in (*EXIT_SIGNAL.values(), *(-s for s in EXIT_SIGNAL))
         return failed_answer(f"the training process ended with exit code {code}",
-                             "interrupted" if stopped else "failed", code)
+                             rundir.INTERRUPTED if stopped else rundir.FAILED, code)
 
     def close(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -150,7 +150,7 @@ class LocalExecutor:
                 if job is None:
                     return
                 if self.stopping:
-                    self.done.put((job, failed_answer("not started: the command was stopped", "not run", None)))
+                    self.done.put((job, failed_answer("not started: the command was stopped", rundir.NOT_RUN, None)))
                     continue
                 request = dict(job.request, runs_dir=str(job.runs_dir), log=str(job.log) if job.log else None)
                 try:
@@ -209,7 +209,7 @@ def pack(folder: Path) -> bytes:
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for path in sorted(Path(folder).rglob("*")):
             rel = path.relative_to(folder)
-            if path.name == ".lock" or (path.name.startswith(".") and ".tmp" in path.name):
+            if path.name == rundir.LOCK or (path.name.startswith(".") and ".tmp" in path.name):
                 continue
             tar.add(path, arcname=str(Path(folder.name) / rel), recursive=False)
     return buf.getvalue()
@@ -232,7 +232,7 @@ def unpack(data: bytes, parent: Path) -> Path:
         target = parent / name
         target.mkdir(exist_ok=True)
         incoming = staging / name
-        files = sorted((p for p in incoming.rglob("*") if p.is_file()), key=lambda p: p.name == "run.json")
+        files = sorted((p for p in incoming.rglob("*") if p.is_file()), key=lambda p: p.name == rundir.RUN)
         for path in files:
             dest = target / path.relative_to(incoming)
             dest.parent.mkdir(parents=True, exist_ok=True)
@@ -240,7 +240,7 @@ def unpack(data: bytes, parent: Path) -> Path:
         keep = {p.relative_to(incoming) for p in files}
         for old in sorted(target.rglob("*"), reverse=True):
             rel = old.relative_to(target)
-            if old.is_file() and rel not in keep and old.name != ".lock":
+            if old.is_file() and rel not in keep and old.name != rundir.LOCK:
                 old.unlink()
             elif old.is_dir() and not any(old.iterdir()):
                 old.rmdir()
@@ -255,7 +255,7 @@ def scratch_root() -> Path:
 
 
 def _only_run(folder: Path) -> Path | None:
-    runs = [c for c in folder.iterdir() if c.is_dir() and (c / "run.json").is_file()]
+    runs = [c for c in folder.iterdir() if c.is_dir() and (c / rundir.RUN).is_file()]
     return runs[0] if runs else None
 
 
@@ -447,11 +447,11 @@ class RayExecutor:
             return False
         job.attempt += 1
         state = None
-        if job.run is not None and job.resumable and (job.run / "checkpoint").is_dir():
+        if job.run is not None and job.resumable and (job.run / rundir.CHECKPOINTS).is_dir():
             with self.written:
-                info = rundir.read_json(job.run / "run.json")
-                if info.get("status") == "running":  # its process is gone with its node
-                    rundir.RunInfo(job.run, info).finish("interrupted", reason=f"its Ray node was lost: {why}")
+                info = rundir.read_json(job.run / rundir.RUN)
+                if info.get("status") == rundir.RUNNING:  # its process is gone with its node
+                    rundir.RunInfo(job.run, info).finish(rundir.INTERRUPTED, reason=f"its Ray node was lost: {why}")
                 state = pack(job.run)
         elif job.run is not None:  # nothing to resume from: start again
             shutil.rmtree(job.run, ignore_errors=True)
@@ -473,9 +473,9 @@ class RayExecutor:
             try:
                 answer = ray.get(ref)
             except ray.exceptions.TaskCancelledError:
-                answer = failed_answer("not started: the command was stopped", "not run", None)
+                answer = failed_answer("not started: the command was stopped", rundir.NOT_RUN, None)
                 if job.run is not None:
-                    answer = failed_answer("stopped", "interrupted", EXIT_SIGNAL[signal.SIGINT])
+                    answer = failed_answer("stopped", rundir.INTERRUPTED, EXIT_SIGNAL[signal.SIGINT])
             except ray.exceptions.RayTaskError as e:  # hdr raised what it never should: a bug
                 answer = failed_answer(f"the Ray task failed: {str(e).strip().splitlines()[-1][:300]}")
             except ray.exceptions.RayError as e:  # the node or the worker process died

@@ -24,7 +24,7 @@ import click
 
 from hdr.orchestration import executors
 from hdr.runs import rundir
-from hdr.core.config import split_values
+from hdr.engine.config import split_values
 from hdr.core.errors import HdrError, Stopped, UsageError
 
 SEED_KEY = "training.seed"
@@ -72,13 +72,13 @@ class Point:
             "status": self.status, "exit_code": self.exit_code,
             # Relative, so the sweep folder still finds its runs if the runs folder moves.
             "run": os.path.relpath(self.run, sweep_folder) if self.run else None,
-            "error": self.error, "test_accuracy": self.test_accuracy,
+            "error": self.error, rundir.TEST_ACCURACY: self.test_accuracy,
         }
 
 
 def plan(config: str, overrides: list[str], grid: dict[str, list[str]], seeds: int) -> list[Point]:
     """Every (grid point, seed) with its overrides, each validated as a full config."""
-    from hdr.core import config as config_mod
+    from hdr.engine import config as config_mod
 
     fixed = {o.partition("=")[0].strip() for o in overrides}
     clash = sorted(fixed & set(grid))
@@ -108,16 +108,16 @@ def resumable(run: Path | None) -> tuple[str, Path | None]:
     """What a stopped run needs: ("done", run) for a result (completed, pruned, failed), ("resume",
     run) for one with a completed epoch to go on from, ("train", None) for one to start again
     (none, or interrupted before its first epoch: that folder holds nothing and is removed)."""
-    if run is None or not (run / "run.json").is_file():
+    if run is None or not (run / rundir.RUN).is_file():
         return "train", None
-    info = rundir.read_json(run / "run.json")
+    info = rundir.read_json(run / rundir.RUN)
     status = rundir.effective_status(info)
-    if status in ("completed", "pruned", "failed"):
+    if status in (rundir.COMPLETED, rundir.PRUNED, rundir.FAILED):
         return "done", run
-    if status == "running":
+    if status == rundir.RUNNING:
         raise UsageError(f"{run} is still being trained by process {info.get('pid')} on {info.get('host')}; "
                          "wait for it or stop it, then resume")
-    if rundir.read_history(run / "history.csv") and (run / "checkpoint").is_dir():
+    if rundir.read_history(run / rundir.HISTORY) and (run / rundir.CHECKPOINTS).is_dir():
         return "resume", run
     import shutil
 
@@ -132,7 +132,7 @@ def find_run(runs_dir: Path, fields: dict) -> Path | None:
         return None
     for child in runs_dir.iterdir():
         try:
-            info = rundir.read_json(child / "run.json")
+            info = rundir.read_json(child / rundir.RUN)
         except (OSError, ValueError):
             continue
         if all(str(info.get(k)) == str(v) for k, v in fields.items()):
@@ -145,7 +145,7 @@ def find_run(runs_dir: Path, fields: dict) -> Path | None:
 class Sweep:
     def __init__(self, folder: Path, config: str, overrides: list[str], grid: dict, points: list[Point],
                  runs_dir: Path, seeds: int, quiet: bool, info: dict | None = None):
-        from hdr.core import config as config_mod
+        from hdr.engine import config as config_mod
 
         self.folder, self.config, self.overrides, self.grid = folder, config, overrides, grid
         self.points, self.runs_dir, self.quiet = points, runs_dir, quiet
@@ -154,7 +154,7 @@ class Sweep:
         self.done = 0
         self.config_mod = config_mod
         self.info = info or {
-            "id": self.id, "status": "running", "config": config, "config_name": Path(config).stem,
+            "id": self.id, "status": rundir.RUNNING, "config": config, "config_name": Path(config).stem,
             "overrides": list(overrides), "grid": grid, "seeds": self.seeds, "runs_dir": str(runs_dir),
             "started": rundir.now_iso(), "ended": None, "command": rundir.command_line(), "cwd": os.getcwd(),
         }
@@ -207,9 +207,9 @@ class Sweep:
         p.exit_code, p.status, p.error = answer["exit_code"], answer["status"], answer["error"]
         p.run = Path(answer["run"]) if answer.get("run") else (job.run or self.find_run(p))
         p.test_accuracy = None
-        if p.run is not None and p.status == "completed":
+        if p.run is not None and p.status == rundir.COMPLETED:
             try:
-                p.test_accuracy = rundir.read_json(p.run / "metrics.json").get("test_accuracy")
+                p.test_accuracy = rundir.read_json(p.run / rundir.METRICS).get(rundir.TEST_ACCURACY)
             except (OSError, ValueError):
                 pass
         if job.log is not None:
@@ -217,16 +217,16 @@ class Sweep:
                 where = f" on Ray node {answer['node']}" if answer.get("node") else ""
                 f.write(f"--- {p.status}{where}, exit code {p.exit_code}" + (f": {p.error}" if p.error else "") + "\n")
         self.save()
-        if p.status == "not run":
+        if p.status == rundir.NOT_RUN:
             return None, False
         self.done += 1
         what = f"test accuracy {100 * p.test_accuracy:.2f}%" if p.test_accuracy is not None else p.error or p.status
-        return f"[{self.done}/{len(self.points)}] {p.label} seed={p.seed}: {p.status}, {what}", p.status != "completed"
+        return f"[{self.done}/{len(self.points)}] {p.label} seed={p.seed}: {p.status}, {what}", p.status != rundir.COMPLETED
 
     def run(self, executor, jobs: list[executors.Job]) -> int | None:
         """Run the jobs; the signal number if the sweep was stopped by one."""
         self.done = len(self.points) - len(jobs)
-        self.info.update(status="running", ended=None, **executor.settings())
+        self.info.update(status=rundir.RUNNING, ended=None, **executor.settings())
         self.save()
         pending = iter(jobs)
         for job in jobs:
@@ -236,16 +236,16 @@ class Sweep:
         def next_job():
             job = next(pending, None)
             if job is not None:
-                job.meta["point"].status = "running"
+                job.meta["point"].status = rundir.RUNNING
                 self.save()
             return job
 
         signum = executors.drive(executor, next_job, self.on_done, progress)
         for p in self.points:
-            if p.status in ("pending", "running"):
-                p.status = "not run"
-        failed = any(p.status != "completed" for p in self.points)
-        self.info.update(status="interrupted" if signum else "failed" if failed else "completed",
+            if p.status in ("pending", rundir.RUNNING):
+                p.status = rundir.NOT_RUN
+        failed = any(p.status != rundir.COMPLETED for p in self.points)
+        self.info.update(status=rundir.INTERRUPTED if signum else rundir.FAILED if failed else rundir.COMPLETED,
                          ended=rundir.now_iso())
         self.save()
         return signum
@@ -271,7 +271,7 @@ def load(folder: Path, quiet: bool) -> Sweep:
     try:
         info = rundir.read_json(path)
         points = [Point(p["index"], p["label"], p["overrides"], p["seed"], p["status"], p["exit_code"],
-                        (folder / p["run"]).resolve() if p.get("run") else None, p.get("error"), p.get("test_accuracy"))
+                        (folder / p["run"]).resolve() if p.get("run") else None, p.get("error"), p.get(rundir.TEST_ACCURACY))
                   for p in info["points"]]
         config, overrides, grid, seeds = info["config"], info["overrides"], info["grid"], info["seeds"]
     except (OSError, ValueError, KeyError, TypeError) as e:
@@ -328,7 +328,7 @@ def run(config, overrides, grid_items, seeds, options, runs_dir, resume_dir, dry
         click.echo(table)
         click.echo()
     click.echo(str(folder))
-    bad = [p for p in points if p.status != "completed"]
+    bad = [p for p in points if p.status != rundir.COMPLETED]
     if signum is not None:
         raise Stopped(f"sweep stopped by {signal.Signals(signum).name}: "
                       f"{len(points) - len(bad)} of {len(points)} runs completed ({folder}/sweep.json); "

@@ -36,14 +36,14 @@ import click
 from hdr.orchestration import executors
 from hdr.runs import rundir
 from hdr.core.errors import HdrError, Stopped, UsageError
-from hdr.core.config import split_values
+from hdr.engine.config import split_values
 from hdr.orchestration.sweep import find_run, resumable
 
 KINDS = ("loguniform", "uniform", "int", "choice")
 DIST = re.compile(r"^\s*(loguniform|uniform|int|choice)\s*\((.*)\)\s*$", re.S)
 SAMPLERS = ("tpe", "random", "grid")
 PRUNERS = ("median", "hyperband", "none")
-METRICS = {"val_accuracy": "maximize", "val_loss": "minimize"}
+METRICS = {rundir.VAL_ACCURACY: "maximize", rundir.VAL_LOSS: "minimize"}
 MAX_CORNERS = 256  # combinations of the distributions' ends checked against the schema
 
 
@@ -167,7 +167,7 @@ def parse_space(search: dict, items: list[str]) -> tuple[dict[str, Dist], list[s
 
 def read_config(path: str, overrides: list[str]):
     """CONFIG with its search: block taken out: (the validated config, the block)."""
-    from hdr.core import config as config_mod
+    from hdr.engine import config as config_mod
 
     data = config_mod._load_yaml(Path(path))  # its checks (missing, binary, too large) are the config's own
     search = data.pop("search", None) or {}
@@ -283,7 +283,7 @@ class Tune:
         return {"tune_id": self.folder.name, "study": self.settings["study"], "trial": number}
 
     def train_job(self, trial, number: int) -> executors.Job:
-        from hdr.core import config as config_mod
+        from hdr.engine import config as config_mod
 
         overrides = overrides_of(self.space, trial.params)
         cfg = read_config(self.settings["config"], [*self.settings["overrides"], *overrides])[0]
@@ -301,10 +301,10 @@ class Tune:
             trial = optuna.trial.Trial(self.study, frozen._trial_id)
             what, run = resumable(find_run(self.folder, self.fields(frozen.number)))
             if what == "done":
-                self.tell(trial, run, rundir.effective_status(rundir.read_json(run / "run.json")))
+                self.tell(trial, run, rundir.effective_status(rundir.read_json(run / rundir.RUN)))
                 continue
             if what == "resume":
-                history = rundir.read_history(run / "history.csv")
+                history = rundir.read_history(run / rundir.HISTORY)
                 for row in history:  # an epoch committed just before the stop may not have been reported
                     if row["epoch"] not in frozen.intermediate_values and row.get(self.metric) is not None:
                         trial.report(row[self.metric], row["epoch"])
@@ -360,13 +360,13 @@ class Tune:
         with self.lock:
             if run is not None:
                 trial.set_user_attr("run", run.name)
-            if status == "completed":
-                value = best_of(rundir.read_history(run / "history.csv"), self.metric)
+            if status == rundir.COMPLETED:
+                value = best_of(rundir.read_history(run / rundir.HISTORY), self.metric)
                 if value is None or not math.isfinite(value):
                     self._tell(trial, state=state.FAIL)
                 else:
                     self._tell(trial, value)
-            elif status == "pruned":
+            elif status == rundir.PRUNED:
                 self._tell(trial, state=state.PRUNED)
             else:
                 self._tell(trial, state=state.FAIL)
@@ -384,26 +384,26 @@ class Tune:
     def on_done(self, job: executors.Job, answer: dict):
         number, status = job.meta["number"], answer["status"]
         run = Path(answer["run"]) if answer.get("run") else (job.run or find_run(self.folder, self.fields(number)))
-        if status in ("interrupted", "not run"):
+        if status in (rundir.INTERRUPTED, rundir.NOT_RUN):
             return None, False  # stays RUNNING in the study: --resume finishes it
         value = self.tell(job.meta["trial"], run, status)
         self.done += 1
         params = " ".join(job.meta["overrides"])
-        if status == "completed":
+        if status == rundir.COMPLETED:
             what = f"{self.metric} {value:.4f}" if value is not None else "no validation figure"
-        elif status == "pruned":
-            epochs = len(rundir.read_history(run / "history.csv")) if run else 0
+        elif status == rundir.PRUNED:
+            epochs = len(rundir.read_history(run / rundir.HISTORY)) if run else 0
             what = f"pruned after {epochs} epoch{'s' if epochs != 1 else ''}"
         else:
             what = answer.get("error") or status
-        return f"[trial {number}] {params}: {status}, {what}", status not in ("completed", "pruned")
+        return f"[trial {number}] {params}: {status}, {what}", status not in (rundir.COMPLETED, rundir.PRUNED)
 
     def run(self, executor) -> int | None:
-        self.save(status="running", ended=None, **executor.settings())
+        self.save(status=rundir.RUNNING, ended=None, **executor.settings())
         total = self.settings["trials"] - self.finished()
         progress = executors.Progress(max(total, len(self.queue)), self.quiet, "trial")
         signum = executors.drive(executor, self.next_job, self.on_done, progress)
-        self.save(status="interrupted" if signum else "completed", ended=rundir.now_iso())
+        self.save(status=rundir.INTERRUPTED if signum else rundir.COMPLETED, ended=rundir.now_iso())
         return signum
 
     def finished(self) -> int:
@@ -420,8 +420,8 @@ def trials_table(study, space: dict[str, Dist], metric: str, folder: Path) -> tu
     for t in study.trials:
         run = t.user_attrs.get("run")
         epochs = None
-        if run and (folder / run / "history.csv").is_file():
-            epochs = len(rundir.read_history(folder / run / "history.csv"))
+        if run and (folder / run / rundir.HISTORY).is_file():
+            epochs = len(rundir.read_history(folder / run / rundir.HISTORY))
         rows.append({"trial": t.number, "state": t.state.name.lower(),
                      **{k: t.params.get(k) for k in space}, metric: t.value, "epochs": epochs, "run": run})
     direction = METRICS[metric]
@@ -458,11 +458,11 @@ def write_results(study, settings: dict, space: dict[str, Dist], folder: Path) -
     run = folder / best.user_attrs["run"]
     rundir.atomic_write(folder / "best.yaml", f"# the best trial of {folder.name}: trial {best.number}, {metric} "
                         f"{best.value:.4f} (run {run.name}); hdr train best.yaml trains it again\n"
-                        + (run / "config.yaml").read_text())
+                        + (run / rundir.CONFIG).read_text())
     _plots(study, folder, metric)
-    metrics = rundir.read_json(run / "metrics.json") if (run / "metrics.json").is_file() else {}
+    metrics = rundir.read_json(run / rundir.METRICS) if (run / rundir.METRICS).is_file() else {}
     return {"trial": best.number, "value": best.value, "params": best.params, "run": run.name,
-            "test_accuracy": metrics.get("test_accuracy")}
+            rundir.TEST_ACCURACY: metrics.get(rundir.TEST_ACCURACY)}
 
 
 def _plots(study, folder: Path, metric: str) -> None:
@@ -509,7 +509,7 @@ def run(config, items, trials, sampler_name, pruner_name, metric, startup_trials
         if sampler_name == "grid":
             grid = grid_space(space, trials or 20)
             trials = min(trials or 20, math.prod(len(v) for v in grid.values()))
-        settings = {"id": None, "status": "running", "config": config, "config_name": Path(config).stem,
+        settings = {"id": None, "status": rundir.RUNNING, "config": config, "config_name": Path(config).stem,
                     "overrides": fixed, "space": {k: d.text() for k, d in space.items()}, "trials": trials or 20,
                     "sampler": sampler_name, "pruner": pruner_name, "metric": metric,
                     "startup_trials": startup_trials, "seed": cfg.training.seed if seed is None else seed,
@@ -546,10 +546,10 @@ def run(config, items, trials, sampler_name, pruner_name, metric, startup_trials
         params = " ".join(overrides_of(space, best["params"]))
         click.echo(f"best: trial {best['trial']} ({params}), {settings['metric']} "
                    f"{best['value']:.4f}, chosen on validation data; {folder / 'best.yaml'}")
-        if best["test_accuracy"] is not None and signum is None:
+        if best[rundir.TEST_ACCURACY] is not None and signum is None:
             # Once, at the end, and labelled: never an input to the choice.
             click.echo(f"test accuracy of the best trial (reported once, not used to choose): "
-                       f"{100 * best['test_accuracy']:.2f}%")
+                       f"{100 * best[rundir.TEST_ACCURACY]:.2f}%")
         tune.save(best=best)
     click.echo(str(folder))
     if signum is not None:

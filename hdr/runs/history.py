@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from hdr.runs import rundir
+
 
 def best_val(history) -> tuple[float | None, int | None]:
     """The best validation accuracy and the epoch that reached it (the earliest, on a tie);
     (None, None) for a run without validation data."""
-    vals = [(r["val_accuracy"], r["epoch"]) for r in history if r.get("val_accuracy") is not None]
+    vals = [(r[rundir.VAL_ACCURACY], r[rundir.EPOCH]) for r in history if r.get(rundir.VAL_ACCURACY) is not None]
     if not vals:
         return None, None
     return max(vals, key=lambda t: (t[0], -t[1]))
@@ -18,14 +20,14 @@ def early_stop(history, monitor: str, patience: int, min_delta: float = 0.0) -> 
     An epoch is an improvement when it beats the best so far by more than min_delta (higher
     val_accuracy, lower val_loss); training stops once `patience` epochs in a row brought none.
     A pure function of the rows, so a resumed run decides exactly as the uninterrupted one."""
-    sign = 1.0 if monitor == "val_accuracy" else -1.0
+    sign = 1.0 if monitor == rundir.VAL_ACCURACY else -1.0
     best = best_epoch = None
     for r in history:
         v = r.get(monitor)
         if v is None:
             continue
         if best is None or sign * (v - best) > min_delta:
-            best, best_epoch = v, r["epoch"]
+            best, best_epoch = v, r[rundir.EPOCH]
     if best_epoch is None:
         return None, False
-    return best_epoch, history[-1]["epoch"] - best_epoch >= patience
+    return best_epoch, history[-1][rundir.EPOCH] - best_epoch >= patience

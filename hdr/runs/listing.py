@@ -27,15 +27,16 @@ from hdr.runs import runindex
 from hdr.core.errors import UsageError
 from hdr.runs.history import best_val
 from hdr.runs.rundir import effective_status, read_history
+from hdr.runs import rundir
 
-# "pruned": ended early by a search's pruner (hdr tune), a decision rather than a failure.
-STATUSES = ("running", "completed", "failed", "interrupted", "crashed", "pruned")
+# rundir.PRUNED: ended early by a search's pruner (hdr tune), a decision rather than a failure.
+STATUSES = (rundir.RUNNING, rundir.COMPLETED, rundir.FAILED, rundir.INTERRUPTED, rundir.CRASHED, rundir.PRUNED)
 # The run.json and metrics.json fields that listings and comparisons use; Run.info and
 # Run.metrics hold only these, read from the files or from the index alike.
-INFO_KEYS = ("status", "config_name", "dataset", "model", "optimizer", "epochs_planned", "seed", "fold",
+INFO_KEYS = ("status", "config_name", "dataset", "model", "optimizer", rundir.EPOCHS_PLANNED, "seed", "fold",
              "pid", "host", "pid_started", "reason", "sweep_id", "sweep_point", "sweep_keys", "runtime",
              "data_checksums")
-METRICS_KEYS = ("test_accuracy", "test_loss", "val_accuracy", "train_seconds", "params")
+METRICS_KEYS = (rundir.TEST_ACCURACY, rundir.TEST_LOSS, rundir.VAL_ACCURACY, rundir.TRAIN_SECONDS, rundir.PARAMS)
 
 
 class Damaged(ValueError):
@@ -46,8 +47,8 @@ def history_figures(history) -> tuple:
     """What listings show of a history: (best validation accuracy, its epoch, the last epoch's
     validation accuracy, epochs, seconds summed or None without epochs)."""
     best, epoch = best_val(history)
-    return (best, epoch, history[-1].get("val_accuracy") if history else None, len(history),
-            round(sum(r.get("seconds") or 0 for r in history), 3) if history else None)
+    return (best, epoch, history[-1].get(rundir.VAL_ACCURACY) if history else None, len(history),
+            round(sum(r.get(rundir.SECONDS) or 0 for r in history), 3) if history else None)
 
 
 class Rows(Sequence):
@@ -60,7 +61,7 @@ class Rows(Sequence):
     @cached_property
     def _rows(self) -> tuple:
         try:
-            return tuple(read_history(Path(self.folder) / "history.csv"))
+            return tuple(read_history(Path(self.folder) / rundir.HISTORY))
         except (OSError, ValueError):
             return ()  # changed into something unreadable since it was listed: no curve
 
@@ -80,7 +81,7 @@ class Run:
     config: dict = field(default_factory=dict)  # flattened: dotted key -> value (lists of scalars as tuples)
     metrics: dict = field(default_factory=dict)  # metrics.json's METRICS_KEYS
     history: Sequence = ()
-    status: str = "completed"
+    status: str = rundir.COMPLETED
     params: int | None = None                   # from metrics.json, else summary.txt
     figures: tuple | None = None                # history_figures(history), when known without reading it
 
@@ -104,20 +105,20 @@ class Run:
     def _summary(self) -> dict:
         m = self.metrics
         best, best_epoch, last_val, epochs, seconds = self.figures or history_figures(self.history)
-        if m.get("train_seconds") is not None:
-            seconds = m["train_seconds"]
+        if m.get(rundir.TRAIN_SECONDS) is not None:
+            seconds = m[rundir.TRAIN_SECONDS]
         return {
             "run": self.id,
-            "best_val_accuracy": best,
-            "best_epoch": best_epoch,
+            rundir.BEST_VAL_ACCURACY: best,
+            rundir.BEST_EPOCH: best_epoch,
             # of the weights the run ended with: the best epoch's where early stopping restored them
-            "val_accuracy": m["val_accuracy"] if m.get("val_accuracy") is not None else last_val,
-            "test_accuracy": m.get("test_accuracy"),
-            "test_loss": m.get("test_loss"),
+            rundir.VAL_ACCURACY: m[rundir.VAL_ACCURACY] if m.get(rundir.VAL_ACCURACY) is not None else last_val,
+            rundir.TEST_ACCURACY: m.get(rundir.TEST_ACCURACY),
+            rundir.TEST_LOSS: m.get(rundir.TEST_LOSS),
             "epochs": epochs,
-            "epochs_planned": self.info.get("epochs_planned", self.config.get("training.epochs")),
-            "train_seconds": seconds,
-            "params": self.params,
+            rundir.EPOCHS_PLANNED: self.info.get(rundir.EPOCHS_PLANNED, self.config.get("training.epochs")),
+            rundir.TRAIN_SECONDS: seconds,
+            rundir.PARAMS: self.params,
             "status": self.status,
         }
 
@@ -211,7 +212,7 @@ def _yaml_load(text: str):
 def _read_params(folder: Path) -> int | None:
     """Parameter count from summary.txt, for runs that ended before writing metrics.json."""
     try:
-        for line in (folder / "summary.txt").read_text().splitlines():
+        for line in (folder / rundir.SUMMARY).read_text().splitlines():
             if "Total params:" in line:
                 return int(line.split("Total params:")[1].split()[0].replace(",", ""))
     except (OSError, ValueError, IndexError):
@@ -237,13 +238,13 @@ def _read_core(folder) -> tuple:
     """(info, metrics, history figures, params, whether params came from summary.txt) of a run
     folder: what every listing needs. Damaged naming the file when it cannot be read."""
     folder = Path(folder)
-    raw = _json_mapping(folder / "run.json", missing_ok=False)
-    metrics = _json_mapping(folder / "metrics.json", missing_ok=True)
+    raw = _json_mapping(folder / rundir.RUN, missing_ok=False)
+    metrics = _json_mapping(folder / rundir.METRICS, missing_ok=True)
     try:
-        figures = history_figures(read_history(folder / "history.csv"))
+        figures = history_figures(read_history(folder / rundir.HISTORY))
     except (OSError, ValueError):
-        raise Damaged("history.csv is damaged (not hdr's columns or not numbers)") from None
-    params = metrics.get("params")
+        raise Damaged(f"{rundir.HISTORY} is damaged (not hdr's columns or not numbers)") from None
+    params = metrics.get(rundir.PARAMS)
     used = params is None
     if used:
         params = _read_params(folder)
@@ -254,13 +255,13 @@ def _read_core(folder) -> tuple:
 def _read_config(folder) -> dict:
     """config.yaml flattened; Damaged when it cannot be read."""
     try:
-        cfg = _yaml_load((Path(folder) / "config.yaml").read_text())
+        cfg = _yaml_load((Path(folder) / rundir.CONFIG).read_text())
     except OSError:
-        raise Damaged("no config.yaml") from None
+        raise Damaged(f"no {rundir.CONFIG}") from None
     except Exception:  # any YAML error: the folder is damaged
-        raise Damaged("config.yaml is corrupt") from None
+        raise Damaged(f"{rundir.CONFIG} is corrupt") from None
     if not isinstance(cfg, dict):
-        raise Damaged(f"config.yaml holds a {type(cfg).__name__}, not a mapping")
+        raise Damaged(f"{rundir.CONFIG} holds a {type(cfg).__name__}, not a mapping")
     return flatten(cfg)
 
 
@@ -269,7 +270,7 @@ def _run(folder: Path, core: tuple, flat: dict | None, history=None) -> Run:
     flat = flat or {}
     if "fold" in info:  # cross-validation folds share one config; the fold tells them apart
         flat = {"fold": info["fold"], **flat}
-    # The status is decided now, never stored: 'running' turns 'crashed' when its process is gone.
+    # The status is decided now, never stored: rundir.RUNNING turns rundir.CRASHED when its process is gone.
     # Run(...) without the frozen dataclass's __init__, which sets each field through
     # object.__setattr__ (a twentieth of a second over 10,000 runs).
     run = object.__new__(Run)
@@ -286,9 +287,9 @@ def load_run(folder: Path, with_config: bool = True) -> Run:
     core = _read_core(folder)
     flat = _read_config(folder) if with_config else None
     try:
-        history = tuple(read_history(folder / "history.csv"))
+        history = tuple(read_history(folder / rundir.HISTORY))
     except (OSError, ValueError):
-        raise Damaged("history.csv is damaged (not hdr's columns or not numbers)") from None
+        raise Damaged(f"{rundir.HISTORY} is damaged (not hdr's columns or not numbers)") from None
     return _run(folder, core, flat, history)
 
 
@@ -363,7 +364,7 @@ def _sweep_runs(folder: Path, warn) -> list[Path]:
     for point in points:
         if isinstance(point, dict) and point.get("run"):
             p = folder / point["run"]
-            if (p / "run.json").is_file():
+            if (p / rundir.RUN).is_file():
                 out.append(p)
             else:
                 warn(f"{shown(folder)}: run {shown(point['run'])} of point {shown(point.get('label', '?'))} is missing")
@@ -385,7 +386,7 @@ def _children(folder: Path, verify: bool) -> list[tuple]:
     out = []
     with os.scandir(folder) as entries:
         for e in entries:
-            if not e.is_dir() or verify and not _is_file(f"{e.path}/run.json"):
+            if not e.is_dir() or verify and not _is_file(f"{e.path}/{rundir.RUN}"):
                 continue
             if e.is_symlink():
                 st = os.stat(e.path)
@@ -410,7 +411,7 @@ def _expand(paths, warn, verify: bool) -> list[tuple]:
             raise UsageError(f"not found: {shown(p)} (give run folders such as runs/<id>, "
                              "or a sweep or cv folder)") from None
         is_dir, checked = S_ISDIR(st.st_mode), True
-        if is_dir and _is_file(f"{p}/run.json"):
+        if is_dir and _is_file(f"{p}/{rundir.RUN}"):
             found = [((st.st_dev, st.st_ino), p)]
         elif is_dir and _is_file(f"{p}/sweep.json"):
             found = []
@@ -463,7 +464,7 @@ def load_found(paths, found, warn, tokens: list | None = None) -> list[Run]:
             runs.append(got)
         elif isinstance(got, runindex.Absent):
             if checked:
-                warn(f"skipping {shown(folder)}: it no longer holds a run.json")
+                warn(f"skipping {shown(folder)}: it no longer holds a {rundir.RUN}")
         elif isinstance(got, Damaged):
             warn(f"skipping {shown(folder)}: {got}")
         else:
@@ -482,9 +483,9 @@ def _record(run: Run) -> dict:
         "id": s["run"], "folder": str(run.folder), "status": run.status,
         "config": info.get("config_name", ""), "dataset": info.get("dataset", ""),
         "model": info.get("model", ""), "optimizer": info.get("optimizer", ""),
-        "epochs_completed": s["epochs"], "epochs_planned": info.get("epochs_planned"),
-        "best_val_accuracy": s["best_val_accuracy"], "best_epoch": s["best_epoch"],
-        "test_accuracy": s["test_accuracy"],
+        rundir.EPOCHS_COMPLETED: s["epochs"], rundir.EPOCHS_PLANNED: info.get(rundir.EPOCHS_PLANNED),
+        rundir.BEST_VAL_ACCURACY: s[rundir.BEST_VAL_ACCURACY], rundir.BEST_EPOCH: s[rundir.BEST_EPOCH],
+        rundir.TEST_ACCURACY: s[rundir.TEST_ACCURACY],
     }
 
 
@@ -533,8 +534,8 @@ def list_runs(runs_dir: Path, show_all: bool = False, statuses=None, as_json: bo
 
     rows = [[str(r["id"]), str(r["status"]), str(r.get("config", "")), str(r.get("dataset", "")),
              str(r.get("model", "")), str(r.get("optimizer", "")),
-             f"{r['epochs_completed']}/{r['epochs_planned'] if r['epochs_planned'] is not None else '?'}"
-             if "epochs_completed" in r else "", pct(r.get("best_val_accuracy")), pct(r.get("test_accuracy"))]
+             f"{r[rundir.EPOCHS_COMPLETED]}/{r[rundir.EPOCHS_PLANNED] if r[rundir.EPOCHS_PLANNED] is not None else '?'}"
+             if rundir.EPOCHS_COMPLETED in r else "", pct(r.get(rundir.BEST_VAL_ACCURACY)), pct(r.get(rundir.TEST_ACCURACY))]
             for r in records]
     if not "".join(chain.from_iterable(rows)).isprintable():  # checked once, not per cell
         rows = [list(map(shown, r)) for r in rows]

@@ -1,8 +1,12 @@
-"""The run folder: naming, atomic file writes, and run.json bookkeeping.
+"""The run-folder format, in one place: the name of every file and folder inside a run, the
+statuses, the history columns and the metric keys, and the writes into a run folder.
 
-Every file is written to a temporary name and renamed into place, so a reader (or a crash)
-never sees half a file. A run folder is created with an exclusive mkdir, so concurrent runs
-never share one and an existing run is never overwritten.
+Every other module takes these names from here and writes into a run through the functions
+below, so this module can also refuse an output path a user gives (--out, --output) that is, or
+would overwrite, something a run owns (refuse_run_owned). Every file is written to a temporary
+name and renamed into place, so a reader (or a crash) never sees half a file. A run folder is
+created with an exclusive mkdir, so concurrent runs never share one and an existing run is never
+overwritten.
 """
 
 from __future__ import annotations
@@ -25,8 +29,71 @@ from pathlib import Path
 from hdr.core.errors import HdrError, UsageError
 from hdr.core.files import atomic_write, plain_mode, read_json, replacing, write_json  # noqa: F401  (rundir.write_json ...: for callers)
 
-HISTORY_FIELDS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds"]
-REQUIRED_FILES = ("config.yaml", "run.json")
+# ---------------------------------------------------------------- names inside a run folder
+CONFIG = "config.yaml"          # the resolved config
+RUN = "run.json"                # status, process, versions, data, how it ended
+HISTORY = "history.csv"         # one row per committed epoch
+METRICS = "metrics.json"        # the final figures (also the name inside an evaluation folder)
+MODEL = "model.keras"           # the trained model
+SUMMARY = "summary.txt"         # layers and parameter counts
+CURVES = {"accuracy": "accuracy.png", "loss": "loss.png"}  # history column -> its training curve
+CHECKPOINTS = "checkpoint"      # the last completed epoch, for --resume
+LOCK = ".lock"                  # held by the process that trains the run
+TENSORBOARD = "tensorboard"     # TensorBoard event files (hdr.engine.tensorboard_log)
+EXPORT = "export"               # hdr export's default place
+EVAL = "eval"                   # hdr evaluate: eval/, eval-val/, eval-on-<dataset>/ (eval_name)
+ENSEMBLES = "ensembles"         # beside the runs: hdr ensemble's folders
+REQUIRED_FILES = (CONFIG, RUN)
+# inside an evaluation folder (eval*/, and hdr ensemble's)
+EVAL_FILES = {"metrics": METRICS, "confusion_csv": "confusion_matrix.csv", "confusion_png": "confusion_matrix.png",
+              "per_class": "per_class.csv", "predictions": "predictions.csv", "report": "report.md",
+              "misclassified": "misclassified.png"}
+# inside export/: the default file of each format, and the verification beside an export
+EXPORT_FILES = {"savedmodel": "savedmodel", "onnx": "model.onnx", "litert": "model.tflite"}
+VERIFICATION_SUFFIX = ".verification.json"
+
+
+def checkpoint_name(epoch: int) -> str:
+    return f"epoch-{epoch:04d}.keras"
+
+
+CHECKPOINT_GLOB = "epoch-*.keras"
+
+
+def eval_name(split: str = "test", on: str | None = None) -> str:
+    """The evaluation folder of hdr evaluate: eval/, eval-val/ or eval-on-<dataset>/."""
+    return f"{EVAL}-on-{on}" if on is not None else EVAL if split == "test" else f"{EVAL}-{split}"
+
+
+def is_eval_name(name: str) -> bool:
+    return name == EVAL or name.startswith(EVAL + "-")
+
+
+# ---------------------------------------------------------------- statuses (run.json "status")
+RUNNING, COMPLETED, FAILED, INTERRUPTED, PRUNED = "running", "completed", "failed", "interrupted", "pruned"
+CRASHED = "crashed"             # never stored: a RUNNING run whose process is gone (effective_status)
+NOT_RUN = "not run"             # a planned run of a sweep, cv or search that never started
+# "pruned": ended early by a search's pruner (hdr tune), a decision rather than a failure.
+STATUSES = (RUNNING, COMPLETED, FAILED, INTERRUPTED, CRASHED, PRUNED)
+RESULTS = (COMPLETED, PRUNED, FAILED)  # a run that ended so is a result: resuming leaves it
+
+# ---------------------------------------------------------------- history.csv columns
+EPOCH, LOSS, ACCURACY, VAL_LOSS, VAL_ACCURACY = "epoch", "loss", "accuracy", "val_loss", "val_accuracy"
+LEARNING_RATE, SECONDS = "learning_rate", "seconds"
+HISTORY_FIELDS = [EPOCH, LOSS, ACCURACY, VAL_LOSS, VAL_ACCURACY, LEARNING_RATE, SECONDS]
+HISTORY_METRICS = HISTORY_FIELDS[1:]   # the figures of an epoch (Keras's log names for the first four)
+VAL_METRICS = {VAL_ACCURACY: "maximize", VAL_LOSS: "minimize"}  # what a search or early stopping may watch
+
+# ---------------------------------------------------------------- metrics.json keys
+TEST_ACCURACY, TEST_LOSS = "test_accuracy", "test_loss"
+BEST_VAL_ACCURACY, BEST_EPOCH = "best_val_accuracy", "best_epoch"
+TRAIN_SECONDS, PARAMS = "train_seconds", "params"
+EPOCHS_COMPLETED, EPOCHS_PLANNED = "epochs_completed", "epochs_planned"  # run.json
+
+
+def split_key(split: str, what: str = ACCURACY) -> str:
+    """The metric key of a figure on a split: test_accuracy, val_loss (evaluation folders)."""
+    return f"{split}_{what}"
 
 
 def now_iso() -> str:
@@ -72,7 +139,7 @@ class RunInfo:
 
         info = {
             "id": Path(folder).name,
-            "status": "running",
+            "status": RUNNING,
             "config_name": config_name,
             "started": now_iso(),
             "ended": None,
@@ -81,7 +148,7 @@ class RunInfo:
             **this_process(),
             "seed": seed,
             "versions": {"hdr": __version__, "python": platform.python_version()},
-            "epochs_completed": 0,
+            EPOCHS_COMPLETED: 0,
         }
         info.update(extra or {})
         run = cls(folder, info)
@@ -96,7 +163,7 @@ class RunInfo:
         self.update(status=status, ended=now_iso(), **fields)
 
     def save(self) -> None:
-        path = self.folder / "run.json"
+        path = self.folder / RUN
         text = json.dumps(self.info, indent=2) + "\n"
         try:
             atomic_write(path, text)
@@ -132,7 +199,7 @@ def read_history(path: Path) -> list[dict]:
     rows = []
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
-        if reader.fieldnames is not None and reader.fieldnames[:1] != ["epoch"]:
+        if reader.fieldnames is not None and reader.fieldnames[:1] != [EPOCH]:
             raise DamagedRun(f"{path} is damaged (its header is not hdr's); the run cannot be read")
         for row in reader:
             parsed = {}
@@ -142,7 +209,7 @@ def read_history(path: Path) -> list[dict]:
                         raise ValueError(f"unexpected column {k!r}")
                     if v in ("", None):
                         parsed[k] = None
-                    elif k == "epoch":
+                    elif k == EPOCH:
                         parsed[k] = int(v)
                     else:
                         parsed[k] = float(v)
@@ -163,12 +230,12 @@ def open_run(path: str | Path) -> Path:
     if missing:
         raise UsageError(f"{p} is not a complete run folder: missing {', '.join(missing)}")
     try:
-        info = read_json(p / "run.json")
+        info = read_json(p / RUN)
     except (ValueError, OSError):
-        raise DamagedRun(f"{p}/run.json is unreadable or corrupt") from None
+        raise DamagedRun(f"{p}/{RUN} is unreadable or corrupt") from None
     if not isinstance(info, dict):
-        raise DamagedRun(f"{p}/run.json is damaged: it holds a {type(info).__name__}, not hdr's record of the run")
-    read_history(p / "history.csv")
+        raise DamagedRun(f"{p}/{RUN} is damaged: it holds a {type(info).__name__}, not hdr's record of the run")
+    read_history(p / HISTORY)
     return p
 
 
@@ -177,16 +244,16 @@ def load_model(path: str | Path):
     explained by the run's status (exit 2: the user named a run that cannot be used yet); a
     damaged model.keras is a failure (exit 1) that says to train again."""
     folder = open_run(path)
-    model_path = folder / "model.keras"
+    model_path = folder / MODEL
     if not model_path.is_file():
-        status = effective_status(read_json(folder / "run.json"))
+        status = effective_status(read_json(folder / RUN))
         hint = {
-            "running": "it is still training; wait for it to finish",
-            "interrupted": f"it was interrupted; finish it with: hdr train --resume {folder}",
-            "crashed": f"it crashed; finish it with: hdr train --resume {folder}",
-            "failed": f"it failed; see {folder}/run.json, then resume it with: hdr train --resume {folder}",
+            RUNNING: "it is still training; wait for it to finish",
+            INTERRUPTED: f"it was interrupted; finish it with: hdr train --resume {folder}",
+            CRASHED: f"it crashed; finish it with: hdr train --resume {folder}",
+            FAILED: f"it failed; see {folder}/{RUN}, then resume it with: hdr train --resume {folder}",
         }.get(status, "train it again")
-        raise UsageError(f"{folder} has no model.keras (status: {status}); {hint}")
+        raise UsageError(f"{folder} has no {MODEL} (status: {status}); {hint}")
     from hdr.core.backend import quiet_import
 
     keras = quiet_import()
@@ -235,8 +302,8 @@ def pid_alive(pid: int | None, host: str | None, started: int | None = None) -> 
 def effective_status(info: dict) -> str:
     """run.json's status, except that a 'running' run whose process is gone is 'crashed'."""
     status = info.get("status", "unknown")
-    if status == "running" and not pid_alive(info.get("pid"), info.get("host"), info.get("pid_started")):
-        return "crashed"
+    if status == RUNNING and not pid_alive(info.get("pid"), info.get("host"), info.get("pid_started")):
+        return CRASHED
     return status
 
 
@@ -246,7 +313,7 @@ def owned(folder: Path):
     UsageError. An flock, so a process that dies (even by SIGKILL) releases it."""
     import fcntl
 
-    path = Path(folder) / ".lock"
+    path = Path(folder) / LOCK
     fd = os.open(path, os.O_RDWR | os.O_CREAT, plain_mode())
     try:
         try:
@@ -275,7 +342,7 @@ def fold_fields(cv_id: str, fold: int, folds: int, seed: int) -> dict:
     return {"cv_id": cv_id, "fold": fold, "folds": folds, "fold_seed": seed}
 
 
-def held_out_rows(info: dict, labels: np.ndarray) -> np.ndarray | None:
+def held_out_rows(info: dict, labels):
     """The training-set rows a cross-validation run held out, from its run.json; None for a run
     that is not a fold."""
     if info.get("fold") is None:
@@ -290,3 +357,126 @@ def held_out_rows(info: dict, labels: np.ndarray) -> np.ndarray | None:
     from hdr.core.data import stratified_folds
 
     return stratified_folds(labels, folds, seed)[fold - 1]
+
+
+# ---------------------------------------------------------------- writing into a run folder
+
+def write(folder: Path, name: str, data: str | bytes) -> None:
+    """A file of the run folder (one of the names above), written whole."""
+    atomic_write(Path(folder) / name, data)
+
+
+def write_metrics(folder: Path, metrics: dict) -> None:
+    write_json(Path(folder) / METRICS, metrics)
+
+
+def read_metrics(folder: Path) -> dict:
+    return read_json(Path(folder) / METRICS)
+
+
+def read_info(folder: Path) -> dict:
+    return read_json(Path(folder) / RUN)
+
+
+def history(folder: Path) -> list[dict]:
+    """The committed epochs of the run in folder (history.csv's rows)."""
+    return read_history(Path(folder) / HISTORY)
+
+
+def checkpoint(folder: Path, epoch: int) -> Path:
+    return Path(folder) / CHECKPOINTS / checkpoint_name(epoch)
+
+
+def training_curves(folder: Path, rows: list[dict], name: str = "") -> None:
+    """accuracy.png and loss.png: each metric per epoch, train against validation."""
+    from hdr.core.plots import curve_png
+
+    suffix = f" ({name})" if name else ""
+    epochs = [r[EPOCH] for r in rows]
+    for metric, filename in CURVES.items():
+        png = curve_png(epochs, [r.get(metric) for r in rows], [r.get(f"val_{metric}") for r in rows], metric,
+                        f"{metric}{suffix}")
+        write(folder, filename, png)
+
+
+def _clean_stale(folder: Path, name: str) -> None:
+    """Remove temporary folders that an evaluation killed mid-way left behind."""
+    import shutil
+
+    for p in folder.glob(f".{name}.*-*"):
+        try:
+            pid = int(p.name.split("-")[-2])
+        except (ValueError, IndexError):
+            continue
+        if p.is_dir() and not pid_alive(pid, None):
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def swap_in(tmp: Path, dest: Path) -> None:
+    """Replace dest by the complete folder tmp: the old one goes only once the new one is in place."""
+    import shutil
+
+    old = None
+    if dest.exists():
+        old = dest.with_name(f".{dest.name}.old-{os.getpid()}-{os.urandom(3).hex()}")
+        os.rename(dest, old)
+    try:
+        os.rename(tmp, dest)
+    except OSError:
+        if old is not None:
+            os.rename(old, dest)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+@contextmanager
+def evaluation_folder(folder: Path, name: str):
+    """A fresh folder to write an evaluation into; once the block is done it replaces
+    RUN/<name> whole (the old one stays until then), on any error it is removed."""
+    import shutil
+
+    folder = Path(folder)
+    _clean_stale(folder, name)
+    tmp = Path(tempfile.mkdtemp(dir=folder, prefix=f".{name}.tmp-{os.getpid()}-"))
+    try:
+        yield tmp
+        os.chmod(tmp, plain_mode(folder=True))  # mkdtemp makes it private
+        swap_in(tmp, folder / name)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+# ---------------------------------------------------------------- what a run owns
+
+def run_folder_of(path: Path) -> Path | None:
+    """The run folder that path is, or lies inside (through symlinks too); None when none."""
+    p = Path(os.path.abspath(path))
+    candidates = [p, *p.parents]
+    try:
+        real = Path(os.path.realpath(path))
+        candidates += [real, *real.parents]
+    except OSError:
+        pass
+    for c in candidates:
+        if (c / RUN).is_file() and (c / CONFIG).is_file():
+            return c
+    return None
+
+
+def refuse_run_owned(path: Path | str, option: str = "--out", allowed: str | None = None) -> None:
+    """A UsageError when an output path the user gave is a run folder or lies inside one (it would
+    write over what the run owns: run.json, config.yaml, history.csv, metrics.json, model.keras,
+    the checkpoints, the eval folders, ...). allowed: the one subfolder of a run that the command
+    itself writes (hdr export: export/). Checked before anything is written."""
+    run = run_folder_of(path)
+    if run is None:
+        return
+    p = Path(os.path.realpath(path))
+    inside = p.relative_to(run).parts if p.is_relative_to(run) else Path(os.path.abspath(path)).relative_to(run).parts
+    if allowed is not None and inside and inside[0] == allowed and len(inside) > 1:
+        return
+    what = f"the run folder {run}" if not inside else f"{run / inside[0]}, which belongs to the run in {run}"
+    raise UsageError(f"{option} {path}: that is {what}; hdr never writes over a run's files, so give a path "
+                     "outside the run folder")

@@ -8,8 +8,8 @@ same digest; otherwise it is read afresh. So a run that finished, was resumed, w
 (rewritten or appended), gained metrics.json, or whose files were edited, touched or replaced is
 read again; a folder that is gone is dropped and a new one read. The change time (ctime) cannot
 be set back by a program (os.utime, cp -p and tar set mtime, and so change ctime), so an edit that
-restores a file's size and mtime is still seen. Statuses that depend on a live process ('running'
-or 'crashed') are decided by the caller on every listing, never stored.
+restores a file's size and mtime is still seen. Statuses that depend on a live process (rundir.RUNNING
+or rundir.CRASHED) are decided by the caller on every listing, never stored.
 
 What the stamps cannot see is a change inside the file system's timestamp granularity (a few
 milliseconds on ext4) that keeps a file's inode and size. So a run whose files changed less than
@@ -44,6 +44,7 @@ import os
 import sys
 import time
 import zlib
+from hdr.runs import rundir
 from pathlib import Path
 from stat import S_ISREG
 
@@ -51,10 +52,10 @@ NAME = ".hdr-index"
 VERSION = 1
 MARGIN_NS = 2_000_000_000   # at least the coarsest timestamp granularity of a common file system (FAT: 2 s)
 MIN_RUNS = 50               # below this, reading every folder is as quick as reading an index
-CORE = ("run.json", "metrics.json", "history.csv")
-PARAMS_FILE = "summary.txt"  # stamped only for runs whose parameter count came from it
+CORE = (rundir.RUN, rundir.METRICS, rundir.HISTORY)
+PARAMS_FILE = rundir.SUMMARY  # stamped only for runs whose parameter count came from it
 _CORE_PARAMS = CORE + (PARAMS_FILE,)
-_CONFIG = ("config.yaml",)
+_CONFIG = (rundir.CONFIG,)
 _ALL = _CORE_PARAMS + _CONFIG  # stamps of 5 files: core [:15], with summary.txt [:20], config [20:]
 _PYTHON = f"{sys.implementation.name}-{sys.hexversion:x}"  # whose hash() the digests are
 

@@ -7,12 +7,12 @@ dependencies) along in git-ignored folders:
     mkdir -p runs/gpu-data && cp -r ../shared/datasets/mnist runs/gpu-data/
     # only if keras/pydantic/click/... are missing there (check with --check):
     #   pip download -d .whl keras pydantic pyyaml click platformdirs tabulate tqdm matplotlib pillow
-    # then, on the GPU machine (carry runs/gpu-data and .whl):
-    python3 bench/gpu.py --data runs/gpu-data            # ~5 minutes on an H100
+    # then, on the GPU machine (carry runs/gpu-data and .whl), from the repository's root:
+    python3 -m bench.perf.gpu --data runs/gpu-data       # ~5 minutes on an H100
 
 It measures, alternating plain / hdr so drifts hit both:
   1. seconds per epoch (first, which includes XLA compilation, and steady) of the seed-003 CNN:
-     bench/plain_keras_cnn.py vs hdr train configs/cnn_adam.yaml vs hdr train configs/cnn_adam_bf16.yaml
+     bench/baselines/plain_keras_cnn.py vs hdr train configs/cnn_adam.yaml vs hdr train configs/cnn_adam_bf16.yaml
      with a whole epoch per call into the backend;
   2. time from `hdr train` start to >= 99.0% test accuracy: the fastest of a few configs that
      reach it (each run is a whole process, so start-up, data, compilation, saving all count).
@@ -35,8 +35,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
+from bench.layout import DEFAULT_DATA, RESULTS, ROOT
+
 NEEDED = ("jax", "keras", "numpy", "pydantic", "yaml", "click", "platformdirs", "tabulate", "tqdm",
           "matplotlib", "PIL")
 PIP_NAMES = {"yaml": "pyyaml", "PIL": "pillow"}
@@ -92,7 +92,7 @@ def hdr_train(config: str, overrides: list[str], e: dict, runs: Path) -> dict:
 
 
 def plain(epochs: int, e: dict) -> dict:
-    wall, out = run([sys.executable, str(BENCH / "plain_keras_cnn.py"), "--epochs", str(epochs),
+    wall, out = run([sys.executable, "-m", "bench.baselines.plain_keras_cnn", "--epochs", str(epochs),
                      "--data", str(Path(e["HDR_DATA_DIR"]) / "mnist")], e)
     r = json.loads(out.strip().splitlines()[-1])
     return {"wall": wall, "epoch_seconds": r["epoch_seconds"], "test_accuracy": r["test_accuracy"]}
@@ -100,7 +100,7 @@ def plain(epochs: int, e: dict) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default=os.environ.get("HDR_DATA_DIR", str(ROOT.parent / "shared" / "datasets")),
+    ap.add_argument("--data", default=os.environ.get("HDR_DATA_DIR", str(DEFAULT_DATA)),
                     help="folder holding mnist/ (default $HDR_DATA_DIR or ../shared/datasets)")
     ap.add_argument("--epochs", type=int, default=4, help="epochs for the per-epoch comparison")
     ap.add_argument("--rounds", type=int, default=2, help="alternated rounds of the per-epoch comparison")
@@ -108,10 +108,10 @@ def main() -> None:
     args = ap.parse_args()
     missing = check(install=not args.check)
     if missing:
-        sys.exit(f"missing modules: {', '.join(missing)}; bring wheels in .whl/ (see the top of bench/gpu.py)")
+        sys.exit(f"missing modules: {', '.join(missing)}; bring wheels in .whl/ (see the top of bench/perf/gpu.py)")
     data = Path(args.data).resolve()
     if not (data / "mnist" / "train-images-idx3-ubyte.gz").is_file():
-        sys.exit(f"no MNIST files in {data}/mnist; see the top of bench/gpu.py")
+        sys.exit(f"no MNIST files in {data}/mnist; see the top of bench/perf/gpu.py")
     import jax
 
     devices = [f"{d.platform}:{getattr(d, 'device_kind', '')}" for d in jax.devices()]
@@ -120,7 +120,7 @@ def main() -> None:
         return
     e = env(data)
     runs = Path(tempfile.mkdtemp(prefix="hdr-gpu-runs-"))
-    per_epoch: dict[str, list] = {"plain Keras + JAX (bench/plain_keras_cnn.py)": [],
+    per_epoch: dict[str, list] = {"plain Keras + JAX (bench/baselines/plain_keras_cnn.py)": [],
                                   "hdr cnn_adam.yaml (fp32)": [], "hdr cnn_adam_bf16.yaml (bf16)": []}
     try:
         for r in range(args.rounds):
@@ -159,8 +159,8 @@ def main() -> None:
     lines.append(f"fastest to >= 99.0%: {best['label']}, {best['wall']:.1f} s" if best else "no candidate reached 99.0%")
     table = "\n".join(lines)
     print("\n" + table)
-    (BENCH / "results").mkdir(exist_ok=True)
-    out = BENCH / "results" / f"gpu-{datetime.now():%Y%m%d-%H%M%S}"
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"gpu-{datetime.now():%Y%m%d-%H%M%S}"
     out.with_suffix(".json").write_text(json.dumps({"devices": devices, "per_epoch": per_epoch, "to_99": to99},
                                                    indent=1) + "\n")
     out.with_suffix(".md").write_text(table + "\n")

@@ -5,11 +5,12 @@ each trained by `hdr train` with the 20 % validation split, seeds given on the c
 Variants are compared on their best-epoch validation accuracy (selection); the test accuracy is
 recorded beside it, to be read only once the choice is made.
 
-    python bench/usps_diagnosis.py train [--seeds 1] [--only NAME,...]   # runs into runs/usps-diagnosis/
-    python bench/usps_diagnosis.py collect                                # -> bench/results/usps-diagnosis.json
+    python -m bench.experiments.usps_diagnosis train [--seeds 1] [--only NAME,...]   # runs into runs/usps-diagnosis/
+    python -m bench.experiments.usps_diagnosis collect       # -> bench/results/usps-diagnosis.json
 
 The write-up itself (all 7,291 training digits, the test file passed to Keras as validation data,
-the figure read after 100 epochs) is replayed by bench/usps_writeup.py.
+the figure read after 100 epochs) is replayed by bench/baselines/usps_writeup.py. The table is rendered by
+bench/docs/records.py.
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ import sys
 import time
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
+from bench.docs.records import DIAGNOSIS_RESULT as OUT
+from bench.docs.records import usps_diagnosis as render
+from bench.layout import ROOT
+
 RUNS = ROOT / "runs" / "usps-diagnosis"
-OUT = BENCH / "results" / "usps-diagnosis.json"
 CONFIG = ROOT / "configs" / "usps_cnn.yaml"
 
 # The write-up as first read (configs/usps_cnn.yaml before this diagnosis changed it): slope 0.3,
@@ -106,19 +108,6 @@ def collect() -> dict:
                                      "mean_test": statistics.fmean(r["test_accuracy"] for r in rows)}
     OUT.write_text(json.dumps(out, indent=1) + "\n")
     return out
-
-
-def render() -> str:
-    r = json.loads(OUT.read_text())
-    lines = ["| variant (one change from the write-up as first read) | seeds | best val, mean | test, mean | params |",
-             "| --- | --- | --- | --- | --- |"]
-    for name, v in sorted(r["variants"].items(), key=lambda kv: -kv[1]["mean_best_val"]):
-        seeds = ",".join(str(x["seed"]) for x in sorted(v["runs"], key=lambda x: x["seed"]))
-        lines.append(f"| {name}: {v['what']} | {seeds} | {100 * v['mean_best_val']:.2f}% | "
-                     f"{100 * v['mean_test']:.2f}% | {v['runs'][0]['params']:,} |")
-    lines += ["", f"Sorted by validation accuracy (the selection); source `bench/results/usps-diagnosis.json` "
-                  f"({r['written'][:10]}), `python bench/usps_diagnosis.py collect`."]
-    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -4,8 +4,8 @@ Each variant trains hdr's model for a config on a subset of MNIST in its own pro
 variants alternated round by round; per steady epoch (2nd on) it records wall, user and system
 CPU seconds and minor/major page faults (getrusage of the process itself).
 
-    python bench/feeds.py --samples 12000 --epochs 3 --rounds 2 pydataset tfdata arrays
-    python bench/feeds.py --config configs/mlp_dropout_adam.yaml pydataset tfdata
+    python -m bench.perf.feeds --samples 12000 --epochs 3 --rounds 2 pydataset tfdata arrays
+    python -m bench.perf.feeds --config configs/mlp_dropout_adam.yaml pydataset tfdata
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench.layout import DEFAULT_DATA, RESULTS, ROOT, command
+
 VARIANTS = {
     "pydataset": "a keras.utils.PyDataset of fancy-indexed batches (hdr before this change)",
     "pydataset_nodet": "the same without TF op determinism",
@@ -36,10 +37,9 @@ VARIANTS = {
 
 
 def child(args) -> None:
-    sys.path.insert(0, str(ROOT))
     import numpy as np
 
-    from hdr.core import config as config_mod
+    from hdr.engine import config as config_mod
     from hdr.core import data as data_mod
     from hdr.engine import models
     from hdr.engine import train
@@ -150,11 +150,11 @@ def main() -> None:
     if args.child:
         return child(args)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    env.setdefault("HDR_DATA_DIR", str(ROOT.parent / "shared" / "datasets"))
+    env.setdefault("HDR_DATA_DIR", str(DEFAULT_DATA))
     results = {v: [] for v in args.variants}
     for r in range(args.rounds):
         for v in args.variants:
-            cmd = [sys.executable, __file__, *args.variants, "--config", args.config, "--samples", str(args.samples),
+            cmd = [sys.executable, "-m", "bench.perf.feeds", *args.variants, "--config", args.config, "--samples", str(args.samples),
                    "--epochs", str(args.epochs), "--child", v]
             out = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
             if out.returncode:
@@ -175,9 +175,9 @@ def main() -> None:
                      f"{m['minflt']:,.0f} | {m['minflt'] / (m['user'] + m['sys']):,.0f} |")
     table = "\n".join(lines)
     print("\n" + table)
-    out = Path(args.out) if args.out else ROOT / "bench" / "results" / f"feeds-{datetime.now():%Y%m%d-%H%M%S}.json"
+    out = Path(args.out) if args.out else RESULTS / f"feeds-{datetime.now():%Y%m%d-%H%M%S}.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"command": " ".join(["python", *sys.argv]), "load_start": None,
+    out.write_text(json.dumps({"command": command(), "load_start": None,
                                "results": results}, indent=1) + "\n")
     out.with_suffix(".md").write_text(table + "\n")
     print(f"raw results: {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")

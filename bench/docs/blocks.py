@@ -2,24 +2,26 @@
 
 A generated block in a document reads
 
-    <!-- generated: NAME (python bench/docs.py render) -->
+    <!-- generated: NAME (python -m bench.docs.blocks render) -->
     ...
     <!-- end generated -->
 
 and its content is BLOCKS[NAME](), a function of files under bench/results/. `render` rewrites
 every block in place; `check` exits 1 naming each block that differs (tests/test_docs.py runs it).
+The functions live in this package (bench/docs/: tables.py for BENCHMARKS.md's own sections,
+harnesses.py for the blocks of bench/perf/'s harnesses, records.py for RECORDS.md), which imports
+no harness and no experiment: they import from here, never the other way.
 
-In BENCHMARKS.md every table of figures is such a block (bench/tables.py renders the page's own
-sections; bench scripts may render theirs). A table outside a block may hold words only: a
-number starting a word outside `code` there (`1.2 s`, `98%`; not `AVX-512` or `uint8`) is a
-typed figure, and tests/test_docs.py fails on it. A figure in prose must also appear in a
+In BENCHMARKS.md every table of figures is such a block. A table outside a block may hold words
+only: a number starting a word outside `code` there (`1.2 s`, `98%`; not `AVX-512` or `uint8`) is
+a typed figure, and tests/test_docs.py fails on it. A figure in prose must also appear in a
 generated block, or the prose points at the table instead; a measurement that was never stored
 is said to be so, with the command that re-measures it (the `# ~3 min` beside a command is a
 hint, not a figure). README.md's and RECORDS.md's tables of commands and files are not held to
 the words-only rule (they name counts such as "exit 1").
 
-    python bench/docs.py render
-    python bench/docs.py check
+    python -m bench.docs.blocks render
+    python -m bench.docs.blocks check
 """
 
 from __future__ import annotations
@@ -27,13 +29,13 @@ from __future__ import annotations
 import json
 import re
 import sys
-from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
-RESULTS = BENCH / "results"
+from bench.docs import harnesses, records, tables
+from bench.layout import RESULTS, ROOT
+
 DOCUMENTS = [ROOT / "README.md", ROOT / "BENCHMARKS.md", ROOT / "RECORDS.md"]
-BLOCK = re.compile(r"(<!-- generated: (\S+) \(python bench/docs.py render\) -->\n)(.*?)(<!-- end generated -->)",
+COMMAND = "python -m bench.docs.blocks render"
+BLOCK = re.compile(r"(<!-- generated: (\S+) \(" + re.escape(COMMAND) + r"\) -->\n)(.*?)(<!-- end generated -->)",
                    re.S)
 
 
@@ -59,54 +61,44 @@ def writeups() -> str:
                          f"{rt.get('cpu_count', '?')}-core {rt.get('cpu', '?')} {rt.get('device', '?').upper()}")
         lines.append(f"| `{name}` | {c['experiment']} | {c['reported']} | {ours} |")
     lines += ["", f"Source: `bench/results/writeups.json` ({r['written'][:10]}; "
-                  f"{'; '.join(sorted(machines)) or 'no runs'}), written by `python bench/seeds.py collect`."]
+                  f"{'; '.join(sorted(machines)) or 'no runs'}), written by "
+                  "`python -m bench.experiments.seeds collect`."]
     return "\n".join(lines) + "\n"
 
 
-def _from(module: str, name: str = "render"):
-    """A block rendered by a function of another bench script (bench/MODULE.py), imported when used."""
-    def render() -> str:
-        import importlib
-
-        if str(BENCH) not in sys.path:
-            sys.path.insert(0, str(BENCH))
-        return getattr(importlib.import_module(module), name)()
-    return render
-
-
-# One line per block; a bench script that owns its figures renders them itself: "name": _from("script").
+# One line per block: its name in the documents and the function that renders it.
 BLOCKS = {
     "writeups": writeups,
-    "targets": _from("tables", "targets"),
-    "train_now": _from("tables", "train_now"),
-    "feeds": _from("tables", "feeds"),
-    "train_avx512_cnn": _from("tables", "train_avx512_cnn"),
-    "train_avx512_mlp": _from("tables", "train_avx512_mlp"),
-    "accuracy_per_seed": _from("tables", "accuracy_per_seed"),
-    "bf16_speed": _from("tables", "bf16_speed"),
-    "bf16_runs": _from("tables", "bf16_runs"),
-    "bf16_accuracy": _from("tables", "bf16_accuracy"),
-    "bf16_variants": _from("tables", "bf16_variants"),
-    "cli_latency": _from("tables", "cli_latency"),
-    "data_loading": _from("tables", "data_loading"),
-    "predict_throughput": _from("tables", "predict_throughput"),
-    "predict_startup": _from("predict_startup"),
-    "photos": _from("photos"),
-    "resume": _from("tables", "resume"),
-    "gpu": _from("tables", "gpu"),
-    "appendix_measures": _from("tables", "appendix_measures"),
-    "appendix_summary": _from("tables", "appendix_summary"),
-    "records_mnist": _from("records", "render_mnist"),
-    "records_usps": _from("records", "render_usps"),
-    "usps_diagnosis": _from("usps_diagnosis"),
-    "usps_writeup": _from("usps_writeup"),
-    "time_to_99": _from("time_to_accuracy"),
-    "time_to_99_phases": _from("time_to_accuracy", "render_phases"),
-    "manyruns": _from("manyruns"),
-    "sweep": _from("sweep"),
-    "ray_overhead": _from("ray_overhead"),
-    "tune": _from("tune"),
-    "tensorboard_cost": _from("tensorboard_page"),
+    "targets": tables.targets,
+    "train_now": tables.train_now,
+    "feeds": tables.feeds,
+    "train_avx512_cnn": tables.train_avx512_cnn,
+    "train_avx512_mlp": tables.train_avx512_mlp,
+    "accuracy_per_seed": tables.accuracy_per_seed,
+    "bf16_speed": tables.bf16_speed,
+    "bf16_runs": tables.bf16_runs,
+    "bf16_accuracy": tables.bf16_accuracy,
+    "bf16_variants": tables.bf16_variants,
+    "cli_latency": tables.cli_latency,
+    "data_loading": tables.data_loading,
+    "predict_throughput": tables.predict_throughput,
+    "predict_startup": harnesses.predict_startup,
+    "photos": harnesses.photos,
+    "resume": tables.resume,
+    "gpu": tables.gpu,
+    "appendix_measures": tables.appendix_measures,
+    "appendix_summary": tables.appendix_summary,
+    "records_mnist": records.render_mnist,
+    "records_usps": records.render_usps,
+    "usps_diagnosis": records.usps_diagnosis,
+    "usps_writeup": records.usps_writeup,
+    "time_to_99": harnesses.time_to_99,
+    "time_to_99_phases": harnesses.time_to_99_phases,
+    "manyruns": harnesses.manyruns,
+    "sweep": harnesses.sweep,
+    "ray_overhead": harnesses.ray_overhead,
+    "tune": harnesses.tune,
+    "tensorboard_cost": harnesses.tensorboard_cost,
 }
 
 
@@ -121,6 +113,10 @@ def main(argv: list[str]) -> int:
     stale = []
     for doc in DOCUMENTS:
         text = doc.read_text()
+        if len(BLOCK.findall(text)) != text.count("<!-- generated: "):
+            print(f"{doc.name}: a generated block's markers are not `<!-- generated: NAME ({COMMAND}) -->` "
+                  "... `<!-- end generated -->`", file=sys.stderr)
+            return 2
         for m in BLOCK.finditer(text):
             if m.group(2) not in BLOCKS:
                 print(f"{doc.name}: unknown generated block {m.group(2)!r}", file=sys.stderr)
@@ -131,7 +127,7 @@ def main(argv: list[str]) -> int:
             if argv == ["render"]:
                 doc.write_text(new)
     if argv == ["check"] and stale:
-        print(f"out of date: {', '.join(stale)}; run: python bench/docs.py render", file=sys.stderr)
+        print(f"out of date: {', '.join(stale)}; run: {COMMAND}", file=sys.stderr)
         return 1
     return 0
 

@@ -8,13 +8,13 @@ paper (a gradient, blotches, grain), off-centre on a larger page, slightly out o
 colour, saved as JPEG at a random quality. Everything follows from the seed and the digit's
 index, so a set is the same on every machine. Only the test split is used, never training digits.
 
-    python bench/photos.py measure RUN [--n 5000] [--seed 0] [--at COMMIT] [--photos DIR] [--failures DIR]
-    python bench/photos.py show [--n 24] [--out photos.png]
-    python bench/photos.py calibrate
+    python -m bench.perf.photos measure RUN [--n 5000] [--seed 0] [--at COMMIT] [--photos DIR] [--failures DIR]
+    python -m bench.perf.photos show [--n 24] [--out photos.png]
+    python -m bench.perf.photos calibrate
 
 `measure` writes bench/results/photos-<time>.json: accuracy over the set, by size and pen, of
-hdr.predict.preprocess as it is at this commit, against the same model on the untouched 28x28
-digits. `render` (bench/docs.py) shows every stored measurement, oldest first.
+hdr.apps.predict.preprocess as it is at this commit, against the same model on the untouched 28x28
+digits. bench/docs/harnesses.py's `photos` shows the newest measurement in BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -33,8 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "bench" / "results"
+from bench.layout import RESULTS, command
+from bench.layout import ROOT as REPO
+
 HI = 8  # the digit is reshaped at 8x MNIST's resolution: 224 px for its 28 px frame
 SIZES = {"small": (16, 40), "large": (60, 300)}  # the digit's height in the photo, px (MNIST: 20 of 28)
 # Pens, as disk radii at 8x resolution, where MNIST strokes are about 20 px wide (2.4 px at 1x).
@@ -303,8 +304,8 @@ def main() -> None:
     run_json = json.loads((args.run / "run.json").read_text())
     result = {
         "what": "accuracy of `hdr predict RUN FOLDER` on photo-like images of MNIST test digits",
-        "command": f"python bench/photos.py measure {args.run} --n {args.n} --seed {args.seed}"
-                   + "".join(f" --at {r}" for r in args.at),
+        "command": command(["measure", str(args.run), "--n", str(args.n), "--seed", str(args.seed),
+                            *(f"--at {r}" for r in args.at)]),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
                     "load_average_1min_at_end": round(os.getloadavg()[0], 2)},
@@ -321,29 +322,6 @@ def main() -> None:
     print(json.dumps({**result["reference_accuracy"],
                       **{m["commit"]: m["accuracy"] for m in result["measured"]}}))
     print(out)
-
-
-def render() -> str:
-    """BENCHMARKS.md's block: the latest measurement, each commit read as a row, by size and pen."""
-    files = sorted(RESULTS.glob("photos-*.json"))
-    r = json.loads(files[-1].read_text())
-    keys = [k for k in ("size=small", "size=large", "pen=thin", "pen=ordinary", "pen=thick") if k in r["measured"][0]["groups"]]
-    head = ["read by", "all", *(k.split("=")[1] for k in keys)]
-    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
-    for m in r["measured"]:
-        cells = [f"{100 * m['accuracy']:.2f}%", *(f"{100 * m['groups'][k]['accuracy']:.2f}%" for k in keys)]
-        lines.append(f"| hdr predict at {m['commit']} | " + " | ".join(cells) + " |")
-    ref = r["reference_accuracy"]
-    counts = ", ".join(f"{k.split('=')[1]} {r['measured'][0]['groups'][k]['n']}" for k in keys)
-    lines += ["", f"{r['n']} photos of MNIST test digits (seed {r['seed']}; {counts}), "
-                  f"read by a {r['run']['epochs']}-epoch run of `configs/{r['run']['config']}.yaml`. The same model reads "
-                  f"{100 * ref['mnist_digits']:.2f}% of these digits as MNIST has them, and "
-                  f"{100 * ref['pen_drawn_digits']:.2f}% of them drawn with the photos' pens and framed as MNIST "
-                  f"frames digits, with no photo in between but with the pens' stroke widths. Reading the {r['n']} photos took "
-                  + ", ".join(f"{m['predict']['wall_seconds']:.0f} s wall ({m['predict']['user_seconds']:.0f} s user, "
-                              f"{m['predict']['system_seconds']:.0f} s system) at {m['commit']}" for m in r["measured"])
-                  + f". Source: `bench/results/{files[-1].name}`, written by `{r['command']}`."]
-    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

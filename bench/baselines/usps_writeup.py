@@ -7,7 +7,7 @@ the test accuracy after every one of the 100 epochs, for each seed and for two p
 (the file's [-1, 1] values, and [0, 1] as hdr feeds them), and reports the last epoch's figure
 beside the best epoch's: the best of 100 looks at the test set is a selection on it.
 
-    python bench/usps_writeup.py [--seeds 1,2,3] [--epochs 100]   # -> bench/results/usps-writeup.json
+    python -m bench.baselines.usps_writeup [--seeds 1,2,3] [--epochs 100]   # -> bench/results/usps-writeup.json
 """
 
 from __future__ import annotations
@@ -16,12 +16,11 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-BENCH = Path(__file__).resolve().parent
-OUT = BENCH / "results" / "usps-writeup.json"
+from bench.docs.records import WRITEUP_RESULT as OUT  # noqa: E402
+from bench.docs.records import usps_writeup as render  # noqa: E402
 
 
 def model_for(keras, seed: int):
@@ -57,17 +56,6 @@ def run(seed: int, epochs: int, scaling: str) -> dict:
     best = int(np.argmax(acc))
     return {"seed": seed, "scaling": scaling, "test_accuracy_by_epoch": acc, "last": acc[-1],
             "best": acc[best], "best_epoch": best + 1, "cpu_seconds": round(time.process_time() - t0, 1)}
-
-
-def render() -> str:
-    r = json.loads(OUT.read_text())
-    lines = ["| pixels | seed | test accuracy after 100 epochs | best of the 100 epochs on the test set (epoch) |",
-             "| --- | --- | --- | --- |"]
-    for x in r["runs"]:
-        lines.append(f"| {x['scaling']} | {x['seed']} | {100 * x['last']:.2f}% | "
-                     f"{100 * x['best']:.2f}% ({x['best_epoch']}) |")
-    lines += ["", f"Source `bench/results/usps-writeup.json` ({r['written'][:10]}), `python bench/usps_writeup.py`."]
-    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hdr.core.errors import UsageError
+from hdr.runs import rundir
 
 Activation = Literal["relu", "leaky_relu", "elu", "selu", "gelu", "swish", "tanh", "sigmoid", "linear"]
 Initializer = Literal[
@@ -244,7 +245,7 @@ class Augment(Strict):
 
 
 class EarlyStopping(Strict):
-    monitor: Literal["val_accuracy", "val_loss"] = "val_accuracy"
+    monitor: Literal[rundir.VAL_ACCURACY, rundir.VAL_LOSS] = rundir.VAL_ACCURACY
     patience: PosInt = 5
     min_delta: NonNegFloat = 0.0
     restore_best: bool = Field(True, description="end with the weights of the best epoch")

@@ -1,15 +1,15 @@
 """hdr tune, measured.
 
-    python bench/tune.py compare [--reps 3]   # TPE + median pruning against the grid, same trial budget
-    python bench/tune.py lr                   # write-up 000's MLP: does a tuned learning rate beat the default?
-    python bench/tune.py render               # the BENCHMARKS.md block
+    python -m bench.perf.tune compare [--reps 3]   # TPE + median pruning against the grid, same trial budget
+    python -m bench.perf.tune lr                   # write-up 000's MLP: does a tuned learning rate beat the default?
+    python -m bench.perf.tune render               # the BENCHMARKS.md block (bench/docs/harnesses.py)
 
 compare: USPS, write-up 004's MLP (64-64, SGD), 6 epochs a trial, 12 trials searching
 optimizer.learning_rate in [1e-3, 1] (log) and training.batch_size in {32, 128, 512}: the grid is
 3 batch sizes x 4 learning rates; TPE samples the same space and the median pruner stops trials
 behind the median. Each repetition uses another training seed (and sampler seed). Recorded: the
 best validation accuracy reached, the epochs trained, wall time and the CPU time of every process
-(bench/ray_overhead.py's /proc sampler).
+(bench/perf/ray_overhead.py's /proc sampler).
 
 lr: `hdr tune configs/mlp_adam.yaml optimizer.learning_rate=loguniform(1e-4,1e-1)` with 2 epochs
 and --trials trials, against the config's own learning rate trained the same 2 epochs.
@@ -31,10 +31,10 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from ray_overhead import TreeCPU  # bench/ray_overhead.py
+from bench.docs.harnesses import tune as render
+from bench.layout import DEFAULT_DATA, RESULTS, ROOT, command
+from bench.perf.ray_overhead import TreeCPU
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
 HDR = str(Path(sys.executable).with_name("hdr"))
 SPACE = ["optimizer.learning_rate=loguniform(1e-3,1)", "training.batch_size=choice(32,128,512)"]
 COMPARE_FIXED = ["dataset.name=usps", "training.epochs=6"]
@@ -42,7 +42,7 @@ COMPARE_FIXED = ["dataset.name=usps", "training.epochs=6"]
 
 def env() -> dict:
     e = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    e.setdefault("HDR_DATA_DIR", str(ROOT.parent / "shared" / "datasets"))
+    e.setdefault("HDR_DATA_DIR", str(DEFAULT_DATA))
     return e
 
 
@@ -68,10 +68,10 @@ def run_tune(args: list[str], runs: Path) -> dict:
 
 def stamp(out: dict, name: str) -> None:
     out.update(when=datetime.now().isoformat(timespec="seconds"),
-               command=" ".join(["python", "bench/tune.py", *sys.argv[1:]]),
+               command=command(),
                machine={"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                         "load_before": out.pop("_load")})
-    path = BENCH / "results" / f"{name}-{datetime.now():%Y%m%d-%H%M%S}.json"
+    path = RESULTS / f"{name}-{datetime.now():%Y%m%d-%H%M%S}.json"
     path.write_text(json.dumps(out, indent=2) + "\n")
     print(path)
 
@@ -116,48 +116,6 @@ def lr(trials: int) -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     stamp(out, "tune-lr")
-
-
-def _latest(prefix: str) -> tuple[str, dict] | None:
-    paths = sorted((BENCH / "results").glob(f"{prefix}-2*.json"))
-    return (paths[-1].name, json.loads(paths[-1].read_text())) if paths else None
-
-
-def render() -> str:
-    import statistics
-
-    lines = []
-    got = _latest("tune-compare")
-    if got:
-        name, r = got
-        lines += ["| search | best val accuracy (median of reps) | per rep | epochs trained | CPU h | wall min |",
-                  "|---|---|---|---|---|---|"]
-        for way in ("grid", "tpe+median"):
-            reps = [x[way] for x in r["reps"]]
-            cpu_h = [(x["user"] + x["system"]) / 3600 for x in reps]
-            best = [x["best_value"] for x in reps]
-            lines.append(f"| {way} | {100 * statistics.median(best):.2f}% | "
-                         f"{', '.join(f'{100 * b:.2f}%' for b in best)} | "
-                         f"{statistics.median(x['epochs_trained'] for x in reps):.0f} | "
-                         f"{statistics.median(cpu_h):.3f} | {statistics.median(x['wall'] for x in reps) / 60:.1f} |")
-        m = r["machine"]
-        lines += ["", f"{len(r['reps'])} repetitions of {r['trials']} trials of `{r['config']}` over "
-                      f"{', '.join(f'`{s}`' for s in r['space'])}; {m['cores']}-core {m['cpu']}, load "
-                      f"{m['load_before']:.1f} before. Source: `bench/results/{name}` (`{r['command']}`).", ""]
-    got = _latest("tune-lr")
-    if got:
-        name, r = got
-        t = r["tune"]
-        lines += ["| write-up 000's MLP, 2 epochs | learning rate | best val accuracy |", "|---|---|---|",
-                  f"| the config's own | {r['default']['learning_rate']:g} | "
-                  f"{100 * r['default']['best_val_accuracy']:.2f}% |",
-                  f"| best of hdr tune, {r.get('trials', 8)} trials | {t['best_params']['optimizer.learning_rate']:.4g} | "
-                  f"{100 * t['best_value']:.2f}% |", "",
-                  f"The tuned trial's test accuracy, reported once: {100 * t['best_test_accuracy']:.2f}% "
-                  f"(the default's: {100 * r['default']['test_accuracy']:.2f}%); {t['pruned']} of {r.get('trials', 8)} trials "
-                  f"pruned. "
-                  f"Source: `bench/results/{name}` (`{r['command']}`).", ""]
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

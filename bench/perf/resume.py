@@ -7,7 +7,7 @@ cut, the largest per-epoch difference in val_accuracy, and the final test accura
 hdr draws each epoch's shuffle and dropout masks from (seed, epoch), so the two should agree
 exactly on the same machine and backend.
 
-    python bench/resume.py --config configs/mlp_dropout_adam.yaml --epochs 4 --cut 2 --seeds 1 2 3
+    python -m bench.perf.resume --config configs/mlp_dropout_adam.yaml --epochs 4 --cut 2 --seeds 1 2 3
 """
 
 from __future__ import annotations
@@ -18,15 +18,12 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
-sys.path.insert(0, str(BENCH))
-from run import env, hdr_exe, save  # noqa: E402
+from bench.layout import ROOT
+from bench.perf.run import env, hdr_exe, save
 
 
 def history(folder: Path) -> list[dict]:

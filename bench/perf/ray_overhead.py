@@ -8,8 +8,8 @@ learning rates), two at a time on this 2-core machine, three ways, alternated pe
 Wall time, and user and system CPU of every process the benchmark started (Ray's daemons and
 workers included), read from /proc every 0.2 s (a process's last < 0.2 s may be missed).
 
-    python bench/ray_overhead.py            # 2 rounds
-    python bench/ray_overhead.py render     # the BENCHMARKS.md block
+    python -m bench.perf.ray_overhead            # 2 rounds
+    python -m bench.perf.ray_overhead render     # the BENCHMARKS.md block (bench/docs/harnesses.py)
 
 Writes bench/results/ray-overhead-<time>.json.
 """
@@ -29,8 +29,9 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
+from bench.docs.harnesses import ray_overhead as render
+from bench.layout import DEFAULT_DATA, RESULTS, ROOT, command
+
 CONFIG = ROOT / "configs" / "slp_sgd.yaml"
 FIXED = ["dataset.name=usps", "training.epochs=3"]
 GRID = "optimizer.learning_rate=0.001,0.002,0.005,0.01,0.02,0.05,0.1,0.2"
@@ -101,7 +102,7 @@ def main(rounds: int) -> None:
 
     hdr = str(Path(sys.executable).with_name("hdr"))
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    env.setdefault("HDR_DATA_DIR", str(ROOT.parent / "shared" / "datasets"))
+    env.setdefault("HDR_DATA_DIR", str(DEFAULT_DATA))
     os.environ.update(HDR_DATA_DIR=env["HDR_DATA_DIR"])  # the cluster's nodes inherit it
     node = {"num_cpus": 1, "object_store_memory": 100 * 2**20}
     cluster = Cluster(initialize_head=True, head_node_args={**node, "include_dashboard": False})
@@ -135,7 +136,7 @@ def main(rounds: int) -> None:
         cluster.shutdown()
     out = {
         "bench": "ray-overhead", "when": datetime.now().isoformat(timespec="seconds"),
-        "command": " ".join(["python", "bench/ray_overhead.py", *sys.argv[1:]]),
+        "command": command(),
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                     "load_before": os.getloadavg()[0]},
         "ray": ray.__version__, "runs": 8, "config": f"{CONFIG.name} {' '.join(FIXED)} --grid {GRID}",
@@ -143,32 +144,9 @@ def main(rounds: int) -> None:
         **{f"median_{k}": statistics.median(r[k] for r in results)
            for k in ("ray-fresh_ratio_wall", "ray-fresh_ratio_cpu", "ray-cluster_ratio_wall", "ray-cluster_ratio_cpu")},
     }
-    path = BENCH / "results" / f"ray-overhead-{datetime.now():%Y%m%d-%H%M%S}.json"
+    path = RESULTS / f"ray-overhead-{datetime.now():%Y%m%d-%H%M%S}.json"
     path.write_text(json.dumps(out, indent=2) + "\n")
     print(path)
-
-
-def latest() -> tuple[str, dict]:
-    path = sorted((BENCH / "results").glob("ray-overhead-*.json"))[-1]
-    return path.name, json.loads(path.read_text())
-
-
-def render() -> str:
-    name, r = latest()
-    rows = ["| way | wall s | user s | system s | wall vs local | CPU vs local |", "|---|---|---|---|---|---|"]
-    med = statistics.median
-    for way in ("local", "ray-fresh", "ray-cluster"):
-        w = [x[way]["wall"] for x in r["rounds"]]
-        u = [x[way]["user"] for x in r["rounds"]]
-        s = [x[way]["system"] for x in r["rounds"]]
-        ratio = ("1.00×", "1.00×") if way == "local" else (f"{r[f'median_{way}_ratio_wall']:.2f}×",
-                                                            f"{r[f'median_{way}_ratio_cpu']:.2f}×")
-        rows.append(f"| {way} | {med(w):.1f} | {med(u):.1f} | {med(s):.1f} | {ratio[0]} | {ratio[1]} |")
-    m = r["machine"]
-    return "\n".join(rows) + (
-        f"\n\nMedians of {len(r['rounds'])} rounds; {r['runs']} runs of `{r['config']}`, two at a time; "
-        f"Ray {r['ray']}, {m['cores']}-core {m['cpu']}, load {m['load_before']:.1f} before. "
-        f"Source: `bench/results/{name}` (`{r['command']}`).\n")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,10 @@
 """A sweep of short runs: `hdr sweep` (reused workers) against the same points as separate
 `hdr train` processes, alternated in one invocation. Wall, user and system time of each.
 
-    python bench/sweep.py                  # 16 points of 1-epoch USPS SLPs, --jobs 1, 2 rounds
-    python bench/sweep.py --rounds 3
-    python bench/sweep.py --jobs 2         # two at a time on both sides (sweep-jobs2-<time>.json)
-    python bench/sweep.py render           # the BENCHMARKS.md block
+    python -m bench.perf.sweep                  # 16 points of 1-epoch USPS SLPs, --jobs 1, 2 rounds
+    python -m bench.perf.sweep --rounds 3
+    python -m bench.perf.sweep --jobs 2         # two at a time on both sides (sweep-jobs2-<time>.json)
+    python -m bench.perf.sweep render           # the BENCHMARKS.md block (bench/docs/harnesses.py)
 
 Writes bench/results/sweep-<time>.json.
 """
@@ -25,8 +25,9 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
+from bench.docs.harnesses import sweep as render
+from bench.layout import DEFAULT_DATA, RESULTS, ROOT, command
+
 CONFIG = ROOT / "configs" / "slp_sgd.yaml"
 FIXED = ["dataset.name=usps", "training.epochs=1"]
 GRID = ("optimizer.learning_rate", ["0.001", "0.002", "0.005", "0.01", "0.02", "0.05", "0.1", "0.2"])
@@ -59,7 +60,7 @@ def main() -> None:
     args = ap.parse_args()
     hdr = str(Path(sys.executable).with_name("hdr"))
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    env.setdefault("HDR_DATA_DIR", str(ROOT.parent / "shared" / "datasets"))
+    env.setdefault("HDR_DATA_DIR", str(DEFAULT_DATA))
     key, values = GRID
     rounds = []
     for r in range(args.rounds):
@@ -83,7 +84,7 @@ def main() -> None:
             shutil.rmtree(work, ignore_errors=True)
     out = {
         "bench": "sweep", "when": datetime.now().isoformat(timespec="seconds"),
-        "command": " ".join(["python", "bench/sweep.py", *sys.argv[1:]]),
+        "command": command(),
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                     "load_before": os.getloadavg()[0]},
         "points": len(values) * SEEDS, "config": f"{CONFIG.name} {' '.join(FIXED)}", "jobs": args.jobs,
@@ -92,39 +93,9 @@ def main() -> None:
         "median_ratio_cpu": statistics.median(r["ratio_cpu"] for r in rounds),
     }
     tag = "" if args.jobs == 1 else f"jobs{args.jobs}-"
-    path = BENCH / "results" / f"sweep-{tag}{datetime.now():%Y%m%d-%H%M%S}.json"
+    path = RESULTS / f"sweep-{tag}{datetime.now():%Y%m%d-%H%M%S}.json"
     path.write_text(json.dumps(out, indent=2) + "\n")
     print(path)
-
-
-def render() -> str:
-    # sweep-<time>.json sort before sweep-jobsN-<time>.json, each family by time: the last file
-    # of each --jobs setting is its newest; the others are listed as earlier measurements.
-    results = {p: json.loads(p.read_text()) for p in sorted((BENCH / "results").glob("sweep-*.json"))}
-    newest = {r["jobs"]: p for p, r in results.items()}
-    med = statistics.median
-    rows = ["| way | at a time | wall s | user s | system s |", "|---|---|---|---|---|"]
-    notes = []
-    for jobs in sorted(newest):
-        path = newest[jobs]
-        r = results[path]
-        for way, name in (("sweep", "`hdr sweep` (reused workers)"),
-                          ("separate", f"{r['points']} separate `hdr train` processes")):
-            rows.append(f"| {name} | {r['jobs']} | {med(x[way]['wall'] for x in r['rounds']):.1f} | "
-                        f"{med(x[way]['user'] for x in r['rounds']):.1f} | "
-                        f"{med(x[way]['system'] for x in r['rounds']):.1f} |")
-        m = r["machine"]
-        notes.append(
-            f"{r['jobs']} at a time: separate processes against reused workers, {r['median_ratio_wall']:.2f}× the wall "
-            f"time, {r['median_ratio_cpu']:.2f}× the CPU time (medians of {len(r['rounds'])} alternated rounds; "
-            f"{r['points']} runs of `{r['config']}`; {m['cores']}-core {m['cpu']}, load {m['load_before']:.1f} "
-            f"before). Source: `bench/results/{path.name}` (`{r['command']}`).")
-    older = [r for p, r in results.items() if p not in newest.values()]
-    if older:
-        notes.append("Earlier measurements (same bench, other days and loads): " + "; ".join(
-            f"{r['when'][:10]}, {r['jobs']} at a time: {r['median_ratio_wall']:.2f}× wall (load {r['machine']['load_before']:.1f} "
-            f"before)" for r in older) + ".")
-    return "\n".join(rows) + "\n\n" + "\n\n".join(notes) + "\n"
 
 
 if __name__ == "__main__":

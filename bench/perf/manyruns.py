@@ -4,7 +4,7 @@ back, and for compare the result it kept, .hdr-compare) and, for compare, with t
 kept result (what a comparison costs after any run changed), against the same commands with both
 switched off (HDR_RUNS_INDEX=0), in one run.
 
-    python bench/manyruns.py [--runs-dir DIR] [--sources DIR] [--n 10000] [--repeats 3]
+    python -m bench.perf.manyruns [--runs-dir DIR] [--sources DIR] [--n 10000] [--repeats 3]
 
 The runs folder is built from real run folders: three tiny USPS runs (an SLP, an Adam MLP and an
 SGD MLP that stops early), trained into --sources first when it holds no run. Each of the N copies
@@ -19,7 +19,7 @@ hdr's formats; model.keras and the plots are left out, as no listing reads them.
 Each timing is a fresh process (`python -m hdr ...`, output to /dev/null) measured with
 os.wait4: wall, user, system, peak RSS. Then each command's output with the index and kept result
 against without (--json, the text, and the files --out writes). Writes
-bench/results/manyruns-<time>.json; `render()` gives BENCHMARKS.md's block.
+bench/results/manyruns-<time>.json; bench/docs/harnesses.py's `manyruns()` gives BENCHMARKS.md's block.
 """
 
 from __future__ import annotations
@@ -42,8 +42,11 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "bench" / "results"
+from bench.docs.harnesses import MANYRUNS_MODES as MODES
+from bench.docs.harnesses import manyruns as render
+from bench.layout import RESULTS, command
+from bench.layout import ROOT as REPO
+
 SOURCE_RUNS = [  # (config, overrides): tiny real runs the copies are made from
     ("configs/slp_sgd.yaml", ["dataset.name=usps", "training.epochs=2"]),
     ("configs/mlp_adam.yaml", ["dataset.name=usps", "training.epochs=2"]),
@@ -213,7 +216,6 @@ COMMANDS = {  # name -> arguments after `hdr`, {dir} the runs folder
     "hdr compare DIR": ["compare", "{dir}"],
     "hdr compare DIR/*": ["compare", "{glob}"],
 }
-MODES = ("before", "no index", "cold", "index only", "warm")
 
 
 def _timed(argv: list[str], env: dict, cwd: Path = REPO) -> dict:
@@ -362,7 +364,7 @@ def main() -> None:
         same = same_output(runs_dir, tmp)
         result = {
             "written": datetime.now().strftime("%Y-%m-%dT%H:%M:%S"),
-            "command": "python bench/manyruns.py " + shlex.join(sys.argv[1:]),
+            "command": command([shlex.join(sys.argv[1:])]),
             "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
                         "python": platform.python_version(), "load_average_before": [round(x, 2) for x in load],
                         "load_average_after": [round(x, 2) for x in os.getloadavg()]},
@@ -376,37 +378,6 @@ def main() -> None:
     out.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {out.relative_to(REPO)}")
     print(render())
-
-
-# ------------------------------------------------------------------------------ BENCHMARKS.md
-
-def render() -> str:
-    """BENCHMARKS.md's block: the latest manyruns-*.json."""
-    latest = sorted(RESULTS.glob("manyruns-*.json"))[-1]
-    r = json.loads(latest.read_text())
-    lines = ["| command | index | wall s | user s | sys s | peak MB | wall vs no index | CPU vs no index |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for name, row in r["summary"].items():
-        for mode in MODES:
-            if mode not in row:
-                continue
-            m = row[mode]
-            label = {"before": f"none, hdr before the index (`{r['before']}`)", "no index": "none (`HDR_RUNS_INDEX=0`)",
-                     "cold": "cold (none; written)", "index only": "index, no kept result (a run changed)",
-                     "warm": "warm"}[mode]
-            lines.append(f"| `{name}` | {label} | {m['wall']:.2f} | {m['user']:.2f} | {m['sys']:.2f} | "
-                         f"{m['max_rss_mb']:.0f} | {m['wall_vs_no_index']:.3f}x | {m['cpu_vs_no_index']:.3f}x |")
-    mach = r["machine"]
-    same = ", ".join(f"{k}: {'same' if v else 'DIFFERENT'}" for k, v in r["same_output"].items())
-    statuses = ", ".join(f"{n} {s}" for s, n in sorted(r["statuses"].items(), key=lambda x: -x[1]))
-    kept = f", compare's kept result {r['kept_bytes'] / 1e6:.1f} MB" if r.get("kept_bytes") else ""
-    lines += ["", f"{r['runs']} run folders ({statuses}); the index is {r['index_bytes'] / 1e6:.1f} MB{kept}. "
-                  f"Medians of {r['repeats']} fresh processes each (peak: the largest), "
-                  f"{mach['cpu_count']}-core {mach['platform']}, Python {mach['python']}, load average "
-                  f"{mach['load_average_before'][0]:.1f} before and {mach['load_average_after'][0]:.1f} after. "
-                  f"Output with the index (and kept result) against without: {same}.",
-              "", f"Source `bench/results/{latest.name}` ({r['written'][:10]}), `{r['command']}`."]
-    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """CPU seconds per training step of the seed-003 CNN (batch 200), for backend/kernel choices
 that must be made before the framework is imported, so one process per variant, alternated.
 
-    python bench/steps.py --rounds 3 tf tf_eigen jax
+    python -m bench.perf.steps --rounds 3 tf tf_eigen jax
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import statistics
 import subprocess
 import sys
 import time
+
+from bench.layout import RESULTS, ROOT
 
 VARIANTS = {
     "tf": {},
@@ -27,14 +29,13 @@ VARIANTS = {
 def child(steps: int, batch: int) -> dict:
     import numpy as np
 
-    sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-    from hdr.core import config
+    from hdr.engine import config
     from hdr.engine import models
     from hdr.core.backend import quiet_import
 
     keras = quiet_import()
     keras.mixed_precision.set_dtype_policy(os.environ.get("HDR_BENCH_PRECISION", "float32"))
-    cfg = config.load(os.path.join(os.path.dirname(__file__), "..", "configs", "cnn_adam.yaml"))
+    cfg = config.load(ROOT / "configs" / "cnn_adam.yaml")
     model = models.compile_model(models.build(cfg, (28, 28, 1)), cfg, 240)
     rng = np.random.default_rng(0)
     x = rng.integers(0, 255, (batch, 28, 28, 1), dtype=np.uint8)
@@ -61,7 +62,7 @@ def main():
     ap.add_argument("--batch", type=int, default=200)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "steps.json"))
+    ap.add_argument("--out", default=str(RESULTS / "steps.json"))
     args = ap.parse_args()
     if args.child:
         print("RESULT " + json.dumps(child(args.steps, args.batch)))
@@ -69,8 +70,8 @@ def main():
     res = {v: [] for v in args.variants}
     for r in range(args.rounds):
         for v in args.variants:
-            cmd = [sys.executable, __file__, "--child", "--steps", str(args.steps), "--batch", str(args.batch)]
-            out = subprocess.run(cmd,
+            cmd = [sys.executable, "-m", "bench.perf.steps", "--child", "--steps", str(args.steps), "--batch", str(args.batch)]
+            out = subprocess.run(cmd, cwd=ROOT,
                                  capture_output=True, text=True,
                                  env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **VARIANTS[v]})
             line = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]

@@ -1,13 +1,14 @@
 """The record configs (configs/records/) trained over seeds, ensembled, and set beside the literature.
 
-    python bench/records.py train NAME [--seeds 1,2,3]   # runs/records/NAME/<run> per seed
-    python bench/records.py ensemble NAME                 # hdr ensemble of NAME's runs -> runs/records/NAME-ensemble
-    python bench/records.py collect                       # -> bench/results/records.json
-    python bench/docs.py render                           # RECORDS.md's tables from it
+    python -m bench.experiments.records train NAME [--seeds 1,2,3]   # runs/records/NAME/<run> per seed
+    python -m bench.experiments.records ensemble NAME    # hdr ensemble of NAME's runs -> runs/records/NAME-ensemble
+    python -m bench.experiments.records collect          # -> bench/results/records.json
+    python -m bench.docs.blocks render                   # RECORDS.md's tables from it (bench/docs/records.py)
 
 Each figure in RECORDS.md's hdr rows comes from a run folder's metrics.json (test accuracy,
 parameters, CPU time of the training process) or an ensemble folder's eval metrics; the
-literature rows are the papers' published figures, cited.
+literature rows are the papers' published figures, cited (bench/docs/records.py, which renders
+the tables).
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ import sys
 import time
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
+from bench.docs.records import RECORDS_RESULT as OUT
+from bench.docs.records import table
+from bench.layout import ROOT
+
 RUNS = ROOT / "runs" / "records"
-OUT = BENCH / "results" / "records.json"
 
 # name -> (config, goal in test accuracy or None, what the goal is)
 RECORDS = {
@@ -34,33 +36,6 @@ RECORDS = {
 }
 ENSEMBLE_GOALS = {"mnist_cnn": 0.9980}
 GOAL_SEEDS = (1, 2, 3)  # a goal is met by the mean of these seeds; further seeds train ensemble members
-
-# Published test error rates (%), as the papers report them; model size where the paper gives it.
-LITERATURE = {
-    "mnist": [
-        ("LeCun et al. 1998", "linear classifier (1-layer NN)", 12.0, "7.9k"),
-        ("LeCun et al. 1998", "2-layer NN, 300 hidden units", 4.7, "240k"),
-        ("LeCun et al. 1998", "LeNet-5", 0.95, "60k"),
-        ("LeCun et al. 1998", "LeNet-5, distortions", 0.8, "60k"),
-        ("Simard et al. 2003", "2-layer MLP, 800 hidden, elastic distortions", 0.7, "636k"),
-        ("Simard et al. 2003", "CNN, elastic distortions", 0.4, "-"),
-        ("Ciresan et al. 2010", "6-layer MLP, deformations, GPU", 0.35, "12.1M"),
-        ("Ciresan et al. 2011", "committee of 7 CNNs, deformations", 0.27, "-"),
-        ("An et al. 2020", "ensemble of 3 simple BN CNNs, augmentation", 0.13, "-"),
-    ],
-    "usps": [
-        ("LeCun et al. 1989", "zip-code network, backpropagation", 5.0, "9.8k"),
-        ("Bromley & Säckinger 1991", "human performance", 2.5, "-"),
-        ("Chaaban & Scheessele 2007", "human performance", 2.37, "-"),
-    ],
-}
-# The write-ups hdr grew from, as they report their figures (error %).
-WRITEUPS = {
-    "mnist": [("write-up 003", "CNN 32-64-64, 10 epochs (mean of its folds)", 100 - 98.86, "-")],
-    "usps": [("write-up 001", "CNN, one 5x5 conv, 100 epochs, read off the test set", 100 - 97.11, "-"),
-             ("ccexam package", "CNN on USPS", 100 - 97.09, "-")],
-}
-
 
 # Where a record's runs are, when not runs/records/NAME: write-up 001's were trained by the diagnosis
 # that chose the config (collect checks that each run's config is the shipped one, seed aside).
@@ -78,7 +53,7 @@ def runs_of(name: str) -> list[Path]:
 
 def same_config(run: Path, config: str) -> bool:
     """Whether the run trained the shipped config (its resolved config.yaml, seed aside)."""
-    from hdr.core import config as config_mod
+    from hdr.engine import config as config_mod
 
     def without_seed(cfg):
         r = cfg.resolved()
@@ -116,7 +91,7 @@ def collect() -> dict:
         rows = []
         for run in runs_of(name):
             if not same_config(run, config):
-                sys.exit(f"{run} did not train {config} as it is now; train it again: python bench/records.py train {name}")
+                sys.exit(f"{run} did not train {config} as it is now; train it again: python -m bench.experiments.records train {name}")
             m = json.loads((run / "metrics.json").read_text())
             info = json.loads((run / "run.json").read_text())
             rows.append({"run": run.name, "seed": info["seed"], "test_accuracy": m["test_accuracy"],
@@ -141,56 +116,6 @@ def collect() -> dict:
         out["records"][name] = entry
     OUT.write_text(json.dumps(out, indent=1) + "\n")
     return out
-
-
-def _cmd(name: str) -> str:
-    return f"`python bench/records.py train {name}`"
-
-
-def _verdict(goal: float, accuracy: float) -> str:
-    short = f"not met: {100 * (goal - accuracy):.2f} pp short"
-    return f"≥ {100 * goal:.2f} %: {'met' if accuracy >= goal else short}"
-
-
-def table(dataset: str) -> str:
-    r = json.loads(OUT.read_text()) if OUT.is_file() else {"records": {}, "written": "never"}
-    lines = ["| who | model | test error | parameters | wall / CPU time per run (2-core EPYC) | goal |",
-             "| --- | --- | --- | --- | --- | --- |"]
-    for name, e in r["records"].items():
-        if not name.startswith(dataset):
-            continue
-        scored = e.get("seeds") or [x["seed"] for x in e["runs"]]
-        seeds = ", ".join(map(str, scored))
-        others = [x for x in e["runs"] if x["seed"] not in scored]
-        wall = [x["wall_seconds"] for x in e["runs"] if x.get("wall_seconds") is not None]
-        cpu = [x["cpu_seconds"] for x in e["runs"] if x["cpu_seconds"] is not None]
-        time_txt = " / ".join(f"{statistics.fmean(t) / 60:.0f} min" if t else "-" for t in (wall, cpu))
-        err = f"**{100 * (1 - e['mean']):.2f} %** " + (
-            f"± {100 * e['std']:.2f} (seeds {seeds})" if len(scored) > 1 else f"(seed {seeds} only)") + (
-            "; " + ", ".join(f"seed {x['seed']}: {100 * (1 - x['test_accuracy']):.2f} %" for x in others)
-            if others else "")
-        met = _verdict(e["goal"], e["mean"]) if len(scored) >= 3 or e["mean"] < e["goal"] else \
-            f"≥ {100 * e['goal']:.2f} %: needs 3 seeds"
-        lines.append(f"| hdr `{e['config']}` | {e['what']} | {err} | {e['runs'][0]['params']:,} | {time_txt} | "
-                     f"{met} |")
-        if "ensemble" in e:
-            x = e["ensemble"]
-            goal = _verdict(x["goal"], x["test_accuracy"]) if x["goal"] else "report it"
-            lines.append(f"| hdr ensemble of {x['members']} `{e['config']}` runs | averaged probabilities | "
-                         f"**{100 * (1 - x['test_accuracy']):.2f} %** | - | - | {goal} |")
-    for who, model, err, params in WRITEUPS[dataset] + LITERATURE[dataset]:
-        lines.append(f"| {who} | {model} | {err:.2f} % | {params} | - | |")
-    lines += ["", f"hdr rows: `bench/results/records.json` ({r['written'][:10]}), from the run folders in "
-                  "runs/records/ (`python bench/records.py collect`); the others as published."]
-    return "\n".join(lines) + "\n"
-
-
-def render_mnist() -> str:
-    return table("mnist")
-
-
-def render_usps() -> str:
-    return table("usps")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """The write-ups' experiments, each trained once as shipped: the README's table of configs.
 
-    python bench/seeds.py train                 # hdr train every config into runs/writeups/ (~30 min on 2 cores)
-    python bench/seeds.py collect runs/writeups # bench/results/writeups.json from those run folders
-    python bench/docs.py render                 # the README table from that file
+    python -m bench.experiments.seeds train                  # hdr train every config into runs/writeups/ (~30 min on 2 cores)
+    python -m bench.experiments.seeds collect runs/writeups  # bench/results/writeups.json from those run folders
+    python -m bench.docs.blocks render                       # the README table from that file
 
 `collect` reads run folders only, so any set of completed runs of these configs can be collected
 (runs of one config: the newest completed one counts). What each write-up reported is written
@@ -20,9 +20,9 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
-RESULT = BENCH / "results" / "writeups.json"
+from bench.layout import DEFAULT_DATA, RESULTS, ROOT
+
+RESULT = RESULTS / "writeups.json"
 
 # config -> (the experiment in the write-up's words, what the write-up reported)
 WRITEUPS = {
@@ -52,7 +52,7 @@ WRITEUPS = {
 def train(runs: Path, only: list[str]) -> None:
     exe = Path(sys.executable).with_name("hdr")
     env = {**os.environ}
-    env.setdefault("HDR_DATA_DIR", str(ROOT.parent / "shared" / "datasets"))
+    env.setdefault("HDR_DATA_DIR", str(DEFAULT_DATA))
     for name in only or WRITEUPS:
         print(f"training {name}", file=sys.stderr, flush=True)
         subprocess.run([str(exe), "train", str(ROOT / "configs" / name), "--runs-dir", str(runs), "-q"],
@@ -61,7 +61,7 @@ def train(runs: Path, only: list[str]) -> None:
 
 def trained_as_shipped(folder: Path, name: str) -> bool:
     """A run counts only if it trained the config as it is now (a changed config needs a new run)."""
-    from hdr.core import config as config_mod
+    from hdr.engine import config as config_mod
 
     return config_mod.load_run_config(folder / "config.yaml").resolved() == \
         config_mod.load(ROOT / "configs" / name).resolved()

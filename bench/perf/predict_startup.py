@@ -1,13 +1,13 @@
 """Start-to-end time of `hdr predict RUN IMAGE` for one image, with the run's ONNX export
 (ONNX Runtime, no TensorFlow) and without it (model.keras through Keras/TensorFlow).
 
-    python bench/predict_startup.py RUN [--image examples/seven.png] [--repeats 5]
+    python -m bench.perf.predict_startup RUN [--image examples/seven.png] [--repeats 5]
 
 RUN is a completed run folder. It is copied twice into a temporary folder: one copy gets
 `hdr export --format onnx`, the other none, and the two are timed alternately, each a fresh
 process, so that both see the same machine load: wall time, and the process's user and system
-CPU time. Writes bench/results/predict-startup-<time>.json; `render` (bench/docs.py) shows the
-latest in BENCHMARKS.md.
+CPU time. Writes bench/results/predict-startup-<time>.json; bench/docs/harnesses.py's
+`predict_startup` shows the latest in BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from bench.layout import RESULTS, command
+from bench.layout import ROOT as REPO
 
 
 def _timed(cmd: list[str]) -> tuple[dict, str]:
@@ -66,7 +67,7 @@ def main() -> None:
                 answers[name] = out.split(": ", 1)[1]
     result = {
         "what": "hdr predict RUN IMAGE, one image, wall time from process start to exit",
-        "command": f"python bench/predict_startup.py {args.run} --image {args.image} --repeats {args.repeats}",
+        "command": command([str(args.run), "--image", str(args.image), "--repeats", str(args.repeats)]),
         "timed": "python -m hdr predict RUN IMAGE (RUN with export/model.onnx, and without: model.keras)",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
@@ -83,34 +84,10 @@ def main() -> None:
         "goal_seconds": 0.5,
     }
     result["speedup"] = round(result["median_seconds"]["keras"]["wall"] / result["median_seconds"]["onnx"]["wall"], 1)
-    out = REPO / "bench" / "results" / f"predict-startup-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}.json"
+    out = RESULTS / f"predict-startup-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: result[k] for k in ("median_seconds", "min_seconds", "speedup", "answers")}))
     print(out)
-
-
-def render() -> str:
-    """BENCHMARKS.md's block: the latest measurement (wall, user and system CPU, medians)."""
-    files = sorted((REPO / "bench" / "results").glob("predict-startup-*.json"))
-    r = json.loads(files[-1].read_text())
-    med = r["median_seconds"]
-    if not isinstance(med["onnx"], dict):  # an older result recorded wall time only
-        med = {k: {"wall": v} for k, v in med.items()}
-    lines = ["| hdr predict RUN IMAGE reads | wall (median) | user CPU | system CPU | fastest wall |",
-             "| --- | --- | --- | --- | --- |"]
-    labels = {"onnx": "RUN/export/model.onnx with ONNX Runtime (no TensorFlow)", "keras": "RUN/model.keras with Keras/TensorFlow"}
-    for k in ("onnx", "keras"):
-        m = med[k]
-        cpu = [f"{m[c]:.2f} s" if c in m else "-" for c in ("user", "system")]
-        lines.append(f"| {labels[k]} | {m['wall']:.2f} s | {cpu[0]} | {cpu[1]} | {r['min_seconds'][k]:.2f} s |")
-    m = r["machine"]
-    lines += ["", f"One image ({Path(r['image']).name}), each a fresh process from start to exit, {r['repeats']} alternated "
-                  f"runs of each; ONNX {r['speedup']}x faster (goal: under {r['goal_seconds']} s). Run: `{r['run']}`; "
-                  f"{m['cpus']} CPUs" + (f" (load average {m['load_average_1min_at_end']} at the end: other work shared them)"
-                                         if "load_average_1min_at_end" in m else "")
-                  + f", Python {m['python']}, {r['date'][:10]}. Source: `bench/results/{files[-1].name}`, "
-                  f"written by `{r['command']}`."]
-    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ imports, data, tracing, epochs, test, files), alternated seed by seed so the mac
 hits all three alike:
 
   fast   hdr train configs/fast/mnist.yaml                 (and configs/fast/usps.yaml for USPS)
-  plain  python bench/plain_keras_cnn.py --until 0.99      write-up 003's script, stopped at the
+  plain  python -m bench.baselines.plain_keras_cnn --until 0.99
+                                                           write-up 003's script, stopped at the
                                                            first epoch whose test accuracy is 99.0%
                                                            (or its best within --plain-epochs)
   hdr    hdr train configs/cnn_adam.yaml                   write-up 003 in hdr, --cnn-epochs epochs
@@ -14,12 +15,13 @@ Each epoch's end is recorded in seconds from launch (hdr: when its history.csv r
 watched every 50 ms; plain: its own clock, less its per-epoch test scoring), with its validation
 accuracy; the curves are validation accuracy, the end point of each run is its test accuracy.
 
-    python bench/time_to_accuracy.py run --seeds 1 2 3          # ~40 min on 2 busy cores
-    python bench/time_to_accuracy.py phases --repeats 3         # where the fast run's time goes
-    python bench/time_to_accuracy.py plot                       # bench/results/time-to-99.png
-    python bench/docs.py render                                 # BENCHMARKS.md's tables
+    python -m bench.perf.time_to_accuracy run --seeds 1 2 3     # ~40 min on 2 busy cores
+    python -m bench.perf.time_to_accuracy phases --repeats 3    # where the fast run's time goes
+    python -m bench.perf.time_to_accuracy plot                  # bench/results/time-to-99.png
+    python -m bench.docs.blocks render                          # BENCHMARKS.md's tables
 
-Results: bench/results/time-to-99-<time>.json and phases-<time>.json (newest is rendered).
+Results: bench/results/time-to-99-<time>.json and phases-<time>.json (the newest is rendered, by
+bench/docs/harnesses.py, where the targets and the phases' names are declared).
 """
 
 from __future__ import annotations
@@ -28,7 +30,6 @@ import argparse
 import csv
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,28 +37,18 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
-RESULTS = BENCH / "results"
+from bench.docs.harnesses import LABELS, PHASES, TARGETS, WALL_TARGETS
+from bench.docs.harnesses import latest_time_to_99 as latest
+from bench.layout import RESULTS, ROOT, command
+from bench.perf import run
+
 PLOT = RESULTS / "time-to-99.png"
-TARGETS = {"mnist": 0.99, "usps": 0.97}
-WALL_TARGETS = {"mnist": 15.0, "usps": 5.0}
-
-
-def _run_module():
-    sys.path.insert(0, str(BENCH))
-    try:
-        import run
-    finally:
-        sys.path.pop(0)
-    return run
 
 
 # ------------------------------------------------------------------------------ measuring
 
 def hdr_run(config: str, seed: int, overrides: list[str], runs_dir: Path) -> dict:
     """One `hdr train` process: wall, CPU, faults, each epoch's end from launch, accuracies."""
-    run = _run_module()
     runs_dir = Path(tempfile.mkdtemp(dir=runs_dir))
     cmd = [*run.hdr_exe(), "train", str(ROOT / config), f"training.seed={seed}", *overrides,
            "--runs-dir", str(runs_dir), "-q"]
@@ -81,10 +72,9 @@ def hdr_run(config: str, seed: int, overrides: list[str], runs_dir: Path) -> dic
 
 
 def plain_run(seed: int, epochs: int, until: float) -> dict:
-    run = _run_module()
     launched = time.time()
-    r = run.timed([sys.executable, str(BENCH / "plain_keras_cnn.py"), "--until", str(until), "--epochs", str(epochs),
-                   "--seed", str(seed)])
+    r = run.timed([sys.executable, "-m", "bench.baselines.plain_keras_cnn", "--until", str(until), "--epochs",
+                   str(epochs), "--seed", str(seed)])
     res = json.loads(r.pop("stdout").strip().splitlines()[-1])
     offset = res["t0_unix"] - launched  # interpreter start-up, before the script's clock starts
     ends = [offset + t for t in res["epoch_end_seconds"]]
@@ -93,7 +83,7 @@ def plain_run(seed: int, epochs: int, until: float) -> dict:
         if acc >= until:
             reached = end + scoring  # the epoch's end, and scoring the test set once
             break
-    return {**r, "config": "bench/plain_keras_cnn.py", "seed": seed, "epoch_end_seconds": ends,
+    return {**r, "config": "bench/baselines/plain_keras_cnn.py", "seed": seed, "epoch_end_seconds": ends,
             "epoch_val_accuracy": res["epoch_val_accuracy"], "epoch_test_accuracy": res["epoch_test_accuracy"],
             "test_accuracy": max(res["epoch_test_accuracy"]), "reached_seconds": reached,
             "best_epoch_seconds": ends[res["epoch_test_accuracy"].index(max(res["epoch_test_accuracy"]))]}
@@ -107,7 +97,6 @@ def show(name: str, r: dict) -> None:
 
 
 def cmd_run(args) -> None:
-    run = _run_module()
     runs_dir = Path(tempfile.mkdtemp(prefix="hdr-bench-t99-"))
     # The verified-array caches warm, as from a user's second run on.
     run.timed([sys.executable, "-c", "from hdr.core import data; data.load('mnist'); data.load('usps')"])
@@ -145,10 +134,8 @@ def cmd_run(args) -> None:
 # ------------------------------------------------------------------------------ phases
 
 # Where the fast run's whole-process time goes. A child process runs `hdr train` through hdr's own
-# CLI with hdr.train's steps wrapped to note the clock (wall and process CPU) as each ends.
-PHASES = ["python start-up", "import (hdr, Keras, TensorFlow)", "config and data", "model build",
-          "run folder", "first epoch (tracing)", "later epochs", "checkpoints and history", "test",
-          "plots", "model.keras", "finish and exit"]
+# CLI with hdr.engine.train's steps wrapped to note the clock (wall and process CPU) as each ends,
+# one mark per phase of PHASES (bench/docs/harnesses.py, which renders them).
 
 
 def _child(config: str, runs_dir: str, launched: float, before: bool) -> None:
@@ -167,7 +154,7 @@ def _child(config: str, runs_dir: str, launched: float, before: bool) -> None:
     from hdr.cli import main as cli
     from hdr.engine import train as tm
     from hdr.runs import rundir
-    from hdr.analysis import plots  # noqa: F401
+    from hdr.core import plots
 
     mark("import (hdr, Keras, TensorFlow)")
 
@@ -193,7 +180,9 @@ def _child(config: str, runs_dir: str, launched: float, before: bool) -> None:
         mark("checkpoints and history")
     tm.Trainer.commit_epoch = commit_epoch
     around(tm, "_finalize", "later epochs", "finish and exit")  # fit's end; then test, plots, model.keras
-    around(plots, "training_curves", "test", "plots")
+    for holder in (plots, rundir):  # the curves' function, wherever hdr keeps it; nested calls add up
+        if hasattr(holder, "training_curves"):
+            around(holder, "training_curves", "test", "plots")
     save = tm.save_model
 
     def save_model(model, path):
@@ -223,10 +212,9 @@ def _child(config: str, runs_dir: str, launched: float, before: bool) -> None:
 
 
 def phases_once(config: str, runs_dir: Path, before: bool = False) -> dict:
-    run = _run_module()
     launched = time.time()
     with tempfile.TemporaryDirectory(dir=runs_dir) as d:
-        p = subprocess.run([sys.executable, __file__, "_child", config, d, repr(launched), "before" if before else "after"],
+        p = subprocess.run([sys.executable, "-m", "bench.perf.time_to_accuracy", "_child", config, d, repr(launched), "before" if before else "after"],
                            capture_output=True, text=True, env=run.env(), cwd=ROOT)
         ended = time.time()
         if p.returncode != 0:
@@ -265,15 +253,10 @@ def _commit() -> str | None:
     return head.stdout.strip() + ("+dirty" if git("status", "--porcelain", "--untracked-files=no").stdout else "")
 
 
-def _at(r: dict) -> str:
-    return f", hdr {r['commit']}" if r.get("commit") else ""
-
-
 def _save(name: str, record: dict) -> Path:
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}-{datetime.now():%Y%m%d-%H%M%S}.json"
-    script = Path(sys.argv[0]).resolve().relative_to(ROOT)
-    record = {"command": " ".join(["python", str(script), *sys.argv[1:]]),
+    record = {"command": command(),
               "written": datetime.now().isoformat(timespec="seconds"), "host_cpus": os.cpu_count(),
               "commit": _commit(), **record}
     path.write_text(json.dumps(record, indent=1) + "\n")
@@ -281,13 +264,6 @@ def _save(name: str, record: dict) -> Path:
     return path
 
 
-def latest(name: str) -> dict | None:
-    files = sorted(RESULTS.glob(f"{name}-2*.json"))
-    return json.loads(files[-1].read_text()) | {"file": files[-1].name} if files else None
-
-
-LABELS = {"fast": "hdr configs/fast/mnist.yaml", "plain": "plain Keras, write-up 003 script",
-          "hdr": "hdr configs/cnn_adam.yaml"}
 COLOURS = {"fast": "tab:green", "plain": "tab:gray", "hdr": "tab:blue"}
 
 
@@ -299,7 +275,7 @@ def plot(record: dict | None = None) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    record = record or latest("time-to-99")
+    record = record or latest()
     fig, ax = plt.subplots(figsize=(8, 4.8))
     for name, runs in record["mnist"].items():
         for i, r in enumerate(runs):
@@ -323,90 +299,13 @@ def plot(record: dict | None = None) -> None:
     print(f"plot: {PLOT.relative_to(ROOT)}")
 
 
-def _mean(xs):
-    xs = [x for x in xs if x is not None]
-    return statistics.mean(xs) if xs else None
-
-
-def render() -> str:
-    """BENCHMARKS.md's block: per way and dataset, whole-process wall/user/system, test accuracy,
-    time to the target, over the seeds of the newest run."""
-    r = latest("time-to-99")
-    if r is None:
-        return "Not measured yet: `python bench/time_to_accuracy.py run`.\n"
-    lines = ["| dataset | how | seeds | wall s (each seed) | user s | system s | test accuracy (mean) | "
-             "reached the target | time to it, s (mean) |", "|---|---|---|---|---|---|---|---|---|"]
-    rows = [("mnist", k, LABELS[k], v) for k, v in r["mnist"].items()] + \
-           [("usps", "fast", "hdr configs/fast/usps.yaml", r["usps"]["fast"])]
-    loads = []
-    for ds, key, label, runs in rows:
-        if not runs:
-            continue
-        loads += [x["load"] for x in runs]
-        reached = [x["reached_seconds"] for x in runs]
-        note = ""
-        if key == "hdr":
-            note = f", {r['cnn_epochs']} epochs"
-        if key == "plain":
-            note = f", until 99.0% or {r['plain_epochs']} epochs"
-        target = f"{100 * TARGETS[ds]:.0f}%"
-        lines.append(
-            f"| {ds.upper()} ≥ {target} | {label}{note} | {len(runs)} | "
-            + " / ".join(f"{x['wall']:.1f}" for x in runs)
-            + f" | {_mean(x['user'] for x in runs):.1f} | {_mean(x['sys'] for x in runs):.1f} | "
-            f"**{100 * _mean(x['test_accuracy'] for x in runs):.2f}%** | {sum(t is not None for t in reached)} of "
-            f"{len(runs)} | " + (f"**{_mean(reached):.1f}**" if any(reached) else "-") + " |")
-    lines += ["", f"Source: `bench/results/{r['file']}` ({r['written'][:10]}{_at(r)}, {r['host_cpus']} cores, load average "
-                  f"{min(loads):.1f}-{max(loads):.1f} while it ran), written by `{r['command']}`. "
-                  "Wall, user and system seconds are the whole process's; time to the target is from launch to "
-                  "the end of the process (hdr) or of the first epoch at the target plus one test scoring (plain)."]
-    return "\n".join(lines) + "\n"
-
-
-def render_phases() -> str:
-    r = latest("phases")
-    if r is None:
-        return "Not measured yet: `python bench/time_to_accuracy.py phases`.\n"
-    runs = [x for x in r["runs"] if not x.get("before")]
-    before = [x for x in r["runs"] if x.get("before")]
-
-    def med(xs, name, i):
-        return statistics.median(x["phases"][name][i] for x in xs)
-
-    def cpu(x):
-        return sum(v[1] for v in x["phases"].values())
-
-    lines = [f"| phase of `hdr train {r['config']}` | wall s (median of {len(runs)}) | CPU s | share of wall |",
-             "|---|---|---|---|"]
-    total = statistics.median(x["wall"] for x in runs)
-    for name in PHASES:
-        lines.append(f"| {name} | {med(runs, name, 0):.2f} | {med(runs, name, 1):.2f} | "
-                     f"{100 * med(runs, name, 0) / total:.0f}% |")
-    lines.append(f"| **whole process** | **{total:.1f}** | {statistics.median(cpu(x) for x in runs):.1f} | |")
-    loads = [x["load"] for x in r["runs"]]
-    lines += ["", f"Source: `bench/results/{r['file']}` ({r['written'][:10]}{_at(r)}, load average {min(loads):.1f}-"
-                  f"{max(loads):.1f}), written by `{r['command']}`. CPU is the process's (all threads); "
-                  "start-up and exit are seen from outside, so their CPU is not counted."
-              + (f" Note: {r['note']}." if r.get("note") else "")]
-    if before:
-        imp, ex = "import (hdr, Keras, TensorFlow)", "finish and exit"
-        lines += ["", f"Before the cuts (alternated with the runs above, {len(before)} runs): import "
-                      f"{med(before, imp, 1):.2f} CPU s (now {med(runs, imp, 1):.2f}), finish and exit "
-                      f"{med(before, ex, 0):.2f} s wall (now {med(runs, ex, 0):.2f}), whole process "
-                      f"{statistics.median(cpu(x) for x in before):.1f} CPU s (now "
-                      f"{statistics.median(cpu(x) for x in runs):.1f}; its wall time, "
-                      f"{statistics.median(x['wall'] for x in before):.1f} s against {total:.1f} s, "
-                      "follows the machine's other load more than hdr)."]
-    return "\n".join(lines) + "\n"
-
-
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "_child":
         _child(sys.argv[2], sys.argv[3], float(sys.argv[4]), sys.argv[5] == "before")
         return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
-    r = sub.add_parser("run", help="the three ways to 99%, alternated seed by seed, and the plot")
+    r = sub.add_parser("run", help="the three ways to 99%%, alternated seed by seed, and the plot")
     r.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     r.add_argument("--baseline-seeds", type=int, nargs="+", help="seeds of the two baselines (default: --seeds)")
     r.add_argument("--plain-epochs", type=int, default=10, help="at most, for the plain script")

@@ -4,12 +4,12 @@ The CPUs this runs on are shared and noisy, so every figure is a ratio between r
 same invocation, alternated A/B/A/B, and the report gives medians. Raw results go to
 bench/results/<name>-<time>.json, a markdown table to the .md beside it and to stdout.
 
-    python bench/run.py train --model cnn --epochs 2 --pairs 3            # hdr train vs plain Keras
-    python bench/run.py train --model cnn --epochs 2 --pairs 3 --config configs/cnn_adam_bf16.yaml
-    python bench/run.py train --model mlp --epochs 2 --pairs 3
-    python bench/run.py cli                                               # hdr --help, hdr compare x200
-    python bench/run.py predict                                           # images per second
-    python bench/run.py data                                              # dataset load, cached or not
+    python -m bench.perf.run train --model cnn --epochs 2 --pairs 3       # hdr train vs plain Keras
+    python -m bench.perf.run train --model cnn --epochs 2 --pairs 3 --config configs/cnn_adam_bf16.yaml
+    python -m bench.perf.run train --model mlp --epochs 2 --pairs 3
+    python -m bench.perf.run cli                                          # hdr --help, hdr compare x200
+    python -m bench.perf.run predict                                      # images per second
+    python -m bench.perf.run data                                         # dataset load, cached or not
 
 `train` reports, per pair: whole-process wall time and CPU time (user + system, which the
 other users of the machine disturb less, and each apart), minor and major page faults, seconds per epoch (the first epoch, which includes
@@ -23,7 +23,6 @@ import csv
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,10 +30,9 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
-RESULTS = BENCH / "results"
-DEFAULT_DATA = ROOT.parent / "shared" / "datasets"
+from bench.docs.pairs import med, summarise
+from bench.layout import DEFAULT_DATA, RESULTS, ROOT, command
+
 CONFIGS = {"cnn": ROOT / "configs" / "cnn_adam.yaml", "mlp": ROOT / "configs" / "mlp_dropout_adam.yaml"}
 
 
@@ -90,22 +88,18 @@ def timed(cmd: list[str], watch=None, **kw) -> dict:
 def save(name: str, record: dict, table: str) -> None:
     RESULTS.mkdir(exist_ok=True)
     stem = RESULTS / f"{name}-{datetime.now():%Y%m%d-%H%M%S}"
-    record = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "host_cpus": os.cpu_count(), **record}
+    record = {"command": command(python=Path(sys.executable).name), "host_cpus": os.cpu_count(), **record}
     stem.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n")
     stem.with_suffix(".md").write_text(table + "\n")
     print(table)
     print(f"\nraw results: {stem.with_suffix('.json').relative_to(ROOT)}")
 
 
-def med(values) -> float:
-    values = [v for v in values if v is not None]
-    return statistics.median(values) if values else float("nan")
-
-
 # ------------------------------------------------------------------------------ train
 
 def plain_run(model: str, epochs: int, seed: int) -> dict:
-    r = timed([sys.executable, str(BENCH / f"plain_keras_{model}.py"), "--epochs", str(epochs), "--seed", str(seed)])
+    r = timed([sys.executable, "-m", f"bench.baselines.plain_keras_{model}", "--epochs", str(epochs),
+               "--seed", str(seed)])
     res = json.loads(r["stdout"].strip().splitlines()[-1])
     return {**r, "epoch_seconds": res["epoch_seconds"], "epoch_cpu_seconds": res["epoch_cpu_seconds"],
             "test_accuracy": res["test_accuracy"]}
@@ -151,11 +145,6 @@ def hdr_run(config: Path, epochs: int, seed: int, overrides: list[str], runs_dir
             "folder": str(folder)}
 
 
-def steady(seconds: list) -> float | None:
-    rest = [s for s in seconds[1:] if s is not None]
-    return statistics.median(rest) if rest else None
-
-
 def show(i: int, name: str, r: dict) -> None:
     def rounded(xs):
         return [None if x is None else round(x, 1) for x in xs]
@@ -163,33 +152,6 @@ def show(i: int, name: str, r: dict) -> None:
     print(f"pair {i + 1} {name} wall {r['wall']:6.1f}s cpu {r['cpu']:6.1f}s (user {r['user']:.1f} sys {r['sys']:.1f}) "
           f"faults {r['minflt']:,}/{r['majflt']:,} epochs {rounded(r['epoch_seconds'])} "
           f"epoch cpu {rounded(r['epoch_cpu_seconds'])} acc {r['test_accuracy']:.4f} load {r['load']:.1f}", flush=True)
-
-
-PER_EPOCH = {"first": lambda r: r["epoch_seconds"][0], "steady": lambda r: steady(r["epoch_seconds"]),
-             "steady_cpu": lambda r: steady(r["epoch_cpu_seconds"])}
-
-
-def summarise(pairs: list[dict]) -> dict:
-    """Each measure over the A/B pairs of a train result: {measure: (ratio, plain, hdr)}, medians
-    of the pairs (a ratio's median comes from its own pair, not from the columns' medians).
-    Whole-process measures are ratios hdr / plain, epoch times speed-ups plain / hdr; "acc" is
-    (hdr - plain, plain, hdr) of the mean test accuracies. Results written before a measure was
-    recorded give nan for it. Both run.py's table and BENCHMARKS.md's (bench/tables.py) use this."""
-    def ratio(get, speedup):
-        vals = []
-        for p in pairs:
-            x, y = get(p["hdr"]), get(p["plain"])
-            if x and y:
-                vals.append(y / x if speedup else x / y)
-        return med(vals)
-
-    out = {}
-    for k in ("wall", "cpu", "user", "sys", "minflt", "majflt", "load", "peak_mib", *PER_EPOCH):
-        get = PER_EPOCH.get(k, lambda r, k=k: r.get(k))
-        out[k] = (ratio(get, k in PER_EPOCH), med(get(p["plain"]) for p in pairs), med(get(p["hdr"]) for p in pairs))
-    plain, hdr = (statistics.mean(p[side]["test_accuracy"] for p in pairs) for side in ("plain", "hdr"))
-    out["acc"] = (hdr - plain, plain, hdr)
-    return out
 
 
 def cmd_train(args) -> None:
@@ -233,7 +195,7 @@ def cmd_train(args) -> None:
                 ("peak memory: hdr / plain", "peak_mib", "{:.0f} MiB")]]
     rows.append((f"test accuracy, mean of {len(pairs)} (seeds {sorted({p['seed'] for p in pairs})})",
                  f"{100 * s['acc'][0]:+.2f} pp", f"{100 * s['acc'][1]:.2f}%", f"{100 * s['acc'][2]:.2f}%"))
-    table = (f"hdr train {label} vs bench/plain_keras_{args.model}.py, {args.epochs} epochs, {len(pairs)} A/B pairs\n\n"
+    table = (f"hdr train {label} vs bench/baselines/plain_keras_{args.model}.py, {args.epochs} epochs, {len(pairs)} A/B pairs\n\n"
              "| measure | ratio (median of pairs) | plain Keras (median) | hdr (median) |\n|---|---|---|---|\n"
              + "\n".join(f"| {' | '.join(r)} |" for r in rows))
     save(f"train-{args.model}", {"model": args.model, "config": str(config), "overrides": args.set,
@@ -244,8 +206,7 @@ def cmd_train(args) -> None:
 
 def fabricate_runs(folder: Path, n: int) -> list[Path]:
     """n finished run folders like hdr train writes them: a small sweep over lr and seed."""
-    sys.path.insert(0, str(ROOT))
-    from hdr.core import config as config_mod
+    from hdr.engine import config as config_mod
     from hdr.runs import rundir
 
     base = CONFIGS["cnn"]
@@ -309,7 +270,6 @@ def cmd_cli(args) -> None:
 # ------------------------------------------------------------------------------ predict
 
 def cmd_predict(args) -> None:
-    sys.path.insert(0, str(ROOT))
     os.environ.update({k: v for k, v in env().items() if k in ("HDR_DATA_DIR", "TF_CPP_MIN_LOG_LEVEL")})
     import numpy as np
 
@@ -323,7 +283,7 @@ def cmd_predict(args) -> None:
     else:
         # Speed does not depend on the weights: an untrained seed-003 CNN, saved and loaded back as
         # hdr predict would load a run's model.keras.
-        from hdr.core import config as config_mod
+        from hdr.engine import config as config_mod
         from hdr.engine import models
 
         model = models.build(config_mod.load(CONFIGS["cnn"]), (28, 28, 1))
@@ -381,7 +341,6 @@ def cmd_predict(args) -> None:
 
 def cmd_data(args) -> None:
     """Dataset load: gunzip + sha256 + parse every time (before the cache) vs the array cache."""
-    sys.path.insert(0, str(ROOT))
     os.environ.setdefault("HDR_DATA_DIR", str(DEFAULT_DATA))
     cache = Path(tempfile.mkdtemp(prefix="hdr-bench-cache-"))
     os.environ["HDR_CACHE_DIR"] = str(cache)
@@ -393,7 +352,7 @@ def cmd_data(args) -> None:
             data_mod.load(name)  # fills the cache
             paths = data_mod.ensure_files(name)
             for _ in range(args.repeats):
-                for label, fn in (("decode", lambda: data_mod._decode(name, paths, True)),
+                for label, fn in (("decode", lambda: data_mod._decode(data_mod.get(name), paths, True)),
                                   ("cached", lambda: data_mod.load(name))):
                     t = time.perf_counter()
                     fn()

@@ -1,10 +1,10 @@
 """TensorBoard logging: what it costs an epoch, and what a person sees.
 
-    python bench/tensorboard_page.py cost [RUN]      # -> bench/results/tensorboard_cost.json
-    python bench/tensorboard_page.py page RUNS_DIR OUT.png [--tab scalars]
-    python bench/tensorboard_page.py render          # the BENCHMARKS.md block
+    python -m bench.perf.tensorboard_page cost [RUN]      # -> bench/results/tensorboard_cost.json
+    python -m bench.perf.tensorboard_page page RUNS_DIR OUT.png [--tab scalars]
+    python -m bench.perf.tensorboard_page render          # the BENCHMARKS.md block (bench/docs/harnesses.py)
 
-cost: the per-epoch hook (hdr.tensorboard_log.EpochLog) appending one epoch to the train and
+cost: the per-epoch hook (hdr.engine.tensorboard_log.EpochLog) appending one epoch to the train and
 validation event files, timed over many calls on a copy of a real run folder; opening the log
 when a run starts or resumes (TensorBoard's protos imported, the session and graph written), in a
 fresh process; set beside the run's own seconds per epoch.
@@ -28,9 +28,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results" / "tensorboard_cost.json"
-sys.path.insert(0, str(ROOT))
+from bench.docs.harnesses import TENSORBOARD_RESULT as RESULTS
+from bench.docs.harnesses import tensorboard_cost as render
+from bench.layout import ROOT
 
 
 def cost(run: Path | None) -> dict:
@@ -118,19 +118,6 @@ def page(runs: Path, out: Path, tab: str) -> None:
     finally:
         server.terminate()
         server.wait(30)
-
-
-def render() -> str:
-    """BENCHMARKS.md's block: what TensorBoard logging costs a run."""
-    r = json.loads(RESULTS.read_text())
-    return (f"| TensorBoard logging | median | |\n|---|---|---|\n"
-            f"| appending one epoch (train/ and validation/) | {r['hook_median_ms']:.2f} ms "
-            f"(95th percentile {r['hook_p95_ms']:.2f} ms) | {100 * r['hook_fraction_of_epoch']:.2f}% of the run's "
-            f"{r['epoch_median_s']:.2f} s epoch |\n"
-            f"| opening the log at a run's start, in a fresh process | {r['open_median_s']:.2f} s | imports of "
-            f"TensorBoard's protos included, once per run |\n\n"
-            f"{r['hook_calls']} appended epochs on a copy of `{r['config']}` run {r['run']}; {r['machine']}, "
-            f"{r['date']}. Source: `bench/results/{RESULTS.name}` (`python bench/tensorboard_page.py cost`).\n")
 
 
 def main(argv: list[str]) -> None:

@@ -1,24 +1,22 @@
 """The plain Keras script a user would write instead of hdr: seed-004 512-512 dropout MLP on MNIST.
 
-Baseline for bench/run.py; same shape as plain_keras_cnn.py (float32 / 255 data, fit with
+Baseline for bench/perf/run.py; same shape as plain_keras_cnn.py (float32 / 255 data, fit with
 validation_split=0.2, evaluate on test, one JSON line on stdout).
 
-    python bench/plain_keras_mlp.py --epochs 2 --seed 1
+    python -m bench.baselines.plain_keras_mlp --epochs 2 --seed 1
 """
 
 import argparse
 import json
 import os
-import sys
 import time
 
 T0 = time.perf_counter()
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import keras  # noqa: E402
 from keras import layers  # noqa: E402
 
-from plain_keras_cnn import EpochTimer, load_mnist  # noqa: E402
+from bench.baselines.plain_keras_cnn import EpochTimer, load_mnist  # noqa: E402
 
 
 def main():
@@ -49,7 +47,6 @@ def main():
     timer = EpochTimer()
     split = {"validation_split": 0.2}
     if args.hdr_split:
-        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
         from hdr.core.data import Split, split_validation
 
         train, val = split_validation(Split(x_train, y_train), 0.2, args.seed)

@@ -1,12 +1,12 @@
 """The plain Keras script a user would write instead of hdr: seed-003 CNN on MNIST.
 
-Baseline for bench/run.py. It is deliberately ordinary: read the four IDX files (in place
+Baseline for bench/perf/run.py. It is deliberately ordinary: read the four IDX files (in place
 of keras.datasets.mnist.load_data(), which would download), scale to float32 / 255, fit with
 validation_split=0.2, evaluate on the test set. The only additions are a callback that
 records seconds per epoch and one JSON line on stdout for the harness.
 
-    python bench/plain_keras_cnn.py --epochs 2 --seed 1
-    python bench/plain_keras_cnn.py --until 0.99 --seed 1   # bench/time_to_accuracy.py: stop at 99.0%
+    python -m bench.baselines.plain_keras_cnn --epochs 2 --seed 1
+    python -m bench.baselines.plain_keras_cnn --until 0.99 --seed 1   # bench/perf/time_to_accuracy.py: stop at 99.0%
 
 With --until, the test set is scored after every epoch and training stops at the first epoch that
 reaches the figure (or after --epochs); each epoch's end is recorded in seconds from the script's

@@ -6,8 +6,8 @@ of the epochs after the first, which includes tracing). Variants run round-robin
 noisy CPU affects all of them alike; the table gives each variant's median time as a ratio to
 the first variant.
 
-    python bench/variants.py --samples 6000 --epochs 3 --rounds 3 base spe16 bf16 nodet
-    python bench/variants.py --config mlp_dropout_adam.yaml --samples 12000 base spe16
+    python -m bench.perf.variants --samples 6000 --epochs 3 --rounds 3 base spe16 bf16 nodet
+    python -m bench.perf.variants --config mlp_dropout_adam.yaml --samples 12000 base spe16
 
 CPU seconds (user + system) per epoch are reported beside wall seconds: on a shared machine
 they move much less with other people's load.
@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 
-DEFAULT_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "datasets")
+from bench.layout import DEFAULT_DATA, RESULTS, ROOT
 
 VARIANTS = {
     # name: (description, settings)
@@ -64,14 +64,14 @@ def child(settings: dict, samples: int, epochs: int, config_name: str) -> dict:
             tf.config.threading.set_inter_op_parallelism_threads(settings["inter"])
         if settings.get("intra"):
             tf.config.threading.set_intra_op_parallelism_threads(settings["intra"])
-    from hdr.core import config
+    from hdr.engine import config
     from hdr.core import data
     from hdr.engine import models
     from hdr.engine import train
 
     over = [f"training.steps_per_execution={settings.get('spe', 1)}",
             f"training.precision={settings.get('precision', 'float32')}"]
-    cfg = config.load(os.path.join(os.path.dirname(__file__), "..", "configs", config_name), over)
+    cfg = config.load(ROOT / "configs" / config_name, over)
     d = data.load("mnist")
     keras = train.quiet_import()
     keras.utils.set_random_seed(1)
@@ -121,7 +121,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--config", default="cnn_adam.yaml", help="a file in configs/")
     ap.add_argument("--child", help=argparse.SUPPRESS)
-    ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "variants.json"))
+    ap.add_argument("--out", default=str(RESULTS / "variants.json"))
     args = ap.parse_args()
     if args.child:
         print("RESULT " + json.dumps(child(VARIANTS[args.child][1], args.samples, args.epochs, args.config)))
@@ -129,10 +129,10 @@ def main():
     results: dict[str, list] = {v: [] for v in args.variants}
     for r in range(args.rounds):
         for v in args.variants:
-            cmd = [sys.executable, __file__, "--child", v, "--samples", str(args.samples), "--epochs", str(args.epochs),
+            cmd = [sys.executable, "-m", "bench.perf.variants", "--child", v, "--samples", str(args.samples), "--epochs", str(args.epochs),
                    "--config", args.config]
-            env = {"HDR_DATA_DIR": DEFAULT_DATA, **os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **VARIANTS[v][1].get("env", {})}
-            out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+            env = {"HDR_DATA_DIR": str(DEFAULT_DATA), **os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **VARIANTS[v][1].get("env", {})}
+            out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
             line = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
             if not line:
                 sys.exit(f"variant {v} failed:\n{out.stderr[-3000:]}")

@@ -95,7 +95,7 @@ def test_every_optimizer_builds_with_the_configured_values(name):
     for key in fields - {"learning_rate"}:
         assert getattr(opt, key) == pytest.approx(given[key]), key
     assert opt.use_ema
-    # and with nothing given, Keras's own defaults (hdr.config writes them out; test_config checks them)
+    # and with nothing given, Keras's own defaults (hdr.engine.config writes them out; test_config checks them)
     default = models.build_optimizer(cfg_of({"type": "slp"}, optimizer=name), steps_per_epoch=10)
     assert float(np.asarray(default.learning_rate)) == pytest.approx(0.01 if name == "sgd" else 0.001)
 

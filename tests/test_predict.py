@@ -44,7 +44,7 @@ def ink_width(a: np.ndarray) -> float:
     return predict.stroke_width(a)
 
 
-# MNIST test digits (bench/photos.py calibrate): stroke width and ink mass (sum of pixels / 255),
+# MNIST test digits (python -m bench.perf.photos calibrate): stroke width and ink mass (sum of pixels / 255),
 # 5th and 95th percentiles. A preprocessed image should look like one of them.
 MNIST_WIDTH = DATASETS["mnist"].stroke_width[1:]
 MNIST_MASS = (51.4, 161.1)
@@ -464,16 +464,10 @@ PHOTO_ACCURACY = 0.92  # the 1-epoch MLP read 95.0% of this set (seed 1); 90.5% 
 
 @pytest.mark.realdata
 def test_photo_like_test_digits_are_read(cli_run, mnist_mlp_run, tmp_path):
-    """bench/photos.py's photos of MNIST test digits (large or small, thin or thick pen, dark ink
+    """bench/perf/photos.py's photos of MNIST test digits (large or small, thin or thick pen, dark ink
     on uneven paper, off-centre, colour JPEG), read as a folder by the session's 1-epoch MLP."""
-    import io
-    import sys
+    from bench.perf import photos
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-    try:
-        import photos
-    finally:
-        sys.path.pop(0)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HDR_DATA_DIR", str(REAL_DATA))
         x, y, idx = photos.test_digits(PHOTO_DIGITS, seed=1)

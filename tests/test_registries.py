@@ -115,7 +115,7 @@ def test_config_dataset_names_follow_the_registry():
 
 
 def test_every_optimizer_model_type_and_schedule_is_implemented():
-    """Adding an optimizer is one config class in hdr.config.OPTIMIZERS: it must name a Keras
+    """Adding an optimizer is one config class in hdr.engine.config.OPTIMIZERS: it must name a Keras
     optimizer that takes every field of the class."""
     from hdr.engine import models
 

@@ -1,4 +1,4 @@
-"""The run folder's own promises, tested directly on hdr.rundir: permissions, ownership by one
+"""The run folder's own promises, tested directly on hdr.runs.rundir: permissions, ownership by one
 process, process identity, unwritable places."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""`hdr track` (hdr/track.py) against a real MLflow tracking server on 127.0.0.1 and against the
+"""`hdr track` (hdr/apps/track.py) against a real MLflow tracking server on 127.0.0.1 and against the
 default local SQLite store, read back through MLflow's client and compared with the run folders."""
 
 from __future__ import annotations

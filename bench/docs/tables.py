@@ -303,9 +303,9 @@ def predict_throughput() -> str:
         return int(m[1]) if m else default
 
     cases = [("one image a call", arg("--single", 200), "`model.predict`",
-              "`hdr.predict.predict_arrays` (what `hdr predict` and `hdr draw` use)"),
+              "`hdr.apps.predict.predict_arrays` (what `hdr predict` and `hdr draw` use)"),
              ("batched", arg("--batched", 10000), "`model.predict` (batch 32)",
-              "`hdr.predict.predict_arrays` (batch 1024)")]
+              "`hdr.apps.predict.predict_arrays` (batch 1024)")]
     rows = []
     for case, n, plain, ours in cases:
         a, b = ips[f"{case}|model.predict"], ips[f"{case}|hdr.predict.predict_arrays"]

@@ -31,7 +31,7 @@ VARIANTS = {
     "arrays_nodet": "the same without TF op determinism",
     "perepoch": "a fit call per epoch on the epoch's rows, taken into a preallocated buffer",
     "tfdata": "a tf.data pipeline over all epochs' orders, gathered in the graph (not exact: see child())",
-    "hdr": "hdr.train.EpochFeed as shipped (on TF: tf.data over a variable holding the epoch's order)",
+    "hdr": "hdr.engine.train.EpochFeed as shipped (on TF: tf.data over a variable holding the epoch's order)",
     "hdr_nodet": "the same without TF op determinism",
 }
 

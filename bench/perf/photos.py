@@ -248,8 +248,8 @@ def references(run: Path, folder: Path) -> dict:
 
 
 def calibrate(n: int = 2000, seed: int = 0) -> dict:
-    """Each dataset's stroke width and ink mass as hdr.predict measures them, over its test split:
-    median and 5th-95th percentile. The stroke widths go into hdr.data's DatasetSpec."""
+    """Each dataset's stroke width and ink mass as hdr.apps.predict measures them, over its test split:
+    median and 5th-95th percentile. The stroke widths go into hdr.core.data's DatasetSpec."""
     from hdr.core import data
     from hdr.apps import predict
 

@@ -331,7 +331,7 @@ def cmd_predict(args) -> None:
         rows.append(f"| {name} ({n} images) | model.predict | {base:,.0f} | 1.00x |")
         if predict_arrays:
             ours = med(results[f"{name}|hdr.predict.predict_arrays"])
-            rows.append(f"| {name} ({n} images) | hdr.predict.predict_arrays | {ours:,.0f} | {ours / base:.2f}x |")
+            rows.append(f"| {name} ({n} images) | hdr.apps.predict.predict_arrays | {ours:,.0f} | {ours / base:.2f}x |")
     table = (f"Prediction throughput, {source}, MNIST test images, median of {args.repeats} (alternated)\n\n"
              "| case | function | images/s | vs model.predict |\n|---|---|---|---|\n" + "\n".join(rows))
     save("predict", {"source": source, "images_per_second": results}, table)

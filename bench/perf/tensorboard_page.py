@@ -69,7 +69,7 @@ def cost(run: Path | None) -> dict:
             cpu.append(time.process_time() - c)
         hook = statistics.median(calls)
         result = {
-            "what": "hdr.tensorboard_log: per-epoch hook (append one epoch to train/ and validation/) and "
+            "what": "hdr.engine.tensorboard_log: per-epoch hook (append one epoch to train/ and validation/) and "
                     "open_log at run start (fresh process, imports included)",
             "run": run.name, "config": rundir.read_json(run / "run.json").get("config_name"),
             "hook_median_ms": round(hook * 1e3, 4), "hook_p95_ms": round(sorted(calls)[int(0.95 * len(calls))] * 1e3, 4),

@@ -150,7 +150,7 @@ def _child(config: str, runs_dir: str, launched: float, before: bool) -> None:
         last[:] = [now, cpu]
 
     if before:
-        import sklearn  # noqa: F401  (Keras imported it until hdr.backend hid it)
+        import sklearn  # noqa: F401  (Keras imported it until hdr.core.backend hid it)
     from hdr.cli import main as cli
     from hdr.engine import train as tm
     from hdr.runs import rundir

@@ -2,7 +2,7 @@
 
 `analyse(runs)` is the comparison as data: runs in (hdr.runs.Run, read from run folders or
 built in memory), a `Result` out, no file touched. Text, markdown, CSV and JSON below, and the
-curves in hdr/plots.py, are views of that result. Nothing here imports Keras, TensorFlow or
+curves in hdr/core/plots.py, are views of that result. Nothing here imports Keras, TensorFlow or
 pydantic, and matplotlib only for --out, so it starts at once and stays fast over hundreds of runs.
 
 The columns that tell runs apart are found, not given: every config.yaml is flattened to dotted

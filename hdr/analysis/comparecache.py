@@ -1,5 +1,5 @@
 """`.hdr-compare`: the last `hdr compare`'s result over a folder of runs, kept beside its index
-(hdr/runindex.py), so that comparing the same 10,000 runs again renders it instead of building
+(hdr/runs/runindex.py), so that comparing the same 10,000 runs again renders it instead of building
 and analysing every run again (most of a second).
 
 The result is used only when everything it was computed from is as it was: the same arguments,
@@ -55,8 +55,9 @@ def key(paths, found, sort_key) -> Key | None:
     parents = {split_folder(f)[0] for f, _, _ in found}
     if len(parents) != 1:
         return None
-    here = os.path.dirname(os.path.abspath(__file__))
-    names = sorted(n for n in os.listdir(here) if n.endswith(".py"))
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the hdr package: every layer
+    names = sorted(os.path.relpath(os.path.join(d, n), here) for d, _, files in os.walk(here)
+                   for n in files if n.endswith(".py"))
     code = runindex._stamps(here, names)  # an edited hdr computes the result afresh
     text = json.dumps([VERSION, runindex._PYTHON, sort_key, [str(p) for p in paths],
                        [[str(f), arg, checked] for f, arg, checked in found], names, code])

@@ -1,6 +1,6 @@
 """`hdr data describe NAME`: class balance, image size, value range and a sanity check of a dataset.
 
-Reads the data with hdr.data only: no Keras, so it answers in a second or two.
+Reads the data with hdr.core.data only: no Keras, so it answers in a second or two.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """hdr ensemble: average the predicted probabilities of several runs and evaluate the average.
 
-The analysis and the evaluation folder are hdr.evaluate's (analyse, write_folder); this module
+The analysis and the evaluation folder are hdr.analysis.evaluate's (analyse, write_folder); this module
 adds the checks that the members can be averaged, the members table and the agreement counts."""
 
 from __future__ import annotations

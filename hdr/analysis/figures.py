@@ -13,7 +13,7 @@ from hdr.runs import rundir
 
 
 def comparison_curves(result, metric: str, path: Path) -> bool:
-    """A metric per epoch for the runs of an hdr.compare.Result: one line per run, or per
+    """A metric per epoch for the runs of an hdr.analysis.compare.Result: one line per run, or per
     setting (mean over distinct seeds with a ±std band) when runs are grouped. False, and
     nothing written, when no run has the metric."""
     lines = []  # (label, epochs, values, std or None)

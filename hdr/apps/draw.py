@@ -2,7 +2,7 @@
 
 A drawing is not an MNIST digit until it is preprocessed like one: drawn large and anywhere on
 the canvas, it must be cropped, scaled into MNIST's 20x20 box, centred by centre of mass and
-given MNIST-like stroke widths, which is what `hdr.predict.preprocess` does for image files too.
+given MNIST-like stroke widths, which is what `hdr.apps.predict.preprocess` does for image files too.
 Strokes are drawn into a PIL image alongside the screen canvas (no screen grabbing), so what
 the model sees does not depend on the display, its scaling or a window on top.
 

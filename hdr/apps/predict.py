@@ -6,7 +6,7 @@ size, off-centre, drawn with a pen far thinner (or a brush far thicker) than MNI
 cut into a binary digit, its strokes brought into the dataset's range of widths (measured and
 redrawn at 4x the model's scale), then scaled with anti-aliasing and framed as the dataset
 frames digits (hdr.transfer.reframe: MNIST fits the digit in a 20x20 box centred by centre of
-mass in 28x28; USPS scales it to fill 16x16). bench/photos.py measures it on photo-like images.
+mass in 28x28; USPS scales it to fill 16x16). bench/perf/photos.py measures it on photo-like images.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import numpy as np
 
 from hdr.core.errors import HdrError, UsageError
 from hdr.core.files import atomic_write
+from hdr.runs import rundir
 from hdr.runs.rundir import load_model  # noqa: F401  (hdr.apps.predict.load_model: what draw and tests use)
 
 WORK = 4  # strokes are measured and redrawn at 4x the model's input scale, where a 2 px stroke is 8 px
@@ -76,10 +77,20 @@ def _border(a: np.ndarray) -> np.ndarray:
     return np.concatenate([a[:d].ravel(), a[-d:].ravel(), a[:, :d].ravel(), a[:, -d:].ravel()])
 
 
+# The morphology here (skeleton, _depth, _dilate, _square_filter, _otsu, and PIL's BoxBlur in
+# _background) is numpy, not scipy.ndimage or scikit-image, for hdr predict's start-up (goal: one
+# image in under 0.5 s): importing scipy.ndimage costs ~0.17 s, scikit-image's skeletonize and
+# threshold_otsu ~0.28 s with it, after numpy, PIL and ONNX Runtime. With them, one image took
+# 0.59 s (scipy.ndimage) and 0.76 s (both) instead of 0.27 s (median of 15, ONNX export, 2 busy
+# CPUs, 2026-12-04), and read no more photos: 98.40% and 98.20% against 98.45% of 2000
+# (python -m bench.perf.photos, a 2-epoch CNN). BENCHMARKS.md, start-up, has the figures.
+
 def skeleton(mask: np.ndarray) -> np.ndarray:
     """The one-pixel-wide centre lines of a binary mask (Zhang and Suen's thinning, each pass
     done on the whole image at once). Loops and branches are kept: a pen-thin skeleton of the
     digit, whatever the pen was."""
+    # Not skimage.morphology.skeletonize (import ~0.27 s; its Zhang-Suen variant differs in ~13%
+    # of the skeleton pixels of photo digits): see the note above.
     m = np.pad(np.asarray(mask, bool), 1)
     changed = True
     while changed:
@@ -102,6 +113,8 @@ def skeleton(mask: np.ndarray) -> np.ndarray:
 def _depth(mask: np.ndarray) -> np.ndarray:
     """For each ink pixel, how many erosions it survives, alternately by a cross and a square
     (an octagonal distance to the paper, close to the true one in every direction); 1 at an edge."""
+    # scipy.ndimage has no octagonal metric; its Euclidean distance_transform_edt measures MNIST
+    # strokes ~0.05 px wider (median 2.24 px, not 2.19), off the calibrated DatasetSpec widths.
     depth = np.zeros(mask.shape, np.int32)
     m = np.asarray(mask, bool)
     square = False
@@ -139,6 +152,8 @@ def stroke_width(image: np.ndarray) -> float:
 
 def _dilate(mask: np.ndarray, radius: float) -> np.ndarray:
     """The mask drawn with a round nib of this radius (a binary dilation by a disk)."""
+    # What scipy.ndimage.binary_dilation by the disk gives (the same on 400 of 400 photo masks),
+    # no slower, without its import.
     r = int(radius)
     m = np.pad(mask, r)
     h, w = mask.shape
@@ -153,7 +168,8 @@ def _dilate(mask: np.ndarray, radius: float) -> np.ndarray:
 def _square_filter(a: np.ndarray, k: int, reduce) -> np.ndarray:
     """Min or max over k x k squares, done as two 1-D passes (k operations a pixel, not k*k
     as with PIL's rank filters, which took over 100 ms on a phone photo); the page goes on
-    beyond the edges."""
+    beyond the edges (scipy.ndimage's minimum_filter/maximum_filter, mode="nearest", without
+    their import)."""
     from numpy.lib.stride_tricks import sliding_window_view
 
     r = k // 2
@@ -194,6 +210,7 @@ def _background(a: np.ndarray) -> np.ndarray:
     small = np.asarray(_to_image(a).reduce(shrink), np.float32)
     k = min(small.shape) // 4 // 2 * 2 + 1
     opened = _square_filter(_square_filter(small, k, np.min), k, np.max)
+    # PIL's BoxBlur: within 1 grey level of scipy.ndimage.uniform_filter, without its import.
     smooth = _to_image(opened).filter(ImageFilter.BoxBlur(k // 2)).resize((w, h), Image.BILINEAR)
     return np.asarray(smooth, np.float32)
 
@@ -264,8 +281,12 @@ def _to_image(a: np.ndarray):
 
 
 def _otsu(a: np.ndarray) -> float:
-    """Otsu's threshold of values in [0, 1]: the level that best splits them into two groups."""
+    """Otsu's threshold of values in [0, 1]: the level that best splits them into two groups;
+    where all are at one level (a clean stroke's crop is solid ink), that level, as in
+    skimage.filters.threshold_otsu, whose import costs ~0.19 s (see the note above skeleton)."""
     hist = np.bincount(np.clip((a * 255).astype(np.int64), 0, 255).ravel(), minlength=256).astype(np.float64)
+    if np.count_nonzero(hist) < 2:  # nothing to split
+        return float(a.max())
     levels = np.arange(256)
     w0 = np.cumsum(hist)
     m0 = np.cumsum(hist * levels)
@@ -394,7 +415,7 @@ class LiteRtModel:
         return np.array(self.interpreter.get_tensor(self.output_index))
 
 
-ONNX_EXPORT = Path("export") / "model.onnx"  # where hdr export --format onnx writes by default
+ONNX_EXPORT = Path(rundir.EXPORT) / rundir.EXPORT_FILES["onnx"]  # where hdr export --format onnx writes by default
 # --model PATH: the runtime for each exported file type, and the package that provides it.
 RUNTIMES = {".onnx": (OnnxModel, "onnxruntime"), ".tflite": (LiteRtModel, "ai_edge_litert")}
 

@@ -128,7 +128,7 @@ def main():
         cli(prog_name="hdr")
     except SystemExit as e:
         if _TRAINED and e.code in (0, None):
-            # Every file of the run is written and synced (hdr.rundir); Python's tear-down of
+            # Every file of the run is written and synced (hdr.runs.rundir); Python's tear-down of
             # TensorFlow would only keep the user waiting: about a CPU-second, several seconds
             # of wall time on a busy machine (BENCHMARKS.md, "Time to 99 %").
             sys.stdout.flush()

@@ -50,10 +50,10 @@ class DatasetSpec:
     image_size: tuple[int, int]        # (height, width)
     class_names: tuple[str, ...]       # label k is class_names[k]
     value_range: str                   # the pixel values as published (hdr keeps uint8 0-255)
-    framing: str                       # how a digit sits in its frame (hdr.transfer): "centred" or "fill"
+    framing: str                       # how a digit sits in its frame (hdr.core.transfer): "centred" or "fill"
     sizes: dict[str, int] | None = None  # examples per split, checked when verifying
     # The digits' stroke width in pixels, typical (median) and 5th-95th percentile, as
-    # hdr.predict.stroke_width measures the test split (python -m bench.perf.photos calibrate): what
+    # hdr.apps.predict.stroke_width measures the test split (python -m bench.perf.photos calibrate): what
     # hdr predict brings a user's image to. None: leave strokes as they are.
     stroke_width: tuple[float, float, float] | None = None
 

@@ -28,7 +28,7 @@ STYLES = {
 
 
 def dataset_for(shape):
-    """The registered dataset (hdr.data.DatasetSpec) whose images have this size: a model's input
+    """The registered dataset (hdr.core.data.DatasetSpec) whose images have this size: a model's input
     size says which dataset it was trained on. None for a size no dataset has."""
     from hdr.core.data import DATASETS
 

@@ -38,7 +38,7 @@ class Strict(BaseModel):
 # ---------------------------------------------------------------- dataset
 
 class Dataset(Strict):
-    name: str = Field(description="a dataset of hdr.data.DATASETS")
+    name: str = Field(description="a dataset of hdr.core.data.DATASETS")
     validation_split: Annotated[float, Field(gt=0.0, lt=1.0)] | None = Field(
         0.2, description="fraction of the training set held out for validation; null: none")
 
@@ -128,7 +128,7 @@ def _tag(cls: type[BaseModel], field: str) -> str:
     return cls.model_fields[field].annotation.__args__[0]
 
 
-# The one list of model types: the config's union, the builders (hdr.models) and the docs follow it.
+# The one list of model types: the config's union, the builders (hdr.engine.models) and the docs follow it.
 MODEL_TYPES = {_tag(c, "type"): c for c in (SLP, MLP, CNN)}
 Model = Annotated[Union[tuple(MODEL_TYPES.values())], Field(discriminator="type")]
 
@@ -137,7 +137,7 @@ Model = Annotated[Union[tuple(MODEL_TYPES.values())], Field(discriminator="type"
 # Defaults are Keras 3's, written out so that a run records what it used even if Keras
 # changes them (it once changed Adadelta's learning rate from 1.0 to 0.001).
 
-# Learning-rate schedules by name; hdr.models implements each.
+# Learning-rate schedules by name; hdr.engine.models implements each.
 SCHEDULES = {
     "constant": "the learning rate throughout",
     "cosine": "decay to 0 over the run",

@@ -107,7 +107,7 @@ def build_cnn(m: CNN, x, classes: int):
     return _head(x, m.initializer, classes)
 
 
-BUILDERS = {SLP: build_slp, MLP: build_mlp, CNN: build_cnn}  # one per hdr.config.MODEL_TYPES
+BUILDERS = {SLP: build_slp, MLP: build_mlp, CNN: build_cnn}  # one per hdr.engine.config.MODEL_TYPES
 
 
 def build(cfg: Config, input_shape) -> keras.Model:
@@ -188,7 +188,7 @@ def _cosine(o, total: int, warmup: int, steps_per_epoch: int):
         warmup_target=o.learning_rate if warmup else None, warmup_steps=warmup)
 
 
-SCHEDULES = {  # one per hdr.config.SCHEDULES: (optimizer config, total, warm-up, steps an epoch) -> schedule
+SCHEDULES = {  # one per hdr.engine.config.SCHEDULES: (optimizer config, total, warm-up, steps an epoch) -> schedule
     "constant": lambda o, total, warmup, spe: o.learning_rate,
     "cosine": _cosine,
     "exponential": _exponential,
@@ -199,7 +199,7 @@ _OWN_WARMUP = {"cosine", "onecycle"}
 
 
 def build_optimizer(cfg: Config, steps_per_epoch: int) -> keras.optimizers.Optimizer:
-    """The Keras optimizer of the config's class name (hdr.config.OPTIMIZERS), with its arguments."""
+    """The Keras optimizer of the config's class name (hdr.engine.config.OPTIMIZERS), with its arguments."""
     o = cfg.optimizer
     args = o.model_dump(exclude={"name", "schedule", "warmup_epochs", "learning_rate", "decay_rate",
                                  "decay_epochs", "ema_momentum"})

@@ -72,7 +72,7 @@ def steps_per_epoch(n: int, batch_size: int) -> int:
 def prepare(cfg: config_mod.Config, quiet: bool = False, val_indices=None, recorded_dir=None) -> Prepared:
     """Load the data and split off validation: seeded and stratified by default, or exactly the
     training-set rows in val_indices (cross-validation folds). recorded_dir: where a resumed
-    run found its data (hdr.data.data_dir)."""
+    run found its data (hdr.core.data.data_dir)."""
     data = data_mod.load(cfg.dataset.name, quiet=quiet, recorded_dir=recorded_dir)
     if val_indices is not None:
         mask = np.ones(len(data.train.y), bool)
@@ -508,7 +508,7 @@ def train(cfg: config_mod.Config, config_name: str, runs_dir: Path, quiet: bool 
 
 
 def _tensorboard(cfg: config_mod.Config, folder: Path, model) -> list:
-    """The TensorBoard epoch log (hdr.tensorboard_log) as a hook, when training.tensorboard is on;
+    """The TensorBoard epoch log (hdr.engine.tensorboard_log) as a hook, when training.tensorboard is on;
     off, TensorBoard is not even imported. Opened here, outside _run_loop's error handling, it
     leaves a write it cannot do now (a full disk) to the first epoch's call."""
     if not cfg.training.tensorboard:

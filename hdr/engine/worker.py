@@ -1,6 +1,6 @@
 """A training process that is reused: it imports Keras once, then trains run after run.
 
-The local executor (hdr/executors.py) starts `python -m hdr.worker` processes and hands each one
+The local executor (hdr/orchestration/executors.py) starts `python -m hdr.engine.worker` processes and hands each one
 job at a time, as one JSON line on stdin; the worker answers with one JSON line on stdout when
 the run has ended. After every committed epoch it also writes an epoch line and reads one reply,
 so that the command that started it can prune the run (hdr tune) and show progress. A fresh

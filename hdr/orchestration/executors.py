@@ -1,11 +1,11 @@
 """Where the runs of `hdr sweep`, `hdr cv` and `hdr tune` train: reused local processes, or a Ray
-cluster. Both take the same jobs (hdr/worker.py's job format) and give the same answers; the
+cluster. Both take the same jobs (hdr/engine/worker.py's job format) and give the same answers; the
 command that uses them only decides what to run next and what an answer means.
 
     executor = make(options, on_epoch)     # --executor local|ray and its options
     signum = drive(executor, next_job, on_done, progress)
 
-Local: `--jobs N` worker processes (hdr/worker.py), each reused from run to run, with cores/N
+Local: `--jobs N` worker processes (hdr/engine/worker.py), each reused from run to run, with cores/N
 threads each. A worker that dies loses only the run it was training (the run is `failed`).
 
 Ray: each job is a Ray task asking `--cpus-per-run` CPUs and `--gpus-per-run` GPUs (fractional
@@ -47,13 +47,13 @@ RAY_NAMESPACE = "hdr"
 class Job:
     key: str                  # unique within the command: "point-003", "fold-2", "trial-0005"
     label: str                # what progress lines call it
-    request: dict             # hdr/worker.py's job, without runs_dir
+    request: dict             # hdr/engine/worker.py's job, without runs_dir
     runs_dir: Path            # where the run folder goes on this machine
     log: Path | None = None
     attempt: int = 0          # Ray: how many times it was sent again after its node died
     run: Path | None = None   # its run folder on this machine, once known
     epochs: int = 0           # committed epochs seen so far
-    resumable: bool = True    # False: a run lost with its node starts again (a cv fold: see hdr/cv.py)
+    resumable: bool = True    # False: a run lost with its node starts again (a cv fold: see hdr/orchestration/cv.py)
     meta: dict = field(default_factory=dict)  # the command's own bookkeeping
 
 
@@ -82,7 +82,7 @@ def failed_answer(error: str, status: str = rundir.FAILED, exit_code: int | None
 # ------------------------------------------------------------------------------ local
 
 class Worker:
-    """One reused training process (hdr/worker.py), started when first needed and again after
+    """One reused training process (hdr/engine/worker.py), started when first needed and again after
     one died. Its own session: a Ctrl-C at the terminal reaches only the command, which passes it on."""
 
     def __init__(self, env: dict):

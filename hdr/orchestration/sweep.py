@@ -1,6 +1,6 @@
 """`hdr sweep`: train every point of a grid (times N seeds), each its own run folder.
 
-Points run on an executor (hdr/executors.py): by default `--jobs N` local worker processes that
+Points run on an executor (hdr/orchestration/executors.py): by default `--jobs N` local worker processes that
 are reused from point to point, so Keras is imported and the data loaded once per worker, not
 once per point; or, with `--executor ray`, on a Ray cluster. Every point's config is validated
 before anything starts: a typo in a grid value is a usage error with nothing created.

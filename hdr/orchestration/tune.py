@@ -1,6 +1,6 @@
 """`hdr tune`: a hyperparameter search with Optuna, each trial an ordinary run folder.
 
-The driver asks Optuna for a trial, trains it on an executor (hdr/executors.py: local worker
+The driver asks Optuna for a trial, trains it on an executor (hdr/orchestration/executors.py: local worker
 processes or a Ray cluster), reports each committed epoch's validation metric to the trial and
 prunes it when Optuna's pruner says so (train's per-epoch hooks; the run ends `pruned`), and
 tells Optuna the run's best validation figure. Only the driver opens the study's storage, so the

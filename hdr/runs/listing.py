@@ -2,7 +2,7 @@
 
 Reads run.json, config.yaml, metrics.json, history.csv and summary.txt only: never Keras,
 TensorFlow or pydantic. In a folder of many runs what was read is kept in an index
-(hdr/runindex.py) that is checked against every file's stamp, so that 10,000 runs list in about a
+(hdr/runs/runindex.py) that is checked against every file's stamp, so that 10,000 runs list in about a
 second. A damaged folder is named in one warning line on stderr and left out; the rest are
 listed. Folder names are printed with control characters escaped, so a name cannot drive the
 terminal.

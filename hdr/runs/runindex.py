@@ -34,7 +34,7 @@ hdr compare; hdr runs copies it through unparsed.
 
 Reading with configs (hdr compare) also gives each folder a token: the digest of the stamps of all
 five files, taken before anything was read, or None while they are not settled. It stands for
-everything read from the folder, so hdr/comparecache.py keys its result by it.
+everything read from the folder, so hdr/analysis/comparecache.py keys its result by it.
 """
 
 from __future__ import annotations
@@ -153,7 +153,7 @@ class _Tables:
 
 def frame(header: dict, line2: bytes, line3: bytes) -> bytes:
     """Three lines: header (with the CRC-32 of the other two), line2, line3. The index and
-    compare's kept result (hdr/comparecache.py) are both written so."""
+    compare's kept result (hdr/analysis/comparecache.py) are both written so."""
     head = json.dumps({**header, "crc": [zlib.crc32(line2), zlib.crc32(line3)]}).encode()
     return head + b"\n" + line2 + b"\n" + line3 + b"\n"
 
@@ -209,7 +209,7 @@ def _config_line(tables: _Tables, configs: dict) -> bytes:
 # ------------------------------------------------------------------------------ reading runs
 
 def token(folder: str) -> int:
-    """What read() gives as the folder's token when nothing changed since: hdr/comparecache.py."""
+    """What read() gives as the folder's token when nothing changed since: hdr/analysis/comparecache.py."""
     return _digest(_stamps(folder, _ALL))
 
 

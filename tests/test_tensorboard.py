@@ -59,31 +59,40 @@ def test_event_files_equal_history_across_an_interrupt_and_resume(cli_run, tiny_
     assert [r["epoch"] for r in rundir.read_history(folder / "history.csv")] == [1, 2]
     assert_logs_equal_history(folder)
 
-    val = folder / "tensorboard" / "validation" / tensorboard_log.EVENTS
+    [val] = tensorboard_log.event_files(folder / "tensorboard" / "validation")
     whole = val.read_bytes()
-    one = tensorboard_log.series_bytes("validation", tensorboard_log.started(rundir.read_json(folder / "run.json")),
-                                       rundir.read_history(folder / "history.csv")[:1])
+    one = tensorboard_log.framed(tensorboard_log.series_events(
+        "validation", tensorboard_log.started(rundir.read_json(folder / "run.json")),
+        rundir.read_history(folder / "history.csv")[:1]))
     assert whole.startswith(one) and len(whole) > len(one)
     val.write_bytes(one)
     inode = val.stat().st_ino
-    train = folder / "tensorboard" / "train" / tensorboard_log.EVENTS
+    [train] = tensorboard_log.event_files(folder / "tensorboard" / "train")
     ghost = {"epoch": 3, "loss": 99.0, "accuracy": 0.0, "learning_rate": 1.0, "seconds": 1.0}
     with open(train, "ab") as f:
-        f.write(tensorboard_log._epoch_event("train", ghost, time.time()))
+        f.write(tensorboard_log.framed([tensorboard_log._epoch_event("train", ghost, time.time())]))
     assert max(s for s, _, _ in read_scalars(train.parent)["epoch_loss"]) == 3
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    live = EventAccumulator(str(train.parent), size_guidance={"scalars": 0})  # as a TensorBoard left open reads
+    live.Reload()
 
     r = cli_run("train", "--resume", folder, "-q")
     assert r.exit_code == 0, r.stderr
-    assert [r["epoch"] for r in rundir.read_history(folder / "history.csv")] == [1, 2, 3, 4]
+    history = rundir.read_history(folder / "history.csv")
+    assert [r["epoch"] for r in history] == [1, 2, 3, 4]
     assert_logs_equal_history(folder)
+    assert tensorboard_log.event_files(val.parent) == [val]
     assert val.stat().st_ino == inode   # appended to, not replaced: a live TensorBoard keeps reading it
+    assert len(tensorboard_log.event_files(train.parent)) == 1   # the ghost's file replaced by a later one,
+    live.Reload()                                                # which the open reader moves on to
+    assert [(e.step, e.value) for e in live.Scalars("epoch_loss")] == [(h["epoch"], np.float32(h["loss"]))
+                                                                      for h in history]
 
     # hdr evaluate adds its figures and pictures; a second evaluation replaces them
     for _ in range(2):
         r = cli_run("evaluate", folder, "-q")
         assert r.exit_code == 0, r.stderr
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
     acc = EventAccumulator(str(folder / "tensorboard" / "eval"), size_guidance={"images": 0, "scalars": 0},
                            purge_orphaned_data=False)
     acc.Reload()
@@ -191,10 +200,10 @@ def test_a_tensorboard_server_shows_the_runs_and_a_cv_in_the_hparams_view(cli_ru
 
 
 def test_writing_needs_no_tensorflow(tmp_path):
-    """The event files come from TensorBoard's protos and record writer alone: opening a run's log
-    and logging an epoch imports neither TensorFlow nor Keras (so JAX and torch runs write the
-    same files), and what it wrote reads back."""
-    from hdr.core import config
+    """The event files come from tensorboardX's builders, protos and record writer alone: opening a
+    run's log and logging an epoch imports neither TensorFlow nor Keras (so JAX and torch runs
+    write the same files), and what it wrote reads back."""
+    from hdr.engine import config
 
     cfg = config.validate({"dataset": {"name": "usps"}, "model": {"type": "slp"}, "optimizer": {"name": "sgd"}})
     (tmp_path / "config.yaml").write_text(config.dump(cfg))

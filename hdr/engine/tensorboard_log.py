@@ -1,5 +1,5 @@
-"""TensorBoard event files in the run folder, written with TensorBoard's own protos and record
-writer, never TensorFlow, so every Keras backend writes them the same way.
+"""TensorBoard event files in the run folder, written with tensorboardX (its summary builders,
+protos and record writer), never TensorFlow, so every Keras backend writes them the same way.
 
     RUN/tensorboard/              the run as an HParams session: its config keys (and sweep, cv or
                                   tune fields) as hyperparameters, and the model's conceptual graph
@@ -9,29 +9,37 @@ writer, never TensorFlow, so every Keras backend writes them the same way.
     RUN/tensorboard/eval/         after hdr evaluate: the confusion matrix and the misclassified
                                   grid as images, and the evaluation's figures (eval-val/, eval-on-X/)
 
-Each file is a function of the run's committed records: the epoch files of history.csv (each
-epoch's time is the run's start plus the epochs' seconds), so they hold exactly the committed
-epochs. While a run trains, each committed epoch is appended (a live TensorBoard keeps reading the
-same file); when a run starts or resumes, a file that is a prefix of what history.csv says gets
-the rest appended, and any other (an epoch that history.csv never committed, a torn write) is
-rewritten whole. So a resumed run shows one continuous curve without a step twice.
+Each folder holds one event file, a function of the run's committed records: the epochs of
+history.csv (each epoch's time is the run's start plus the epochs' seconds). While a run trains,
+each committed epoch is appended and flushed (a live TensorBoard keeps reading the same file).
+When a run starts or resumes, and when hdr evaluate looks, a file that is the start of what
+history.csv says gets the rest appended; any other (an epoch history.csv never committed, a torn
+write, a second file) is written whole under a later name and the others are removed; it begins
+with a SessionLog START, at which a TensorBoard that read the old file drops what it had. So a
+resumed run shows one continuous curve with no epoch twice.
+
+tensorboardX's SummaryWriter/FileWriter do not write them: they queue events to a thread (flush()
+does not wait for the queue), stamp the file with the current time, name it by the current second
+(two in one second truncate each other), and write in place, never whole.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import socket
+import time
 from datetime import datetime
 from pathlib import Path
 
 from hdr.runs import rundir
 
-LOG_DIR = "tensorboard"
-EVENTS = "events.out.tfevents.hdr"   # TensorBoard reads any file whose name holds "tfevents"
+LOG_DIR = rundir.TENSORBOARD
+EVENTS = "*tfevents*"   # the event files of a folder: TensorBoard reads any file whose name holds "tfevents"
 # history.csv column -> (subfolder, tag)
 SERIES = {
-    "train": {"loss": "epoch_loss", "accuracy": "epoch_accuracy", "learning_rate": "epoch_learning_rate"},
-    "validation": {"val_loss": "epoch_loss", "val_accuracy": "epoch_accuracy"},
+    "train": {rundir.LOSS: "epoch_loss", rundir.ACCURACY: "epoch_accuracy", rundir.LEARNING_RATE: "epoch_learning_rate"},
+    "validation": {rundir.VAL_LOSS: "epoch_loss", rundir.VAL_ACCURACY: "epoch_accuracy"},
 }
 # run.json fields that place a run in a group of runs (sweep, cross-validation, tuning study):
 # shown as hyperparameters beside the config keys. Matched by prefix, so a new kind of group
@@ -39,60 +47,69 @@ SERIES = {
 GROUP_PREFIXES = ("sweep", "cv_", "fold", "study", "trial", "tune")
 
 
-# ------------------------------------------------------------------------------ events
+# ------------------------------------------------------------------------------ events (tensorboardX)
 
-def _record(event) -> bytes:
-    """One event in TFRecord framing (length, CRCs), by TensorBoard's own record writer."""
-    from tensorboard.summary.writer.record_writer import RecordWriter
+def _event(wall_time: float, step: int = 0, summaries=(), **fields):
+    """An event of the values of these Summary protos, in order."""
+    from tensorboardX.proto.event_pb2 import Event
 
-    buf = io.BytesIO()
-    RecordWriter(buf).write(event.SerializeToString())
-    return buf.getvalue()
-
-
-def _event(wall_time: float, step: int = 0, **fields):
-    from tensorboard.compat.proto import event_pb2
-
-    return event_pb2.Event(wall_time=wall_time, step=step, **fields)
+    event = Event(wall_time=wall_time, step=step, **fields)
+    for summary in summaries:
+        event.summary.MergeFrom(summary)
+    return event
 
 
-def _header(wall_time: float) -> bytes:
-    return _record(_event(wall_time, file_version="brain.Event:2"))
+def _opening(wall_time: float, step: int) -> list:
+    """The file's header, and a SessionLog START at its first step: a TensorBoard that was reading
+    an older file of the folder drops its points from that step on, rather than showing two."""
+    from tensorboardX.proto.event_pb2 import SessionLog
+
+    return [_event(wall_time, file_version="brain.Event:2"),
+            _event(wall_time, step, session_log=SessionLog(status=SessionLog.START))]
 
 
-def _summary(values: list):
-    from tensorboard.compat.proto import summary_pb2
+def _scalars(figures: dict) -> list:
+    from tensorboardX import summary
 
-    return summary_pb2.Summary(value=values)
-
-
-def _scalar(tag: str, value: float):
-    from tensorboard.compat.proto import summary_pb2
-
-    return summary_pb2.Summary.Value(tag=tag, simple_value=float(value))
+    return [summary.scalar(tag, float(value)) for tag, value in figures.items()]
 
 
 def _image(tag: str, png: bytes):
+    """The PNG as it is in the run folder (tensorboardX's image() would decode and re-encode an
+    array), in tensorboardX's Summary.Image proto."""
     from PIL import Image
-    from tensorboard.compat.proto import summary_pb2
+    from tensorboardX.proto.summary_pb2 import Summary
 
     with Image.open(io.BytesIO(png)) as im:
-        width, height = im.size
         channels = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}.get(im.mode, 3)
-    return summary_pb2.Summary.Value(tag=tag, image=summary_pb2.Summary.Image(
-        height=height, width=width, colorspace=channels, encoded_image_string=png))
+        image = Summary.Image(height=im.height, width=im.width, colorspace=channels, encoded_image_string=png)
+    return Summary(value=[Summary.Value(tag=tag, image=image)])
 
 
 def _keras_graph(model_json: str):
-    """The model's Keras config, which TensorBoard's graph dashboard draws as the conceptual
-    graph (what Keras's own TensorBoard callback writes as the tag "keras")."""
-    from tensorboard.compat.proto import summary_pb2, tensor_pb2, types_pb2
-    from tensorboard.plugins.graph import metadata
+    """The model's Keras config, which TensorBoard's graph dashboard draws as the conceptual graph
+    (the tag "keras" of Keras's own TensorBoard callback). tensorboardX has no builder for it (its
+    add_graph is for torch and ONNX), so it is built here from tensorboardX's protos."""
+    from tensorboardX.proto.summary_pb2 import Summary, SummaryMetadata
+    from tensorboardX.proto.tensor_pb2 import TensorProto
+    from tensorboardX.proto.types_pb2 import DT_STRING
 
-    meta = summary_pb2.SummaryMetadata(plugin_data=summary_pb2.SummaryMetadata.PluginData(
-        plugin_name=metadata.PLUGIN_NAME_KERAS_MODEL, content=b"1"))
-    tensor = tensor_pb2.TensorProto(dtype=types_pb2.DT_STRING, string_val=[model_json.encode()])
-    return summary_pb2.Summary.Value(tag="keras", metadata=meta, tensor=tensor)
+    meta = SummaryMetadata(plugin_data=SummaryMetadata.PluginData(plugin_name="graph_keras_model", content=b"1"))
+    tensor = TensorProto(dtype=DT_STRING, string_val=[model_json.encode()])
+    return Summary(value=[Summary.Value(tag="keras", metadata=meta, tensor=tensor)])
+
+
+def framed(events: list) -> bytes:
+    """The events as an event file's bytes, in TFRecord framing (lengths, CRCs) by tensorboardX's
+    RecordWriter. Its constructor opens a path "wb", so it is given a buffer as its file instead
+    (its write() only calls that file's write), to compare with, append to, or write whole."""
+    from tensorboardX.record_writer import RecordWriter
+
+    writer = RecordWriter.__new__(RecordWriter)
+    writer._writer = buf = io.BytesIO()
+    for event in events:
+        writer.write(event.SerializeToString())
+    return buf.getvalue()
 
 
 # ------------------------------------------------------------------------------ what a run says
@@ -117,14 +134,12 @@ def epoch_times(start: float, history: list[dict]) -> list[float]:
 
 
 def _after(t: float, row: dict) -> float:
-    return round(t + (row.get("seconds") or 0.0), 3)
+    return round(t + (row.get(rundir.SECONDS) or 0.0), 3)
 
 
-def _epoch_event(series: str, row: dict, wall_time: float) -> bytes | None:
-    values = [_scalar(tag, row[col]) for col, tag in SERIES[series].items() if row.get(col) is not None]
-    if not values:
-        return None
-    return _record(_event(wall_time, int(row["epoch"]), summary=_summary(values)))
+def _epoch_event(series: str, row: dict, wall_time: float):
+    figures = {tag: row[col] for col, tag in SERIES[series].items() if row.get(col) is not None}
+    return _event(wall_time, int(row[rundir.EPOCH]), _scalars(figures)) if figures else None
 
 
 def hparams(config: dict, info: dict) -> dict:
@@ -145,42 +160,64 @@ def hparams(config: dict, info: dict) -> dict:
     return out
 
 
-def session_bytes(config: dict, info: dict, model_json: str | None) -> bytes:
-    from tensorboard.plugins.hparams import summary_v2 as hp
+def session_events(config: dict, info: dict, model_json: str | None) -> list:
+    """The run as an HParams session: tensorboardX's session-start summary only. Its experiment
+    summary is left out (TensorBoard would take one run's keys, and no metrics, as every run's
+    columns; without it, it gathers both from all the runs), and so is its session end (SUCCESS)."""
+    from tensorboardX import summary
 
     t0 = started(info)
-    session = hp.hparams_pb(hparams(config, info), trial_id=info.get("id") or "run", start_time_secs=int(t0))
-    out = _header(t0) + _record(_event(t0, summary=session))
-    if model_json is not None:
-        out += _record(_event(t0, summary=_summary([_keras_graph(model_json)])))
-    return out
+    _, session_start, _ = summary.hparams(hparams(config, info), {})
+    graph = [_keras_graph(model_json)] if model_json is not None else []
+    return [*_opening(t0, 0), _event(t0, 0, [session_start, *graph])]
 
 
-def series_bytes(series: str, start: float, history: list[dict]) -> bytes | None:
+def series_events(series: str, start: float, history: list[dict]) -> list | None:
     """The whole event file of one series for these committed epochs; None when no epoch has a
     figure of it (no validation split)."""
     events = [_epoch_event(series, row, t) for row, t in zip(history, epoch_times(start, history))]
     events = [e for e in events if e is not None]
-    return _header(start) + b"".join(events) if events else None
+    return [*_opening(start, events[0].step), *events] if events else None
 
 
-def _sync(path: Path, expected: bytes | None) -> None:
-    """Make the file at path hold exactly `expected`, appending in place where the file is the
-    start of it (a TensorBoard reading the file follows appends, not a replaced file)."""
-    if expected is None:
-        return
-    try:
-        current = path.read_bytes()
-    except FileNotFoundError:
-        current = None
-    if current == expected:
-        return
-    if current and expected.startswith(current):
-        with open(path, "ab") as f:
-            f.write(expected[len(current):])
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
+# ------------------------------------------------------------------------------ files
+
+def event_files(folder: Path) -> list[Path]:
+    return sorted(p for p in Path(folder).glob(EVENTS) if p.is_file())
+
+
+def _sync(folder: Path, events: list | None) -> Path | None:
+    """Make `folder` hold one event file of exactly these events, and return it. A file that is
+    the start of them gets the rest appended in place (a TensorBoard reading it follows appends);
+    else they are written whole (atomically) under a name later than the folder's other event
+    files, which are then removed (so a TensorBoard reading one moves on to it)."""
+    old = event_files(folder)
+    if events is None:   # no epoch has a figure of it: nothing to show
+        for p in old:
+            p.unlink(missing_ok=True)
+        return None
+    expected = framed(events)
+    if len(old) == 1:
+        current = old[0].read_bytes()
+        if current and expected.startswith(current):
+            if len(current) < len(expected):
+                with open(old[0], "ab") as f:
+                    f.write(expected[len(current):])
+            return old[0]
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / _later_name(old)
     rundir.atomic_write(path, expected)
+    for p in old:
+        p.unlink(missing_ok=True)
+    return path
+
+
+def _later_name(old: list[Path]) -> str:
+    """tensorboardX's file name, events.out.tfevents.<seconds>.<host>, at a second later than the
+    other files' of that form (a TensorBoard reading one moves on to the next name in order)."""
+    secs = [int(time.time())] + [int(p.name.split(".")[3]) + 1 for p in old
+                                 if p.name.startswith("events.out.tfevents.") and p.name.split(".")[3].isdigit()]
+    return f"events.out.tfevents.{max(secs):010d}.{socket.gethostname()}"
 
 
 def _model_json(model) -> str | None:
@@ -200,46 +237,41 @@ class EpochLog:
         self.folder = Path(folder)
         self.model_json = _model_json(model) if model is not None else None
         self.history: list[dict] | None = None   # the epochs the files hold; None: not synced yet
+        self.files: dict[str, Path | None] = {}
 
     def sync(self) -> None:
         """Bring the run's event files in line with its run.json, config and history.csv."""
-        from hdr.core import config as config_mod
+        from hdr.engine import config as config_mod
 
-        info = rundir.read_json(self.folder / "run.json")
-        history = rundir.read_history(self.folder / "history.csv")
+        info = rundir.read_info(self.folder)
+        history = rundir.history(self.folder)
         self.start = started(info)
-        session = self.folder / LOG_DIR / EVENTS
-        if self.model_json is not None or not session.is_file():  # else keep the graph the run began with
-            config = config_mod.load_run_config(self.folder / "config.yaml").resolved()
-            _sync_whole(session, session_bytes(config, info, self.model_json))
+        root = self.folder / LOG_DIR
+        if self.model_json is not None or not event_files(root):  # else keep the graph the run began with
+            config = config_mod.load_run_config(self.folder / rundir.CONFIG).resolved()
+            _sync(root, session_events(config, info, self.model_json))
         for series in SERIES:
-            _sync(self.folder / LOG_DIR / series / EVENTS, series_bytes(series, self.start, history))
+            self.files[series] = _sync(root / series, series_events(series, self.start, history))
         self.history = history
         self.ended = epoch_times(self.start, history)[-1] if history else self.start
 
     def __call__(self, epoch: int, row: dict) -> None:
-        if self.history is None or (self.history and epoch != self.history[-1]["epoch"] + 1):
+        if self.history is None or (self.history and epoch != self.history[-1][rundir.EPOCH] + 1):
             self.sync()  # history.csv already holds this epoch
             return None
         self.ended = _after(self.ended, row)
-        self.history.append(row)
+        self.history.append(dict(row))   # its own copy: a caller may reuse the dict
         for series in SERIES:
-            record = _epoch_event(series, row, self.ended)
-            path = self.folder / LOG_DIR / series / EVENTS
-            if record is None:
+            event, path = _epoch_event(series, row, self.ended), self.files.get(series)
+            if event is None:
                 continue
-            if path.exists():
-                with open(path, "ab") as f:
-                    f.write(record)
+            if path is not None and path.exists():
+                with open(path, "ab") as f:   # closed, so flushed: a live TensorBoard sees the epoch now
+                    f.write(framed([event]))
             else:
-                _sync(path, series_bytes(series, self.start, self.history))
+                self.files[series] = _sync(self.folder / LOG_DIR / series,
+                                           series_events(series, self.start, self.history))
         return None
-
-
-def _sync_whole(path: Path, expected: bytes) -> None:
-    if not (path.is_file() and path.read_bytes() == expected):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        rundir.atomic_write(path, expected)
 
 
 def open_log(folder: Path, model=None, retry_at_epoch_end: bool = False) -> EpochLog:
@@ -260,17 +292,12 @@ def open_log(folder: Path, model=None, retry_at_epoch_end: bool = False) -> Epoc
 def log_evaluation(folder: Path, name: str, metrics: dict, model=None) -> Path:
     """hdr evaluate's results in RUN/tensorboard/<name>/ (name: eval, eval-val, eval-on-X): its
     figures as scalars and confusion_matrix.png and misclassified.png (the worst 100 mistakes) as
-    images, at the step of the run's last epoch. Rewritten whole by each evaluation. Returns the
-    file written."""
+    images, at the step of the run's last epoch. Replaced by each evaluation. Returns the file."""
     folder = Path(folder)
     log = open_log(folder, model)  # a run trained before TensorBoard logging gets its curves too
-    t, step = log.ended, log.history[-1]["epoch"] if log.history else 0
-    figures = [_scalar(k, v) for k, v in metrics.items()
-               if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "size"]
+    t, step = log.ended, log.history[-1][rundir.EPOCH] if log.history else 0
+    figures = _scalars({k: v for k, v in metrics.items()
+                        if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "size"})
     images = [_image(png[:-4], (folder / name / png).read_bytes())
-              for png in ("confusion_matrix.png", "misclassified.png") if (folder / name / png).is_file()]
-    data = _header(t) + _record(_event(t, step, summary=_summary(figures + images)))
-    path = folder / LOG_DIR / name / EVENTS
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rundir.atomic_write(path, data)
-    return path
+              for png in (rundir.EVAL_FILES["confusion_png"], rundir.EVAL_FILES["misclassified"]) if (folder / name / png).is_file()]
+    return _sync(folder / LOG_DIR / name, [*_opening(t, step), _event(t, step, figures + images)])

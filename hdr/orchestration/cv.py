@@ -48,9 +48,40 @@ def _load(folder: Path) -> dict:
 
 
 def run(config, overrides, k, options, runs_dir, resume_dir, quiet):
-    """What `hdr cv` does with its parsed options (hdr/cli/cv.py)."""
-    from hdr.engine import config as config_mod
+    """What `hdr cv` does with its parsed options (hdr/cli/cv.py): plan or reload the folds, train
+    those not done on the executor, then summarise."""
+    config, overrides, k, info = _settings(config, overrides, k, resume_dir)
+    cfg, name = _validated(config, overrides, info)
+    folds = _folds(cfg, k, quiet) if info is None else None  # the data is read once, before any folder
+    options.check()
+    results = {r["fold"]: r for r in info["results"]} if info is not None else {}
+    todo = [f for f in range(1, k + 1) if results.get(f, {}).get("status") not in (rundir.COMPLETED, rundir.FAILED)]
+    ex = None
+    if todo:  # before the folder: a cluster that cannot be reached leaves nothing behind
+        ex = executors.make(options, lambda job, epoch, row: None, len(todo), log=lambda msg: click.echo(msg, err=True))
+    signum = None
+    try:
+        if info is None:
+            folder = rundir.create(runs_dir / "cv", name)
+            info = _record(folder, config, overrides, k, cfg, name, folds)
+        else:
+            folder = resume_dir
+        for f in todo:  # a fold stopped before it completed starts again (see fold_job)
+            old = _fold_run(folder, f)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+            results.pop(f, None)
+        if todo:
+            signum = _run_folds(ex, [fold_job(cfg, name, folder, f, k) for f in todo], info, results, folder, k, quiet)
+    finally:
+        if ex is not None:
+            ex.close()
+    _conclude(folder, info, results, k, name, cfg, signum)
 
+
+def _settings(config, overrides, k, resume_dir):
+    """(config, overrides, folds, the cv.json of a cv to resume or None), checked."""
+    info = None
     if resume_dir is not None:
         if config or overrides:
             raise UsageError("--resume takes only the cv folder (and executor options); its config is in cv.json")
@@ -60,54 +91,48 @@ def run(config, overrides, k, options, runs_dir, resume_dir, quiet):
         raise UsageError("missing CONFIG: give a YAML config file (see configs/) or --resume CV")
     if k < 2:
         raise UsageError(f"--folds {k}: cross-validation needs at least 2 folds (5 is usual)")
-    cfg = config_mod.load(config, list(overrides))
-    name = Path(config).stem
-    if resume_dir is None:
-        from hdr.core import data as data_mod
+    return config, list(overrides), k, info
 
-        data = data_mod.load(cfg.dataset.name, quiet=quiet)
-        counts = np.bincount(data.train.y)
-        smallest = int(counts[counts > 0].min())
-        if k > smallest:
-            raise UsageError(f"--folds {k}: the rarest digit has only {smallest} training examples, so some folds "
-                             f"would lack it; use at most {smallest} folds")
-        folds = stratified_folds(data.train.y, k, cfg.training.seed)
-        del data
-    else:
-        folder = resume_dir
-        if config_mod.fingerprint(cfg) != info.get("config_fingerprint", config_mod.fingerprint(cfg)):
-            raise UsageError(f"{config} changed since the cross-validation started; resume needs the config it began with")
 
-    options.check()
-    results = {r["fold"]: r for r in info["results"]} if resume_dir is not None else {}
-    done = {f for f, r in results.items() if r.get("status") in (rundir.COMPLETED, rundir.FAILED)}
-    todo = [f for f in range(1, k + 1) if f not in done]
-    ex = None
-    if todo:  # before the folder: a cluster that cannot be reached leaves nothing behind
-        ex = executors.make(options, lambda job, epoch, row: None,
-                            len(todo), log=lambda msg: click.echo(msg, err=True))
-    try:
-        if resume_dir is None:
-            folder = rundir.create(runs_dir / "cv", name)
-            info = {
-                "id": folder.name, "status": rundir.RUNNING, "config": config, "config_name": name,
-                "overrides": list(overrides), "folds": k, "seed": cfg.training.seed, "dataset": cfg.dataset.name,
-                "fold_sizes": [len(f) for f in folds], "config_fingerprint": config_mod.fingerprint(cfg),
-                "note": "each fold is the validation set of its run; dataset.validation_split does not apply",
-                "started": rundir.now_iso(), "ended": None, "command": rundir.command_line(), "cwd": os.getcwd(),
-                "results": [],
-            }
-        for f in todo:  # a fold stopped before it completed starts again (see fold_job)
-            old = _fold_run(folder, f)
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
-            results.pop(f, None)
-        signum = _run_folds(ex, [fold_job(cfg, name, folder, f, k) for f in todo], info, results, folder, k, quiet) \
-            if todo else None
-    finally:
-        if ex is not None:
-            ex.close()
+def _validated(config, overrides, info):
+    """The config, validated, and its name; for a resumed cv, refused when it changed since."""
+    from hdr.engine import config as config_mod
 
+    cfg = config_mod.load(config, overrides)
+    if info is not None and config_mod.fingerprint(cfg) != info.get("config_fingerprint", config_mod.fingerprint(cfg)):
+        raise UsageError(f"{config} changed since the cross-validation started; resume needs the config it began with")
+    return cfg, Path(config).stem
+
+
+def _folds(cfg, k: int, quiet: bool) -> list:
+    """The k stratified folds of the training set; refused when the rarest digit cannot fill them."""
+    from hdr.core import data as data_mod
+
+    labels = data_mod.load(cfg.dataset.name, quiet=quiet).train.y
+    counts = np.bincount(labels)
+    smallest = int(counts[counts > 0].min())
+    if k > smallest:
+        raise UsageError(f"--folds {k}: the rarest digit has only {smallest} training examples, so some folds "
+                         f"would lack it; use at most {smallest} folds")
+    return stratified_folds(labels, k, cfg.training.seed)
+
+
+def _record(folder: Path, config, overrides, k: int, cfg, name: str, folds) -> dict:
+    """A new cv's cv.json, before any fold trains."""
+    from hdr.engine import config as config_mod
+
+    return {
+        "id": folder.name, "status": rundir.RUNNING, "config": config, "config_name": name,
+        "overrides": list(overrides), "folds": k, "seed": cfg.training.seed, "dataset": cfg.dataset.name,
+        "fold_sizes": [len(f) for f in folds], "config_fingerprint": config_mod.fingerprint(cfg),
+        "note": "each fold is the validation set of its run; dataset.validation_split does not apply",
+        "started": rundir.now_iso(), "ended": None, "command": rundir.command_line(), "cwd": os.getcwd(),
+        "results": [],
+    }
+
+
+def _conclude(folder: Path, info: dict, results: dict, k: int, name: str, cfg, signum) -> None:
+    """cv.json's ending, the summary and box plot, what is printed, and the exit (stopped, failed)."""
     completed = [results[f] for f in sorted(results) if results[f]["status"] == rundir.COMPLETED]
     failed = [f"fold {f}: {results[f].get('error')}" for f in sorted(results) if results[f]["status"] == rundir.FAILED]
     if signum is not None:

@@ -300,10 +300,7 @@ def run(config, overrides, grid_items, seeds, options, runs_dir, resume_dir, dry
         grid = parse_grid(grid_items)
         points = plan(config, list(overrides), grid, seeds)
         if dry_run:
-            for p in points:
-                click.echo(f"{p.index:3d}  {' '.join([*overrides, *p.overrides]) or '(config as is)'}")
-            click.echo(f"{len(points)} runs ({len(points) // seeds} points x {seeds} seeds); nothing was run")
-            return
+            return _list(points, overrides, seeds)
     # The executor first: a cluster that cannot be reached leaves no sweep folder behind.
     ex = None
     if resume_dir is None or todo:
@@ -323,6 +320,19 @@ def run(config, overrides, grid_items, seeds, options, runs_dir, resume_dir, dry
     finally:
         if ex is not None:
             ex.close()
+    _conclude(sweep, signum)
+
+
+def _list(points: list[Point], overrides, seeds: int) -> None:
+    """--dry-run: the points and their overrides."""
+    for p in points:
+        click.echo(f"{p.index:3d}  {' '.join([*overrides, *p.overrides]) or '(config as is)'}")
+    click.echo(f"{len(points)} runs ({len(points) // seeds} points x {seeds} seeds); nothing was run")
+
+
+def _conclude(sweep: Sweep, signum) -> None:
+    """The sweep's table and folder, and its exit: stopped, some runs failed, or all done."""
+    points, folder = sweep.points, sweep.folder
     table = report(sweep)
     if table:
         click.echo(table)

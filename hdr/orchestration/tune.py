@@ -43,7 +43,7 @@ KINDS = ("loguniform", "uniform", "int", "choice")
 DIST = re.compile(r"^\s*(loguniform|uniform|int|choice)\s*\((.*)\)\s*$", re.S)
 SAMPLERS = ("tpe", "random", "grid")
 PRUNERS = ("median", "hyperband", "none")
-METRICS = {rundir.VAL_ACCURACY: "maximize", rundir.VAL_LOSS: "minimize"}
+METRICS = rundir.VAL_METRICS  # the validation figure a search may optimise, and which way is better
 MAX_CORNERS = 256  # combinations of the distributions' ends checked against the schema
 
 
@@ -485,7 +485,8 @@ def _plots(study, folder: Path, metric: str) -> None:
 
 def run(config, items, trials, sampler_name, pruner_name, metric, startup_trials, seed, storage, options, runs_dir,
         resume_dir, quiet):
-    """What `hdr tune` does with its parsed options (hdr/cli/tune.py)."""
+    """What `hdr tune` does with its parsed options (hdr/cli/tune.py): the search validated (or
+    reloaded), its trials asked for and trained on the executor, then the results."""
     if resume_dir is not None:
         if config or items or storage:
             raise UsageError("--resume takes only the tune folder (and --trials and executor options); the search "
@@ -493,42 +494,17 @@ def run(config, items, trials, sampler_name, pruner_name, metric, startup_trials
         settings, space = _load(resume_dir)
         if trials is not None:
             settings["trials"] = trials
-        folder = resume_dir
         cfg = read_config(settings["config"], settings["overrides"])[0]
     else:
-        if not config:
-            raise UsageError("missing CONFIG: give a YAML config file (see configs/) or --resume DIR")
-        space, fixed = parse_space({}, list(items))
-        cfg, search = read_config(config, fixed)
-        block, _ = parse_space(search, [])
-        space = {**block, **space}
-        if cfg.dataset.validation_split is None:
-            raise UsageError(f"{config}: dataset.validation_split is null, and a search chooses on validation data; "
-                             "set it (0.2 is usual)")
-        check_space(config, fixed, space)
-        if sampler_name == "grid":
-            grid = grid_space(space, trials or 20)
-            trials = min(trials or 20, math.prod(len(v) for v in grid.values()))
-        settings = {"id": None, "status": rundir.RUNNING, "config": config, "config_name": Path(config).stem,
-                    "overrides": fixed, "space": {k: d.text() for k, d in space.items()}, "trials": trials or 20,
-                    "sampler": sampler_name, "pruner": pruner_name, "metric": metric,
-                    "startup_trials": startup_trials, "seed": cfg.training.seed if seed is None else seed,
-                    "storage": storage, "study": None, "started": rundir.now_iso(), "ended": None,
-                    "command": rundir.command_line(), "cwd": os.getcwd()}
-        if storage is not None:  # an unreachable database is found before anything is made
-            _storage_ok(storage)
+        settings, space, cfg = _new_search(config, list(items), trials, sampler_name, pruner_name, metric,
+                                           startup_trials, seed, storage)
     options.check()
-
     holder: dict = {}
     ex = executors.make(options, lambda job, epoch, row: holder["tune"].on_epoch(job, epoch, row), settings["trials"],
                         log=lambda msg: click.echo(msg, err=True))
     signum = None
     try:
-        if resume_dir is None:
-            folder = rundir.create(runs_dir / "tune", Path(config).stem)
-            settings.update(id=folder.name, study=folder.name,
-                            storage=storage or f"sqlite:///{(folder / 'study.db').resolve()}")
-            rundir.write_json(folder / "tune.json", settings)
+        folder = resume_dir if resume_dir is not None else _create(runs_dir, settings)
         study = open_study(settings, space, cfg.training.epochs, ex.capacity > 1, create=resume_dir is None)
         tune = holder["tune"] = Tune(folder, settings, space, study, quiet)
         tune.pending()
@@ -538,7 +514,47 @@ def run(config, items, trials, sampler_name, pruner_name, metric, startup_trials
         signum = tune.run(ex)
     finally:
         ex.close()
+    _conclude(tune, signum)
 
+
+def _new_search(config, items, trials, sampler_name, pruner_name, metric, startup_trials, seed, storage):
+    """(tune.json's settings, the space, the config) of a new search, every corner of it validated."""
+    if not config:
+        raise UsageError("missing CONFIG: give a YAML config file (see configs/) or --resume DIR")
+    space, fixed = parse_space({}, items)
+    cfg, search = read_config(config, fixed)
+    block, _ = parse_space(search, [])
+    space = {**block, **space}
+    if cfg.dataset.validation_split is None:
+        raise UsageError(f"{config}: dataset.validation_split is null, and a search chooses on validation data; "
+                         "set it (0.2 is usual)")
+    check_space(config, fixed, space)
+    if sampler_name == "grid":
+        grid = grid_space(space, trials or 20)
+        trials = min(trials or 20, math.prod(len(v) for v in grid.values()))
+    if storage is not None:  # an unreachable database is found before anything is made
+        _storage_ok(storage)
+    settings = {"id": None, "status": rundir.RUNNING, "config": config, "config_name": Path(config).stem,
+                "overrides": fixed, "space": {k: d.text() for k, d in space.items()}, "trials": trials or 20,
+                "sampler": sampler_name, "pruner": pruner_name, "metric": metric,
+                "startup_trials": startup_trials, "seed": cfg.training.seed if seed is None else seed,
+                "storage": storage, "study": None, "started": rundir.now_iso(), "ended": None,
+                "command": rundir.command_line(), "cwd": os.getcwd()}
+    return settings, space, cfg
+
+
+def _create(runs_dir: Path, settings: dict) -> Path:
+    """The tune folder of a new search, with its tune.json (and, by default, the study's database)."""
+    folder = rundir.create(runs_dir / "tune", Path(settings["config"]).stem)
+    settings.update(id=folder.name, study=folder.name,
+                    storage=settings["storage"] or f"sqlite:///{(folder / 'study.db').resolve()}")
+    rundir.write_json(folder / "tune.json", settings)
+    return folder
+
+
+def _conclude(tune: Tune, signum) -> None:
+    """The trials table, the best trial (its test accuracy once, labelled), and the exit."""
+    study, settings, space, folder = tune.study, tune.settings, tune.space, tune.folder
     best = write_results(study, settings, space, folder)
     click.echo((folder / "trials.md").read_text().rstrip())
     click.echo()

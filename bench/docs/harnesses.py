@@ -265,8 +265,8 @@ def tensorboard_cost() -> str:
             f"| appending one epoch (train/ and validation/) | {r['hook_median_ms']:.2f} ms "
             f"(95th percentile {r['hook_p95_ms']:.2f} ms) | {100 * r['hook_fraction_of_epoch']:.2f}% of the run's "
             f"{r['epoch_median_s']:.2f} s epoch |\n"
-            f"| opening the log at a run's start, in a fresh process | {r['open_median_s']:.2f} s | imports of "
-            f"tensorboardX's included, once per run |\n\n"
+            f"| opening the log at a run's start, in a fresh process | {r['open_median_s']:.2f} s | imports "
+            f"(tensorboardX's) included, once per run |\n\n"
             f"{r['hook_calls']} appended epochs on a copy of `{r['config']}` run {r['run']}; {r['machine']}, "
             f"{r['date']}. Source: `bench/results/{TENSORBOARD_RESULT.name}` (`python -m bench.perf.tensorboard_page cost`).\n")
 

@@ -23,11 +23,10 @@ from hdr.runs import rundir
 from hdr.core.errors import HdrError, UsageError
 
 DEFAULT_EXPERIMENT = "hdr"
-HISTORY_METRICS = (rundir.LOSS, rundir.ACCURACY, rundir.VAL_LOSS, rundir.VAL_ACCURACY, rundir.LEARNING_RATE, rundir.SECONDS)
 # run.json status -> MLflow's RunStatus name
 STATUS = {rundir.COMPLETED: "FINISHED", rundir.FAILED: "FAILED", rundir.CRASHED: "FAILED", rundir.INTERRUPTED: "KILLED",
           rundir.PRUNED: "KILLED"}
-FILES = (rundir.CONFIG, rundir.RUN, rundir.HISTORY, rundir.METRICS, rundir.SUMMARY, rundir.CURVES["accuracy"], rundir.CURVES["loss"])
+FILES = (rundir.CONFIG, rundir.RUN, rundir.HISTORY, rundir.METRICS, rundir.SUMMARY, *rundir.CURVES.values())
 BATCH = 100   # MLflow's log_batch takes at most 100 params (and 1000 metrics) per call
 
 
@@ -115,13 +114,13 @@ def metrics(folder: Path, info: dict) -> list[tuple[str, float, int, int]]:
     history = rundir.read_history(folder / rundir.HISTORY)
     times = epoch_times(started(info), history)
     out = [(k, float(row[k]), int(row[rundir.EPOCH]), _ms(t)) for row, t in zip(history, times)
-           for k in HISTORY_METRICS if row.get(k) is not None]
+           for k in rundir.HISTORY_METRICS if row.get(k) is not None]
     step = int(history[-1][rundir.EPOCH]) if history else 0
     end = _iso_ms(info.get("ended")) or (_ms(times[-1]) if times else _ms(started(info)))
     finals = _json(folder / rundir.METRICS)
     for k, v in finals.items():
         if _number(v):
-            out.append((f"final_{k}" if k in HISTORY_METRICS else k, float(v), step, end))
+            out.append((f"final_{k}" if k in rundir.HISTORY_METRICS else k, float(v), step, end))
     for d in sorted(p for p in folder.glob("eval*") if p.is_dir()):
         for k, v in _json(d / rundir.METRICS).items():
             if _number(v):

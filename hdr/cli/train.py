@@ -12,8 +12,7 @@ from hdr.core.errors import UsageError
 
 @click.command()
 @options.config_and_overrides
-@click.option("--runs-dir", default="runs", show_default=True, type=click.Path(file_okay=False),
-              help="Folder in which the run folder is created.")
+@options.runs_dir("Folder in which the run folder is created.")
 @click.option("--resume", "resume_run", type=click.Path(path_type=str), metavar="RUN",
               help="Continue an interrupted run from its last completed epoch.")
 @options.quiet("No progress output; print only the run folder.")

@@ -121,7 +121,7 @@ def metrics(folder: Path, info: dict) -> list[tuple[str, float, int, int]]:
     for k, v in finals.items():
         if _number(v):
             out.append((f"final_{k}" if k in rundir.HISTORY_METRICS else k, float(v), step, end))
-    for d in sorted(p for p in folder.glob("eval*") if p.is_dir()):
+    for d in rundir.eval_folders(folder):
         for k, v in _json(d / rundir.METRICS).items():
             if _number(v):
                 out.append((f"{d.name}/{k}", float(v), step, end))
@@ -151,7 +151,7 @@ def artifacts(folder: Path) -> list[tuple[Path, str | None]]:
     out = [(folder / f, None) for f in FILES if (folder / f).is_file()]
     if (folder / rundir.MODEL).is_file():
         out.append((folder / rundir.MODEL, "model"))
-    out += [(d, d.name) for d in sorted(folder.glob("eval*")) if d.is_dir()]
+    out += [(d, d.name) for d in rundir.eval_folders(folder)]
     if (folder / rundir.EXPORT).is_dir():
         out.append((folder / rundir.EXPORT, rundir.EXPORT))
     return out

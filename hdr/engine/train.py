@@ -30,8 +30,6 @@ from hdr.core.errors import STOP_SIGNALS, HdrError, Stopped, UsageError, exit_co
 
 keras = quiet_import()
 
-CKPT_DIR = rundir.CHECKPOINTS  # the last completed epoch's model, for --resume
-
 
 class Diverged(HdrError):
     pass
@@ -210,7 +208,7 @@ class Trainer:
             # Second signal: leave at once. Every file on disk is already whole.
             try:
                 self.run.finish(rundir.INTERRUPTED, reason=f"{signal.Signals(signum).name} (immediate)")
-                for tmp in [*self.folder.glob(".*.tmp*"), *self.folder.glob(f"{CKPT_DIR}/.*.tmp*")]:
+                for tmp in [*self.folder.glob(".*.tmp*"), *self.folder.glob(f"{rundir.CHECKPOINTS}/.*.tmp*")]:
                     tmp.unlink(missing_ok=True)  # a write cut short: the real file is still the old one
             finally:
                 os._exit(exit_code_for_signal(signum))
@@ -239,7 +237,7 @@ class Trainer:
             rundir.LEARNING_RATE: _f(keras.ops.convert_to_numpy(lr)),
             rundir.SECONDS: round(logs[rundir.SECONDS], 3),
         }
-        ckpt = self.folder / CKPT_DIR
+        ckpt = self.folder / rundir.CHECKPOINTS
         ckpt.mkdir(exist_ok=True)
         save_model(model, ckpt / rundir.checkpoint_name(epoch))
         self.history.append(row)
@@ -456,7 +454,7 @@ def _link_last_checkpoint(folder: Path, epoch: int) -> bool:
 def _checkpoint_bytes(folder: Path, model) -> int:
     """About what one more checkpoint takes: the last one's size, or weights and two optimizer
     slots of float32 each."""
-    done = sorted((folder / CKPT_DIR).glob(rundir.CHECKPOINT_GLOB))
+    done = sorted((folder / rundir.CHECKPOINTS).glob(rundir.CHECKPOINT_GLOB))
     return done[-1].stat().st_size if done else int(model.count_params()) * 4 * 3
 
 
@@ -582,12 +580,12 @@ def _run_loop(trainer: Trainer, model, t0: float) -> None:
             raise Diverged(msg)
         if trainer.pruned is not None:
             run.finish(rundir.PRUNED, reason=trainer.pruned)
-            shutil.rmtree(trainer.folder / CKPT_DIR, ignore_errors=True)
+            shutil.rmtree(trainer.folder / rundir.CHECKPOINTS, ignore_errors=True)
             raise Pruned(trainer.folder, trainer.pruned)
         metrics = _finalize(trainer, model, t0)
         run.finish(rundir.COMPLETED, test_accuracy=metrics[rundir.TEST_ACCURACY])
         # A completed run cannot be resumed: its checkpoint would only double the folder's size.
-        shutil.rmtree(trainer.folder / CKPT_DIR, ignore_errors=True)
+        shutil.rmtree(trainer.folder / rundir.CHECKPOINTS, ignore_errors=True)
     except HdrError:
         raise
     except KeyboardInterrupt:
@@ -599,7 +597,7 @@ def _run_loop(trainer: Trainer, model, t0: float) -> None:
             reason = "out of memory; try a smaller training.batch_size or model"
         elif isinstance(e, OSError) and e.errno == errno.ENOSPC:
             need = _checkpoint_bytes(trainer.folder, model)
-            for tmp in [*trainer.folder.glob(".*.tmp*"), *trainer.folder.glob(f"{CKPT_DIR}/.*.tmp*")]:
+            for tmp in [*trainer.folder.glob(".*.tmp*"), *trainer.folder.glob(f"{rundir.CHECKPOINTS}/.*.tmp*")]:
                 tmp.unlink(missing_ok=True)  # what the full disk cut short: give its space back
             reason = (f"disk full: {trainer.folder} is on a disk without room for the next checkpoint (about "
                       f"{need / 1e6:.1f} MB); free space there and resume with: hdr train --resume {trainer.folder}")

@@ -112,7 +112,7 @@ def resumable(run: Path | None) -> tuple[str, Path | None]:
         return "train", None
     info = rundir.read_json(run / rundir.RUN)
     status = rundir.effective_status(info)
-    if status in (rundir.COMPLETED, rundir.PRUNED, rundir.FAILED):
+    if status in rundir.RESULTS:
         return "done", run
     if status == rundir.RUNNING:
         raise UsageError(f"{run} is still being trained by process {info.get('pid')} on {info.get('host')}; "

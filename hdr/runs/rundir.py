@@ -65,8 +65,9 @@ def eval_name(split: str = "test", on: str | None = None) -> str:
     return f"{EVAL}-on-{on}" if on is not None else EVAL if split == "test" else f"{EVAL}-{split}"
 
 
-def is_eval_name(name: str) -> bool:
-    return name == EVAL or name.startswith(EVAL + "-")
+def eval_folders(folder: Path) -> list[Path]:
+    """A run's evaluation folders (eval/, eval-val/, eval-on-<dataset>/ ...), by name."""
+    return sorted(p for p in Path(folder).glob(f"{EVAL}*") if p.is_dir())
 
 
 # ---------------------------------------------------------------- statuses (run.json "status")
@@ -89,11 +90,6 @@ TEST_ACCURACY, TEST_LOSS = "test_accuracy", "test_loss"
 BEST_VAL_ACCURACY, BEST_EPOCH = "best_val_accuracy", "best_epoch"
 TRAIN_SECONDS, PARAMS = "train_seconds", "params"
 EPOCHS_COMPLETED, EPOCHS_PLANNED = "epochs_completed", "epochs_planned"  # run.json
-
-
-def split_key(split: str, what: str = ACCURACY) -> str:
-    """The metric key of a figure on a split: test_accuracy, val_loss (evaluation folders)."""
-    return f"{split}_{what}"
 
 
 def now_iso() -> str:

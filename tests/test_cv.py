@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from hdr.core.data import stratified_folds
-from tests.conftest import realdata
+from tests.conftest import REPO, realdata
 
 ROOT = Path(__file__).resolve().parents[1]
 SLP = str(ROOT / "configs" / "slp_sgd.yaml")
@@ -113,3 +118,45 @@ def test_cv_trains_each_fold_and_summarises(cli_run, tmp_path, real_data):
     assert compared.exit_code == 0, compared.output
     assert compared.stdout.splitlines()[0].split()[:2] == ["run", "fold"]
     assert len([x for x in compared.stdout.splitlines() if "completed" in x]) == 2
+
+
+def test_a_stopped_fold_points_to_cv_resume_and_train_resume_keeps_its_fold(cli_run, make_tiny_data, tmp_path):
+    """A fold stopped part-way says to finish with hdr cv --resume; hdr train --resume on the fold
+    itself validates on the fold's rows (not the config's split); hdr cv --resume then keeps that
+    completed fold as it is."""
+    data = make_tiny_data(mnist=(300, 100), usps=None)
+    env = {**os.environ, "HDR_DATA_DIR": str(data), "HDR_NO_VERIFY": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "hdr", "cv", str(SLP), "--folds", "2", "training.epochs=40",
+                             "training.batch_size=32", "training.steps_per_execution=1", "--runs-dir", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=env)
+    try:
+        deadline = time.time() + 180
+        while time.time() < deadline and not any(
+                json.loads(p.read_text()).get("epochs_completed", 0) >= 2 for p in tmp_path.glob("cv/*/*/run.json")):
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err[-3000:]
+    folder = Path(out.strip().splitlines()[-1])
+    assert f"finish it with: hdr cv --resume {folder}" in err.strip().splitlines()[-1]
+    assert "hdr train --resume" not in err and "stopped after" in err
+    info = json.loads((folder / "cv.json").read_text())
+    fold_run = next(p.parent for p in folder.glob("*/run.json") if json.loads(p.read_text())["status"] == "interrupted")
+    fold = json.loads((fold_run / "run.json").read_text())["fold"]
+
+    r = cli_run("train", "--resume", fold_run, "-q")
+    assert r.exit_code == 0, r.output
+    metrics = json.loads((fold_run / "metrics.json").read_text())
+    assert metrics["val_size"] == info["fold_sizes"][fold - 1]  # the fold's own rows
+    assert metrics["train_size"] == 300 - info["fold_sizes"][fold - 1]
+
+    r = cli_run("cv", "--resume", folder, "-q")
+    assert r.exit_code == 0, r.output
+    done = json.loads((folder / "cv.json").read_text())
+    assert [x["status"] for x in done["results"]] == ["completed", "completed"]
+    assert done["results"][fold - 1]["run"] == fold_run.name and fold_run.is_dir()  # kept, not trained again
+    assert json.loads((fold_run / "metrics.json").read_text()) == metrics
+    assert len([p for p in folder.iterdir() if (p / "run.json").is_file()]) == 2

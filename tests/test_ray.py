@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from hdr.orchestration.executors import THREAD_VARS
+from tests.battery import Command, attack, battery_rng
 from tests.conftest import CONFIGS, REPO, run_cli, use_data_dir, write_tiny_data
 
 ray = pytest.importorskip("ray")
@@ -148,6 +149,39 @@ def test_sweep_across_two_nodes_stopped_and_resumed(cluster, local, tmp_path):
     for node in ("a", "b"):
         scratch = cluster.scratch / node / "hdr-ray"
         assert scratch.is_dir() and not any(scratch.iterdir()), node
+
+
+@pytest.mark.parametrize("kind", ["sweep", "cv", "tune"])
+def test_a_driver_stopped_any_way_leaves_every_run_resumable(kind, cluster, local, tmp_path):
+    """The stop battery (tests/battery.py) on the cluster: the driver is stopped at random
+    moments (a signal, kill -9, its process group, a reboot of it and all it started) and
+    resumed until it ends. Sweep and cv: every history equals the local workers' one. Tune: two
+    trials train at once, so which trial a pruner compares with depends on timing; the search
+    still ends with exactly its trials, each in one folder, no parameters repeated."""
+    ray_args = ["--executor", "ray", "--address", cluster.address, "-q"]
+    args = {"sweep": [str(SLP), *FIXED, *GRID],
+            "cv": [str(SLP), *FIXED, "--folds", "2"],
+            "tune": [str(SLP), "optimizer.learning_rate=loguniform(0.01,0.5)", *FIXED, "--trials", "4",
+                     "--startup-trials", "2"]}[kind]
+    env = dict(os.environ)
+    if kind == "sweep":
+        expected = {key: history(run) for key, run in local.items()}
+    elif kind == "cv":
+        reference = Command("cv", [*args, "-q"], env, tmp_path / "local")
+        assert reference.start(None, tmp_path / "local.log").wait(timeout=600) == 0, \
+            (tmp_path / "local.log").read_text()[-3000:]
+        expected = reference.final()
+    rng, seed = battery_rng()
+    cmd = Command(kind, [*args, *ray_args], env, tmp_path / "runs")
+    done = attack(cmd, rng, seed, 1, 25.0, tmp_path / "battery.log")
+    print(f"ray {kind}: battery seed {seed}: {done}")
+    final = cmd.final()
+    if kind == "tune":
+        params = [tuple(p.values()) for p, _, _ in final.values()]
+        assert len(set(params)) == len(params), f"battery seed {seed}: {done}: parameters repeated: {params}"
+    else:
+        assert final == expected, f"battery seed {seed}: {done}"
+    assert json.loads(next(cmd.folder().glob("*.json")).read_text())["options"]["executor"] == "ray"
 
 
 def test_a_node_that_dies_mid_run_its_run_goes_on_elsewhere(cluster, local, tmp_path):

@@ -175,3 +175,19 @@ def test_sigint_stops_sweep_and_marks_points(tmp_path, real_data):
     assert [p["status"] for p in info["points"]] == ["interrupted", "not run"]
     run = json.loads((runs / "sweeps" / info["id"] / info["points"][0]["run"] / "run.json").read_text())
     assert run["status"] == "interrupted"  # resumable: hdr train --resume
+
+
+def test_a_resume_keeps_the_executor_options_it_was_started_with_unless_given_again():
+    from hdr.orchestration.executors import Options
+
+    recorded = Options(executor="local", jobs=3).record()
+    assert Options().resumed(recorded) == Options(executor="local", jobs=3)
+    assert Options(jobs=1, given=frozenset({"jobs"})).resumed(recorded).jobs == 1  # given again: it wins
+    ray = Options(executor="ray", address="head:6379", cpus_per_run=2.0).record()
+    assert Options().resumed(ray) == Options(executor="ray", address="head:6379", cpus_per_run=2.0)
+    # Another executor starts from its own defaults, not the recorded executor's settings.
+    moved = Options(executor="local", given=frozenset({"executor"})).resumed(ray)
+    assert moved == Options(executor="local", given=frozenset({"executor"}))
+    moved.check()
+    # A folder of an earlier hdr recorded the settings at its top level.
+    assert Options().resumed({"executor": "local", "jobs": 2, "threads_per_job": 1}).jobs == 2

@@ -146,6 +146,9 @@ def test_tune_prunes_resumes_after_sigint_and_best_yaml_trains_to_the_recorded_v
     study = _study(folder)
     states = [t.state for t in study.trials]
     assert len(states) == 8 and optuna.trial.TrialState.RUNNING not in states
+    # The resumed search went on with the sampler's proposals, not from its start again.
+    rates = [t.params["optimizer.learning_rate"] for t in study.trials]
+    assert len(set(rates)) == 8, rates
     assert states.count(optuna.trial.TrialState.PRUNED) >= 1 and optuna.trial.TrialState.COMPLETE in states
     # Every trial is one run folder, tagged with the study and its number; none ran twice.
     infos = [json.loads(p.read_text()) for p in folder.glob("*/run.json")]

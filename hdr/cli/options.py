@@ -65,9 +65,13 @@ def executor(f):
 
     @functools.wraps(f)
     def wrapper(*args, **kwargs):
+        from click.core import ParameterSource
+
         from hdr.orchestration.executors import Options
 
-        kwargs["executor"] = Options(**{n: kwargs.pop(n) for n in names})
+        ctx = click.get_current_context()
+        given = frozenset(n for n in names if ctx.get_parameter_source(n) not in (ParameterSource.DEFAULT, None))
+        kwargs["executor"] = Options(**{n: kwargs.pop(n) for n in names}, given=given)  # a resume keeps the rest
         return f(*args, **kwargs)
 
     for opt in reversed(opts):

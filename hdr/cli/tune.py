@@ -6,20 +6,25 @@ import click
 
 from hdr.cli import options
 from hdr.orchestration import tune
-from hdr.runs import rundir
 
 
 @click.command()
 @click.argument("config", required=False, type=click.Path(dir_okay=False, path_type=str))
 @click.argument("items", nargs=-1, metavar="[KEY=DIST | KEY=VALUE]...")
-@click.option("--trials", type=click.IntRange(min=1), default=None, help="Trials in all.  [default: 20]")
-@click.option("--sampler", "sampler_name", type=click.Choice(tune.SAMPLERS), default="tpe", show_default=True,
+# Defaults are None so that a resume can tell a given option from one left out (which keeps the
+# search's own); tune.DEFAULTS holds the values a new search starts with.
+@click.option("--trials", type=click.IntRange(min=1), default=None, show_default=str(tune.DEFAULTS["trials"]),
+              help="Trials in all.")
+@click.option("--sampler", "sampler_name", type=click.Choice(tune.SAMPLERS), default=None,
+              show_default=tune.DEFAULTS["sampler"],
               help="tpe: Optuna's TPE; random; grid: choices as given, ranges cut into about --trials points.")
-@click.option("--pruner", "pruner_name", type=click.Choice(tune.PRUNERS), default="median", show_default=True,
+@click.option("--pruner", "pruner_name", type=click.Choice(tune.PRUNERS), default=None,
+              show_default=tune.DEFAULTS["pruner"],
               help="Stop trials whose per-epoch validation figure falls behind (Optuna's pruners).")
-@click.option("--metric", type=click.Choice(list(tune.METRICS)), default=rundir.VAL_ACCURACY, show_default=True,
+@click.option("--metric", type=click.Choice(list(tune.METRICS)), default=None, show_default=tune.DEFAULTS["metric"],
               help="The validation figure to optimise: a trial's best epoch of it.")
-@click.option("--startup-trials", type=click.IntRange(min=0), default=5, show_default=True,
+@click.option("--startup-trials", type=click.IntRange(min=0), default=None,
+              show_default=str(tune.DEFAULTS["startup_trials"]),
               help="Trials sampled at random and never pruned before TPE and the median pruner act.")
 @click.option("--seed", type=int, default=None, help="The sampler's seed.  [default: training.seed]")
 @click.option("--storage", metavar="URL", default=None,

@@ -13,13 +13,27 @@ import click
 EXIT_OK = 0
 EXIT_FAILURE = 1        # a failure at run time, recorded in the run folder
 EXIT_USAGE = 2          # a mistake in the command or config; nothing was created
-# A stop that was asked for: 128 + the signal number, as shells report it.
-EXIT_SIGNAL = {signal.SIGINT: 128 + signal.SIGINT, signal.SIGTERM: 128 + signal.SIGTERM}
+# A stop that was asked for: 128 + the signal number, as shells report it. SIGHUP is a closed
+# terminal or a dropped ssh session: a stop like the others, every completed epoch kept.
+EXIT_SIGNAL = {s: 128 + s for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
 STOP_SIGNALS = tuple(EXIT_SIGNAL)
 
 
 def exit_code_for_signal(signum: int) -> int:
     return EXIT_SIGNAL.get(signum, 128 + int(signum))
+
+
+def after_hangup(signum: int) -> None:
+    """After SIGHUP the terminal is gone and writing to it fails (EIO): point stdout and stderr
+    at /dev/null so that stopping cleanly is not cut short by a progress line."""
+    if signum != signal.SIGHUP:
+        return
+    import os
+
+    null = os.open(os.devnull, os.O_WRONLY)
+    for fd in (1, 2):
+        os.dup2(null, fd)
+    os.close(null)
 
 
 class HdrError(click.ClickException):

@@ -26,7 +26,7 @@ from hdr.core import data as data_mod
 from hdr.runs import rundir
 from hdr.runs.history import best_val, early_stop
 from hdr.core.backend import cpu_has_native_bf16, describe, quiet_import
-from hdr.core.errors import STOP_SIGNALS, HdrError, Stopped, UsageError, exit_code_for_signal
+from hdr.core.errors import STOP_SIGNALS, HdrError, Stopped, UsageError, after_hangup, exit_code_for_signal
 
 keras = quiet_import()
 
@@ -67,14 +67,16 @@ def steps_per_epoch(n: int, batch_size: int) -> int:
     return max(1, math.ceil(n / batch_size))  # the last, partial batch included
 
 
-def prepare(cfg: config_mod.Config, quiet: bool = False, val_indices=None, recorded_dir=None) -> Prepared:
-    """Load the data and split off validation: seeded and stratified by default, or exactly the
-    training-set rows in val_indices (cross-validation folds). recorded_dir: where a resumed
-    run found its data (hdr.core.data.data_dir)."""
+def prepare(cfg: config_mod.Config, quiet: bool = False, info: dict | None = None, recorded_dir=None) -> Prepared:
+    """Load the data and split off validation: seeded and stratified by default, or, for a run
+    whose run.json fields (info) name a cross-validation fold, exactly the training-set rows that
+    fold holds out (rundir.held_out_rows), whether the run is new or resumed. recorded_dir: where
+    a resumed run found its data (hdr.core.data.data_dir)."""
     data = data_mod.load(cfg.dataset.name, quiet=quiet, recorded_dir=recorded_dir)
-    if val_indices is not None:
+    held_out = rundir.held_out_rows(info or {}, data.train.y)
+    if held_out is not None:
         mask = np.ones(len(data.train.y), bool)
-        mask[np.asarray(val_indices)] = False
+        mask[np.asarray(held_out)] = False
         train = data_mod.Split(data.train.x[mask], data.train.y[mask])
         val = data_mod.Split(data.train.x[~mask], data.train.y[~mask])
     else:
@@ -213,6 +215,7 @@ class Trainer:
             finally:
                 os._exit(exit_code_for_signal(signum))
         self.signal_received = signum
+        after_hangup(signum)
         if not self.quiet:
             print(f"\n{signal.Signals(signum).name}: stopping after the current "
                   f"{self.cfg.training.steps_per_execution} batches, keeping every completed epoch "
@@ -467,15 +470,15 @@ def _build(cfg, input_shape, steps_per_epoch):
 
 
 def train(cfg: config_mod.Config, config_name: str, runs_dir: Path, quiet: bool = False,
-          extra_info: dict | None = None, val_indices=None, hooks=()) -> Path:
+          extra_info: dict | None = None, hooks=()) -> Path:
     """Train a validated config into a new run folder; return the folder.
 
-    extra_info is merged into run.json (a sweep or cv id, a fold number); val_indices replaces
-    the configured validation split with those training-set rows (cross-validation); hooks are
+    extra_info is merged into run.json (a sweep or cv id; a cross-validation fold's fields,
+    rundir.fold_fields, which replace the configured validation split with the fold); hooks are
     called after each committed epoch (see Trainer).
     """
     t0 = time.perf_counter()
-    prepared = prepare(cfg, quiet=quiet, val_indices=val_indices)
+    prepared = prepare(cfg, quiet=quiet, info=extra_info)
     seed_everything(cfg.training.seed)
     model = _build(cfg, prepared.data.input_shape, prepared.steps_per_epoch)  # config errors surface before any folder exists
 
@@ -541,7 +544,7 @@ def _resume(folder: Path, quiet: bool, t0: float, hooks=()) -> None:
     ckpt = rundir.checkpoint(folder, len(history))
     if not history or not ckpt.is_file():
         raise UsageError(f"{folder} has no checkpoint of a completed epoch to resume from; start a new run instead")
-    prepared = prepare(cfg, quiet=quiet, recorded_dir=info.get("data_dir"))
+    prepared = prepare(cfg, quiet=quiet, info=info, recorded_dir=info.get("data_dir"))  # a fold keeps its rows
     from hdr.engine import models  # noqa: F401  (registers hdr's schedules and losses, which checkpoints name)
 
     seed_everything(cfg.training.seed)  # op determinism; each epoch's draws follow from (seed, epoch)
@@ -579,8 +582,7 @@ def _run_loop(trainer: Trainer, model, t0: float) -> None:
             run.finish(rundir.FAILED, reason=msg, diverged_epoch=trainer.diverged_at)
             raise Diverged(msg)
         if trainer.pruned is not None:
-            run.finish(rundir.PRUNED, reason=trainer.pruned)
-            shutil.rmtree(trainer.folder / rundir.CHECKPOINTS, ignore_errors=True)
+            run.pruned(trainer.pruned)
             raise Pruned(trainer.folder, trainer.pruned)
         metrics = _finalize(trainer, model, t0)
         run.finish(rundir.COMPLETED, test_accuracy=metrics[rundir.TEST_ACCURACY])

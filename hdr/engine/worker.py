@@ -12,7 +12,7 @@ sets its own dtype policy, so a run trained here has the history it would have i
 process (tests/test_sweep_workers.py). A crash of the worker loses only the run it was training.
 
     job:     {"action": "train", "config": YAML TEXT (resolved), "config_name": NAME,
-              "runs_dir": DIR, "info": {...}, "fold": {"fold": i, "folds": k, "seed": s} | null,
+              "runs_dir": DIR, "info": {...run.json fields; a cv fold's name its held-out rows},
               "log": PATH}
              {"action": "resume", "run": DIR, "log": PATH}
     epoch:   {"epoch": N, "row": {...history row...}}   reply: {"prune": REASON | null}
@@ -26,17 +26,13 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
-from hdr.runs import rundir
+import threading
+import time
 from pathlib import Path
 
-
-def fold_rows(fold: dict, dataset: str):
-    """The training-set rows a cross-validation fold holds out (hdr.core.data.stratified_folds)."""
-    from hdr.core import data as data_mod
-
-    labels = data_mod.load(dataset, quiet=True).train.y
-    return data_mod.stratified_folds(labels, int(fold["folds"]), int(fold["seed"]))[int(fold["fold"]) - 1]
+from hdr.runs import rundir
 
 
 def config_from_text(text: str, where: str = "config"):
@@ -57,9 +53,8 @@ def run_job(job: dict, runs_dir: Path, hooks=()) -> dict:
             folder = train.resume(Path(job["run"]), quiet=True, hooks=hooks)
         else:
             cfg = config_from_text(job["config"])
-            val = fold_rows(job["fold"], cfg.dataset.name) if job.get("fold") else None
             folder = train.train(cfg, job["config_name"], Path(runs_dir), quiet=True,
-                                 extra_info=job.get("info") or {}, val_indices=val, hooks=hooks)
+                                 extra_info=job.get("info") or {}, hooks=hooks)
         return {"status": rundir.COMPLETED, "run": str(folder), "exit_code": 0, "error": None}
     except train.Pruned as e:
         return {"status": rundir.PRUNED, "run": str(e.folder), "exit_code": 0, "error": None}
@@ -70,16 +65,55 @@ def run_job(job: dict, runs_dir: Path, hooks=()) -> dict:
         return {"status": rundir.FAILED, "run": None, "exit_code": e.exit_code, "error": e.format_message()}
 
 
+def watch_parent(parent: int) -> None:
+    """A worker whose command died (kill -9, an OOM kill, a closed terminal) stops its run as
+    `interrupted` at the next step, exactly as if the command had passed on a SIGTERM: the run
+    is resumable and the resume of the command finishes it. Polled: Linux's parent-death signal
+    follows the thread that started the worker, and the executor starts workers from threads."""
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL)
+        parent_lost()
+
+    threading.Thread(target=watch, daemon=True, name="hdr-parent-watch").start()
+
+
+def parent_lost() -> None:
+    """Stop as a SIGTERM would (a run in training stops at its next step; a worker waiting for
+    work ends), once."""
+    global _lost
+    if not _lost:
+        _lost = True
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+_lost = False
+PARENT_POLL = 0.2  # seconds
+
+
 def main() -> None:
     from hdr.core.backend import quiet_import
 
+    parent = os.getppid()
+    watch_parent(parent)
     keras = quiet_import()
     channel = os.fdopen(os.dup(1), "w", buffering=1)  # the protocol's channel; stdout itself goes to the log
 
+    def send(message: dict) -> bool:
+        try:
+            channel.write(json.dumps(message) + "\n")
+            return True
+        except (BrokenPipeError, OSError):  # the command is gone
+            parent_lost()
+            return False
+
     def report(epoch: int, row: dict):
-        channel.write(json.dumps({"epoch": epoch, "row": row}) + "\n")
-        reply = sys.stdin.readline()
-        return json.loads(reply).get("prune") if reply else None
+        reply = sys.stdin.readline() if send({"epoch": epoch, "row": row}) else ""
+        if not reply:  # no reply: the command is gone
+            parent_lost()
+            return None
+        return json.loads(reply).get("prune")
 
     for line in sys.stdin:
         job = json.loads(line)
@@ -97,14 +131,14 @@ def main() -> None:
             for fd in (*saved, log):
                 os.close(fd)
         keras.backend.clear_session()
-        channel.write(json.dumps(answer) + "\n")
-        if answer["status"] == rundir.INTERRUPTED:
-            break  # a stop was asked for: this worker takes no more runs
+        if _lost and answer["status"] == rundir.INTERRUPTED and answer.get("run"):
+            run = rundir.RunInfo(Path(answer["run"]), rundir.read_info(answer["run"]))
+            run.update(reason=f"{run.info.get('reason')}: the command that ran it (pid {parent}) ended")
+        if not send(answer) or answer["status"] == rundir.INTERRUPTED:
+            break  # a stop was asked for, or nobody is listening: this worker takes no more runs
 
 
 if __name__ == "__main__":
-    import signal
-
     from hdr.core.errors import EXIT_SIGNAL
 
     try:

@@ -4,13 +4,15 @@ Each fold holds out one K-th of the training set, the same share of every digit,
 validation data and trains on the rest; the test set is never used for the folds' choice, only
 scored. Every fold is a complete run folder inside the cv folder, <runs-dir>/cv/<cv-id>/,
 next to cv.json (per-fold and summary numbers) and folds.png (box plot of the accuracies).
-The configured dataset.validation_split does not apply: the fold is the validation set.
+The configured dataset.validation_split does not apply: the fold is the validation set. A fold's
+run.json names its fold (rundir.fold_fields), so the run validates on its fold however it is
+trained or resumed; `hdr cv --resume CV` finishes a stopped cross-validation by the rule of
+hdr/orchestration/resuming.py, and keeps every completed fold.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import click
@@ -19,7 +21,7 @@ import numpy as np
 from hdr.analysis import figures, stats
 from hdr.core.data import stratified_folds
 from hdr.core.errors import HdrError, Stopped, UsageError
-from hdr.orchestration import executors
+from hdr.orchestration import executors, resuming
 from hdr.runs import rundir
 from hdr.runs.rundir import fold_fields
 
@@ -28,11 +30,14 @@ def fold_job(cfg, name: str, folder: Path, fold: int, k: int) -> executors.Job:
     from hdr.engine import config as config_mod
 
     request = {"action": "train", "config": config_mod.dump(cfg), "config_name": name,
-               "info": fold_fields(folder.name, fold, k, cfg.training.seed),
-               "fold": {"fold": fold, "folds": k, "seed": cfg.training.seed}}
-    # A fold is never resumed with train.resume, which would validate on the configured split
-    # instead of the fold: a stopped or lost fold starts again (the same history, from epoch 1).
-    return executors.Job(f"fold-{fold}", f"fold {fold}/{k}", request, folder, resumable=False, meta={"fold": fold})
+               "info": fold_fields(folder.name, fold, k, cfg.training.seed)}
+    return executors.Job(f"fold-{fold}", f"fold {fold}/{k}", request, folder, meta={"fold": fold})
+
+
+def resume_job(run: Path, fold: int, k: int) -> executors.Job:
+    epochs = len(rundir.read_history(run / rundir.HISTORY))
+    return executors.Job(f"fold-{fold}", f"fold {fold}/{k}", {"action": "resume", "run": str(run)}, run.parent,
+                         run=run, epochs=epochs, meta={"fold": fold})
 
 
 def _load(folder: Path) -> dict:
@@ -52,31 +57,73 @@ def run(config, overrides, k, options, runs_dir, resume_dir, quiet):
     those not done on the executor, then summarise."""
     config, overrides, k, info = _settings(config, overrides, k, resume_dir)
     cfg, name = _validated(config, overrides, info)
-    folds = _folds(cfg, k, quiet) if info is None else None  # the data is read once, before any folder
-    options.check()
-    results = {r["fold"]: r for r in info["results"]} if info is not None else {}
-    todo = [f for f in range(1, k + 1) if results.get(f, {}).get("status") not in (rundir.COMPLETED, rundir.FAILED)]
-    ex = None
-    if todo:  # before the folder: a cluster that cannot be reached leaves nothing behind
-        ex = executors.make(options, lambda job, epoch, row: None, len(todo), log=lambda msg: click.echo(msg, err=True))
-    signum = None
-    try:
-        if info is None:
-            folder = rundir.create(runs_dir / "cv", name)
+    if info is None:
+        folds = _folds(cfg, k, quiet)  # the data is read once, before any folder
+        # The executor before the folder: a cluster that cannot be reached leaves nothing behind.
+        ex = executors.make(options, _no_pruning, k, log=_say)
+        folder = rundir.create(runs_dir / "cv", name)
+        with resuming.hold(folder, "cross-validation") as lock:
             info = _record(folder, config, overrides, k, cfg, name, folds)
-        else:
-            folder = resume_dir
-        for f in todo:  # a fold stopped before it completed starts again (see fold_job)
-            old = _fold_run(folder, f)
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
-            results.pop(f, None)
-        if todo:
-            signum = _run_folds(ex, [fold_job(cfg, name, folder, f, k) for f in todo], info, results, folder, k, quiet)
-    finally:
-        if ex is not None:
-            ex.close()
+            rundir.write_json(folder / "cv.json", info)  # at once: from now on the folder can be resumed
+            results: dict = {}
+            jobs = [fold_job(cfg, name, folder, f, k) for f in range(1, k + 1)]
+            signum = _train(ex, options, lock, jobs, info, results, folder, k, quiet)
+    else:
+        folder = resume_dir
+        options = options.resumed(info.get("options") or info)
+        options.check()
+        with resuming.hold(folder, "cross-validation") as lock:
+            results, jobs = _todo(folder, info, cfg, name, k)
+            signum = None
+            if jobs:
+                ex = executors.make(options, _no_pruning, len(jobs), log=_say)
+                signum = _train(ex, options, lock, jobs, info, results, folder, k, quiet)
     _conclude(folder, info, results, k, name, cfg, signum)
+
+
+def _no_pruning(job, epoch, row):
+    return None
+
+
+def _say(msg: str) -> None:
+    click.echo(msg, err=True)
+
+
+def _todo(folder: Path, info: dict, cfg, name: str, k: int) -> tuple[dict, list[executors.Job]]:
+    """A resumed cv's results so far and its jobs: each fold not yet a result is adopted (its run
+    completed after cv.json last heard of it), resumed from its last epoch, or trained."""
+    results = {r["fold"]: r for r in info["results"] if r.get("status") in (rundir.COMPLETED, rundir.FAILED)}
+    found = resuming.index(folder, {}, "fold")
+    jobs = []
+    for f in range(1, k + 1):
+        if f in results:
+            continue
+        what, run = resuming.state(found.get(str(f)))
+        if what == "done":
+            ran = rundir.read_info(run)
+            results[f] = _result(info, f, run, ran.get("status"), ran.get("reason"))[0]
+        elif what == "resume":
+            jobs.append(resume_job(run, f, k))
+        else:
+            jobs.append(fold_job(cfg, name, folder, f, k))
+    return results, jobs
+
+
+def _result(info: dict, i: int, run: Path | None, status: str, error: str | None) -> tuple[dict, str]:
+    """A fold's entry in cv.json and the line that reports it."""
+    k = info["folds"]
+    result = {"fold": i, "val_size": info["fold_sizes"][i - 1], "status": status, "run": run.name if run else None}
+    if status == rundir.COMPLETED:
+        m = rundir.read_json(run / rundir.METRICS)
+        result.update(val_accuracy=m[rundir.VAL_ACCURACY], best_val_accuracy=m.get(rundir.BEST_VAL_ACCURACY),
+                      test_accuracy=m[rundir.TEST_ACCURACY])
+        return result, (f"fold {i}/{k}: validation accuracy {100 * m[rundir.VAL_ACCURACY]:.3f}%, "
+                        f"test accuracy {100 * m[rundir.TEST_ACCURACY]:.3f}% ({run.name})")
+    if status == rundir.INTERRUPTED:  # the last line says how to finish it: hdr cv --resume
+        epochs = len(rundir.read_history(run / rundir.HISTORY)) if run else 0
+        return result, f"fold {i}/{k}: stopped after {epochs} epoch{'s' if epochs != 1 else ''}"
+    result["error"] = error
+    return result, f"fold {i}/{k}: {status}: {error}"
 
 
 def _settings(config, overrides, k, resume_dir):
@@ -138,6 +185,7 @@ def _conclude(folder: Path, info: dict, results: dict, k: int, name: str, cfg, s
     if signum is not None:
         info.update(status=rundir.INTERRUPTED, ended=rundir.now_iso())
         rundir.write_json(folder / "cv.json", info)
+        click.echo(str(folder))  # the last line printed is the cv folder, stopped or not
         raise Stopped(f"cross-validation stopped: {len(completed)} of {k} folds completed ({folder}/cv.json); "
                       f"finish it with: hdr cv --resume {folder}", signum)
     summary = {key: stats.summary([r[key] for r in completed]) for key in (rundir.VAL_ACCURACY, rundir.TEST_ACCURACY)}
@@ -154,43 +202,36 @@ def _conclude(folder: Path, info: dict, results: dict, k: int, name: str, cfg, s
         raise HdrError(f"{len(failed)} of {k} folds failed: {'; '.join(failed)} (see {folder}/cv.json)")
 
 
-def _fold_run(cv_folder: Path, fold: int) -> Path | None:
-    """The run folder of a fold that failed or stopped after creating it."""
-    for child in cv_folder.iterdir():
-        try:
-            if rundir.read_json(child / rundir.RUN).get("fold") == fold:
-                return child
-        except (OSError, ValueError):
-            continue
-    return None
+def _train(ex, options, lock: int, jobs, info: dict, results: dict, folder: Path, k: int, quiet: bool) -> int | None:
+    """Train the folds' jobs on the executor (its workers keep the cv folder's lock)."""
+    ex.keep_open((lock,))
+    try:
+        return _run_folds(ex, options, jobs, info, results, folder, k, quiet)
+    finally:
+        ex.close()
 
 
-def _run_folds(ex, jobs, info: dict, results: dict, folder: Path, k: int, quiet: bool) -> int | None:
+def _run_folds(ex, options, jobs, info: dict, results: dict, folder: Path, k: int, quiet: bool) -> int | None:
     def save():
         info["results"] = [results[f] for f in sorted(results)]
         rundir.write_json(folder / "cv.json", info)
 
     def on_done(job, answer):
         i = job.meta["fold"]
-        result = {"fold": i, "val_size": info["fold_sizes"][i - 1], "status": answer["status"]}
-        run = Path(answer["run"]) if answer.get("run") else _fold_run(folder, i)
-        result["run"] = run.name if run else None
-        line = None
-        if answer["status"] == rundir.COMPLETED:
-            m = rundir.read_json(run / rundir.METRICS)
-            result.update(val_accuracy=m[rundir.VAL_ACCURACY], best_val_accuracy=m.get(rundir.BEST_VAL_ACCURACY),
-                          test_accuracy=m[rundir.TEST_ACCURACY])
-            click.echo(f"fold {i}/{k}: validation accuracy {100 * m[rundir.VAL_ACCURACY]:.3f}%, "
-                       f"test accuracy {100 * m[rundir.TEST_ACCURACY]:.3f}% ({run.name})")
-        elif answer["status"] != rundir.NOT_RUN:
-            result["error"] = answer["error"]
-            line = f"fold {i}/{k}: {answer['status']}: {answer['error']}"
-        if answer["status"] in (rundir.COMPLETED, rundir.FAILED):  # a stopped fold is not a result: resume trains it
+        status = answer["status"]
+        if status == rundir.NOT_RUN:
+            return None, True
+        run = Path(answer["run"]) if answer.get("run") else (job.run or resuming.find_run(folder, {"fold": i}))
+        result, line = _result(info, i, run, status, answer.get("error"))
+        if status in (rundir.COMPLETED, rundir.FAILED):  # a stopped fold is not a result: resume finishes it
             results[i] = result
+        if status == rundir.COMPLETED:
+            click.echo(line)
+            line = None
         save()
-        return line, answer["status"] != rundir.COMPLETED
+        return line, status != rundir.COMPLETED
 
-    info.update(status=rundir.RUNNING, ended=None, **ex.settings())
+    info.update(status=rundir.RUNNING, ended=None, **ex.settings(), options=options.record())
     save()
     if not quiet:
         click.echo(f"cv {folder.name}: {len(jobs)} of {k} folds to train, {ex.describe()}", err=True)

@@ -20,6 +20,7 @@ through the same channel, so the study's storage is only ever opened on the driv
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -36,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hdr.runs import rundir
-from hdr.core.errors import EXIT_SIGNAL, UsageError
+from hdr.core.errors import EXIT_SIGNAL, STOP_SIGNALS, UsageError, after_hangup
 
 THREAD_VARS = ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
 MAX_ATTEMPTS = 3     # a run is sent to another node at most this many times after its node died
@@ -53,7 +54,6 @@ class Job:
     attempt: int = 0          # Ray: how many times it was sent again after its node died
     run: Path | None = None   # its run folder on this machine, once known
     epochs: int = 0           # committed epochs seen so far
-    resumable: bool = True    # False: a run lost with its node starts again (a cv fold: see hdr/orchestration/cv.py)
     meta: dict = field(default_factory=dict)  # the command's own bookkeeping
 
 
@@ -85,14 +85,16 @@ class Worker:
     """One reused training process (hdr/engine/worker.py), started when first needed and again after
     one died. Its own session: a Ctrl-C at the terminal reaches only the command, which passes it on."""
 
-    def __init__(self, env: dict):
+    def __init__(self, env: dict, inherit: tuple[int, ...] = ()):
         self.env = env
+        self.inherit = inherit  # the command's folder lock (hdr/orchestration/resuming.py): held until the worker ends
         self.proc: subprocess.Popen | None = None
 
     def run(self, request: dict, on_epoch) -> dict:
         if self.proc is None or self.proc.poll() is not None:
             self.proc = subprocess.Popen([sys.executable, "-m", "hdr.engine.worker"], stdin=subprocess.PIPE,
-                                         stdout=subprocess.PIPE, text=True, env=self.env, start_new_session=True)
+                                         stdout=subprocess.PIPE, text=True, env=self.env, start_new_session=True,
+                                         pass_fds=self.inherit)
         try:
             self.proc.stdin.write(json.dumps(request) + "\n")
             self.proc.stdin.flush()
@@ -139,6 +141,11 @@ class LocalExecutor:
 
     def describe(self) -> str:
         return f"{self.capacity} at a time, {self.threads} thread(s) each"
+
+    def keep_open(self, fds: tuple[int, ...]) -> None:
+        """File descriptors the workers started from now on inherit (the command's folder lock)."""
+        for w in self.workers:
+            w.inherit = tuple(fds)
 
     def settings(self) -> dict:
         return {"executor": self.name, "jobs": self.capacity, "threads_per_job": self.threads}
@@ -385,6 +392,9 @@ class RayExecutor:
         self.server = threading.Thread(target=self._serve, daemon=True)
         self.server.start()
 
+    def keep_open(self, fds: tuple[int, ...]) -> None:
+        """Nothing to pass on: Ray's tasks end with this process (the owner of their tasks)."""
+
     def describe(self) -> str:
         return (f"on Ray ({self.nodes} node(s), {self.capacity} at a time, {self.cpus:g} CPU(s)"
                 + (f" and {self.gpus:g} GPU(s)" if self.gpus else "") + " per run)")
@@ -447,7 +457,7 @@ class RayExecutor:
             return False
         job.attempt += 1
         state = None
-        if job.run is not None and job.resumable and (job.run / rundir.CHECKPOINTS).is_dir():
+        if job.run is not None and (job.run / rundir.CHECKPOINTS).is_dir():
             with self.written:
                 info = rundir.read_json(job.run / rundir.RUN)
                 if info.get("status") == rundir.RUNNING:  # its process is gone with its node
@@ -545,10 +555,13 @@ class Progress:
 
     def say(self, line: str | None) -> None:
         if line and not self.quiet:
-            if self.bar is not None:
-                self.bar.write(line, file=sys.stderr)
-            else:
-                print(line, file=sys.stderr, flush=True)
+            try:
+                if self.bar is not None:
+                    self.bar.write(line, file=sys.stderr)
+                else:
+                    print(line, file=sys.stderr, flush=True)
+            except OSError:  # a terminal that went away must not stop the command
+                pass
 
     def close(self) -> None:
         if self.bar is not None:
@@ -558,17 +571,19 @@ class Progress:
 def drive(executor, next_job, on_done, progress: Progress) -> int | None:
     """Keep the executor busy with next_job() (None: no more) until all is done; on_done(job,
     answer) -> (line, failed) for each finished run. A first Ctrl-C or SIGTERM starts no new run
-    and stops the running ones (they end `interrupted`, resumable). Returns the signal, if any."""
+    and stops the running ones (they end `interrupted`, resumable); so does SIGHUP, a closed
+    terminal. Returns the signal, if any."""
     stopped: list[int] = []
 
     def on_signal(signum, frame):
         if not stopped:
+            after_hangup(signum)
             progress.say(f"\n{signal.Signals(signum).name}: stopping the running runs at their next step; "
                          "no new runs start")
             stopped.append(signum)
             executor.stop(signum)
 
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    old = {s: signal.signal(s, on_signal) for s in STOP_SIGNALS}
     in_flight = 0
     exhausted = False
     try:
@@ -609,6 +624,7 @@ class Options:
     address: str | None = None      # ray: the cluster's head; None: a Ray instance on this machine
     cpus_per_run: float = 1.0       # ray
     gpus_per_run: float = 0.0       # ray
+    given: frozenset = frozenset()  # the options the user gave; the others are defaults
 
     def check(self) -> None:
         """The options' mistakes, found before any folder is made."""
@@ -617,6 +633,32 @@ class Options:
         if self.executor == "ray" and self.jobs != 1:
             raise UsageError("--jobs is for --executor local; with --executor ray, --cpus-per-run and --gpus-per-run "
                              "decide how many runs a cluster trains at once")
+
+    def resumed(self, recorded: dict) -> "Options":
+        """The options of a resume: those the command was started with (its settings(), as its
+        folder recorded them with record()), except the ones the user gives again. Another
+        --executor starts from that executor's defaults."""
+        names = [f.name for f in dataclasses.fields(self) if f.name != "given"]
+        same = "executor" not in self.given or self.executor == recorded.get("executor")
+        values = {}
+        for name in names:
+            if name in self.given or not same or name not in recorded:
+                values[name] = getattr(self, name)
+            else:
+                values[name] = recorded[name]
+        return Options(**values, given=self.given)
+
+    def record(self) -> dict:
+        """What the command's folder keeps, for resumed()."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "given"}
+
+    def flags(self) -> str:
+        """The options as command-line flags, as a resume line shows them."""
+        if self.executor == "local":
+            return f"--jobs {self.jobs}"
+        flags = "--executor ray" + (f" --address {self.address}" if self.address else "")
+        return flags + f" --cpus-per-run {self.cpus_per_run:g}" + (
+            f" --gpus-per-run {self.gpus_per_run:g}" if self.gpus_per_run else "")
 
 
 def make(options: Options, on_epoch, at_most: int, log=None):

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import click
 
-from hdr.orchestration import executors
+from hdr.orchestration import executors, resuming
 from hdr.runs import rundir
 from hdr.engine.config import split_values
 from hdr.core.errors import HdrError, Stopped, UsageError
@@ -102,44 +102,6 @@ def plan(config: str, overrides: list[str], grid: dict[str, list[str]], seeds: i
     return points
 
 
-# ------------------------------------------------------------------------------ resuming
-
-def resumable(run: Path | None) -> tuple[str, Path | None]:
-    """What a stopped run needs: ("done", run) for a result (completed, pruned, failed), ("resume",
-    run) for one with a completed epoch to go on from, ("train", None) for one to start again
-    (none, or interrupted before its first epoch: that folder holds nothing and is removed)."""
-    if run is None or not (run / rundir.RUN).is_file():
-        return "train", None
-    info = rundir.read_json(run / rundir.RUN)
-    status = rundir.effective_status(info)
-    if status in rundir.RESULTS:
-        return "done", run
-    if status == rundir.RUNNING:
-        raise UsageError(f"{run} is still being trained by process {info.get('pid')} on {info.get('host')}; "
-                         "wait for it or stop it, then resume")
-    if rundir.read_history(run / rundir.HISTORY) and (run / rundir.CHECKPOINTS).is_dir():
-        return "resume", run
-    import shutil
-
-    shutil.rmtree(run, ignore_errors=True)
-    return "train", None
-
-
-def find_run(runs_dir: Path, fields: dict) -> Path | None:
-    """The run folder in runs_dir whose run.json carries these fields (a run that failed or was
-    stopped before it could name itself)."""
-    if not runs_dir.is_dir():
-        return None
-    for child in runs_dir.iterdir():
-        try:
-            info = rundir.read_json(child / rundir.RUN)
-        except (OSError, ValueError):
-            continue
-        if all(str(info.get(k)) == str(v) for k, v in fields.items()):
-            return child
-    return None
-
-
 # ------------------------------------------------------------------------------ running
 
 class Sweep:
@@ -147,6 +109,7 @@ class Sweep:
                  runs_dir: Path, seeds: int, quiet: bool, info: dict | None = None):
         from hdr.engine import config as config_mod
 
+        self.resumed = info is not None
         self.folder, self.config, self.overrides, self.grid = folder, config, overrides, grid
         self.points, self.runs_dir, self.quiet = points, runs_dir, quiet
         self.seeds = sorted({p.seed for p in points}) if seeds > 1 else [points[0].seed]
@@ -173,16 +136,17 @@ class Sweep:
                 "-q", *info]
 
     def find_run(self, p: Point) -> Path | None:
-        return find_run(self.runs_dir, {"sweep_id": self.id, "sweep_index": p.index})
+        return resuming.find_run(self.runs_dir, {"sweep_id": self.id, "sweep_index": p.index})
 
     def todo(self) -> list[executors.Job]:
-        """A job for every point not yet done: all of them in a new sweep; in a resumed one, the
-        interrupted (resumed) and the never started."""
+        """A job for every point not yet done (hdr/orchestration/resuming.py): all of them in a new
+        sweep; in a resumed one, the stopped (resumed) and the never started."""
         jobs = []
         logs = self.folder / "logs"
         logs.mkdir(exist_ok=True)
+        found = resuming.index(self.runs_dir, {"sweep_id": self.id}, "sweep_index") if self.resumed else {}
         for p in self.points:
-            what, run = resumable(p.run or self.find_run(p)) if p.status != "pending" else ("train", None)
+            what, run = resuming.state(p.run or found.get(str(p.index))) if self.resumed else ("train", None)
             if what == "done":
                 p.run = run
                 continue
@@ -194,7 +158,7 @@ class Sweep:
             else:
                 cfg = self.config_mod.load(self.config, [*self.overrides, *p.overrides])
                 request = {"action": "train", "config": self.config_mod.dump(cfg), "config_name": Path(self.config).stem,
-                           "info": self.info_fields(p), "fold": None}
+                           "info": self.info_fields(p)}
                 with open(log, "a") as f:
                     f.write(f"$ {' '.join(self.command(p))}\n")
             p.status, p.run = "pending", run
@@ -220,13 +184,18 @@ class Sweep:
         if p.status == rundir.NOT_RUN:
             return None, False
         self.done += 1
-        what = f"test accuracy {100 * p.test_accuracy:.2f}%" if p.test_accuracy is not None else p.error or p.status
+        if p.test_accuracy is not None:
+            what = f"test accuracy {100 * p.test_accuracy:.2f}%"
+        elif p.status == rundir.INTERRUPTED:  # the sweep's own last line says how to finish it
+            what = f"stopped after {job.epochs} epoch{'s' if job.epochs != 1 else ''}"
+        else:
+            what = p.error or p.status
         return f"[{self.done}/{len(self.points)}] {p.label} seed={p.seed}: {p.status}, {what}", p.status != rundir.COMPLETED
 
-    def run(self, executor, jobs: list[executors.Job]) -> int | None:
+    def run(self, executor, options: executors.Options, jobs: list[executors.Job]) -> int | None:
         """Run the jobs; the signal number if the sweep was stopped by one."""
         self.done = len(self.points) - len(jobs)
-        self.info.update(status=rundir.RUNNING, ended=None, **executor.settings())
+        self.info.update(status=rundir.RUNNING, ended=None, **executor.settings(), options=options.record())
         self.save()
         pending = iter(jobs)
         for job in jobs:
@@ -290,36 +259,47 @@ def run(config, overrides, grid_items, seeds, options, runs_dir, resume_dir, dry
             raise UsageError("--resume takes only the sweep folder (and executor options); the sweep's config and "
                              "grid are in its sweep.json")
         sweep = load(resume_dir, quiet)
-        points, folder = sweep.points, resume_dir
-        todo = sweep.todo()
-        if not todo:
-            click.echo(f"{folder}: every point is already done; nothing to resume", err=True)
-    else:
-        if not config:
-            raise UsageError("missing CONFIG: give a YAML config file (see configs/) or --resume SWEEP")
-        grid = parse_grid(grid_items)
-        points = plan(config, list(overrides), grid, seeds)
-        if dry_run:
-            return _list(points, overrides, seeds)
+        options = options.resumed(sweep.info.get("options") or sweep.info)
+        with resuming.hold(resume_dir, "sweep") as lock:
+            todo = sweep.todo()
+            if not todo:
+                click.echo(f"{resume_dir}: every point is already done; nothing to resume", err=True)
+                return _conclude(sweep, None)
+            _train(sweep, executors.make(options, _no_pruning, len(todo), log=_say), options, todo, quiet, lock)
+        return
+    if not config:
+        raise UsageError("missing CONFIG: give a YAML config file (see configs/) or --resume SWEEP")
+    grid = parse_grid(grid_items)
+    points = plan(config, list(overrides), grid, seeds)
+    if dry_run:
+        return _list(points, overrides, seeds)
     # The executor first: a cluster that cannot be reached leaves no sweep folder behind.
-    ex = None
-    if resume_dir is None or todo:
-        ex = executors.make(options, lambda job, epoch, row: None,
-                            len(todo) if resume_dir is not None else len(points),
-                            log=lambda msg: click.echo(msg, err=True))
+    ex = executors.make(options, _no_pruning, len(points), log=_say)
+    folder = rundir.create(runs_dir / "sweeps", Path(config).stem)
+    with resuming.hold(folder, "sweep") as lock:
+        sweep = Sweep(folder, config, list(overrides), grid, points, runs_dir, seeds, quiet)
+        sweep.save()  # at once: from now on the folder can be resumed
+        _train(sweep, ex, options, sweep.todo(), quiet, lock)
+
+
+def _no_pruning(job, epoch, row):
+    return None
+
+
+def _say(msg: str) -> None:
+    click.echo(msg, err=True)
+
+
+def _train(sweep: Sweep, ex, options: executors.Options, todo: list[executors.Job], quiet: bool, lock: int) -> None:
+    """Train the points to do on the executor (its workers keep the sweep's lock), then conclude."""
+    ex.keep_open((lock,))
     signum = None
     try:
-        if resume_dir is None:
-            folder = rundir.create(runs_dir / "sweeps", Path(config).stem)
-            sweep = Sweep(folder, config, list(overrides), grid, points, runs_dir, seeds, quiet)
-            todo = sweep.todo()
-        if todo:
-            if not quiet:
-                click.echo(f"sweep {sweep.id}: {len(todo)} of {len(points)} runs to train, {ex.describe()}", err=True)
-            signum = sweep.run(ex, todo)
+        if not quiet:
+            click.echo(f"sweep {sweep.id}: {len(todo)} of {len(sweep.points)} runs to train, {ex.describe()}", err=True)
+        signum = sweep.run(ex, options, todo)
     finally:
-        if ex is not None:
-            ex.close()
+        ex.close()
     _conclude(sweep, signum)
 
 

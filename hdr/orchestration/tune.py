@@ -33,11 +33,10 @@ from pathlib import Path
 
 import click
 
-from hdr.orchestration import executors
+from hdr.orchestration import executors, resuming
 from hdr.runs import rundir
 from hdr.core.errors import HdrError, Stopped, UsageError
 from hdr.engine.config import split_values
-from hdr.orchestration.sweep import find_run, resumable
 
 KINDS = ("loguniform", "uniform", "int", "choice")
 DIST = re.compile(r"^\s*(loguniform|uniform|int|choice)\s*\((.*)\)\s*$", re.S)
@@ -45,6 +44,8 @@ SAMPLERS = ("tpe", "random", "grid")
 PRUNERS = ("median", "hyperband", "none")
 METRICS = rundir.VAL_METRICS  # the validation figure a search may optimise, and which way is better
 MAX_CORNERS = 256  # combinations of the distributions' ends checked against the schema
+# What a new search uses for the options left out (a resumed one keeps its own).
+DEFAULTS = {"trials": 20, "sampler": "tpe", "pruner": "median", "metric": rundir.VAL_ACCURACY, "startup_trials": 5}
 
 
 # ------------------------------------------------------------------------------ distributions
@@ -222,11 +223,17 @@ def _optuna():
     return optuna
 
 
-def sampler(settings: dict, space: dict[str, Dist], parallel: bool):
+def sampler(settings: dict, space: dict[str, Dist], parallel: bool, trial: int = 0):
+    """The sampler that proposes trial number `trial`. Random and TPE: a fresh one for every
+    trial, seeded by (the search's seed, trial), so that a resumed search proposes what an
+    undisturbed one would have (one sampler kept from the start would begin its random stream
+    again on resume). Grid: the search's seed shuffles the grid once, and trial n takes its
+    n-th point, which a resume continues as it is."""
     optuna = _optuna()
-    name, seed = settings["sampler"], settings["seed"]
+    name, seed = settings["sampler"], int(settings["seed"])
     if name == "grid":
         return optuna.samplers.GridSampler(grid_space(space, settings["trials"]), seed=seed)
+    seed = (seed + 7919 * trial) % 2**32
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=settings["startup_trials"],
@@ -273,7 +280,8 @@ class Tune:
         self.lock = threading.Lock()  # the storage is used from the executor's threads too
         self.queue: list[executors.Job] = []  # trials of an earlier session to finish first
         self.done = 0
-        self.stopping = False
+        self.parallel = False  # trials trained at once (TPE's constant liar)
+        self.signum: int | None = None  # the signal that stopped the search, if one did
 
     def save(self, **fields) -> None:
         self.settings.update(fields)
@@ -289,7 +297,7 @@ class Tune:
         cfg = read_config(self.settings["config"], [*self.settings["overrides"], *overrides])[0]
         request = {"action": "train", "config": config_mod.dump(cfg),
                    "config_name": f"{Path(self.settings['config']).stem}-trial{number:04d}",
-                   "info": self.fields(number), "fold": None}
+                   "info": self.fields(number)}
         return executors.Job(f"trial-{number:04d}", f"trial {number}", request, self.folder,
                              meta={"trial": trial, "number": number, "overrides": overrides})
 
@@ -297,17 +305,23 @@ class Tune:
         """The trials an earlier session left RUNNING: each resumed, trained, or (when its run
         ended and only the telling was lost) told now."""
         optuna = _optuna()
+        found = resuming.index(self.folder, {}, "trial")  # the tune folder holds its trials only
         for frozen in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
             trial = optuna.trial.Trial(self.study, frozen._trial_id)
-            what, run = resumable(find_run(self.folder, self.fields(frozen.number)))
-            if what == "done":
-                self.tell(trial, run, rundir.effective_status(rundir.read_json(run / rundir.RUN)))
-                continue
+            what, run = resuming.state(found.get(str(frozen.number)))
             if what == "resume":
                 history = rundir.read_history(run / rundir.HISTORY)
                 for row in history:  # an epoch committed just before the stop may not have been reported
                     if row["epoch"] not in frozen.intermediate_values and row.get(self.metric) is not None:
                         trial.report(row[self.metric], row["epoch"])
+                reason = self.prune_reason(trial, frozen.number, history[-1])
+                if reason is not None:  # the stop came between that epoch and its pruning decision
+                    rundir.RunInfo(run, rundir.read_info(run)).pruned(reason)
+                    what = "done"
+            if what == "done":
+                self.tell(trial, run, rundir.read_info(run).get("status"))
+                continue
+            if what == "resume":
                 job = executors.Job(f"trial-{frozen.number:04d}", f"trial {frozen.number}",
                                     {"action": "resume", "run": str(run)}, self.folder, run=run,
                                     epochs=len(history), meta={"trial": trial, "number": frozen.number,
@@ -324,6 +338,7 @@ class Tune:
         with self.lock:
             if len(self.study.trials) >= self.settings["trials"]:
                 return None
+            self.study.sampler = sampler(self.settings, self.space, self.parallel, len(self.study.trials))
             if self.settings["sampler"] == "grid" and self.study.sampler.is_exhausted(self.study):
                 return None
             trial = self.study.ask(distributions)
@@ -347,9 +362,17 @@ class Tune:
         trial = job.meta["trial"]
         with self.lock:
             trial.report(value, epoch)
+        return self.prune_reason(trial, job.meta["number"], row)
+
+    def prune_reason(self, trial, number: int, row: dict) -> str | None:
+        """The pruner's decision after the epoch of this history row: why to prune, or None."""
+        value = row.get(self.metric)
+        if value is None or self.settings["pruner"] == "none":
+            return None
+        with self.lock:
             prune = trial.should_prune()
         if prune:
-            return f"{self.settings['pruner']} pruner, trial {job.meta['number']}, after epoch {epoch} " \
+            return f"{self.settings['pruner']} pruner, trial {number}, after epoch {row['epoch']} " \
                    f"({self.metric} {value:.4f})"
         return None
 
@@ -383,7 +406,8 @@ class Tune:
 
     def on_done(self, job: executors.Job, answer: dict):
         number, status = job.meta["number"], answer["status"]
-        run = Path(answer["run"]) if answer.get("run") else (job.run or find_run(self.folder, self.fields(number)))
+        run = Path(answer["run"]) if answer.get("run") else (job.run or resuming.find_run(self.folder,
+                                                                                          self.fields(number)))
         if status in (rundir.INTERRUPTED, rundir.NOT_RUN):
             return None, False  # stays RUNNING in the study: --resume finishes it
         value = self.tell(job.meta["trial"], run, status)
@@ -398,8 +422,8 @@ class Tune:
             what = answer.get("error") or status
         return f"[trial {number}] {params}: {status}, {what}", status not in (rundir.COMPLETED, rundir.PRUNED)
 
-    def run(self, executor) -> int | None:
-        self.save(status=rundir.RUNNING, ended=None, **executor.settings())
+    def run(self, executor, options: executors.Options) -> int | None:
+        self.save(status=rundir.RUNNING, ended=None, **executor.settings(), options=options.record())
         total = self.settings["trials"] - self.finished()
         progress = executors.Progress(max(total, len(self.queue)), self.quiet, "trial")
         signum = executors.drive(executor, self.next_job, self.on_done, progress)
@@ -486,35 +510,60 @@ def _plots(study, folder: Path, metric: str) -> None:
 def run(config, items, trials, sampler_name, pruner_name, metric, startup_trials, seed, storage, options, runs_dir,
         resume_dir, quiet):
     """What `hdr tune` does with its parsed options (hdr/cli/tune.py): the search validated (or
-    reloaded), its trials asked for and trained on the executor, then the results."""
-    if resume_dir is not None:
-        if config or items or storage:
-            raise UsageError("--resume takes only the tune folder (and --trials and executor options); the search "
-                             "is in its tune.json")
-        settings, space = _load(resume_dir)
-        if trials is not None:
-            settings["trials"] = trials
-        cfg = read_config(settings["config"], settings["overrides"])[0]
+    reloaded), its trials asked for and trained on the executor, then the results. On resume,
+    an option left out keeps the value the search was started with (None: not given)."""
+    if resume_dir is None:
+        given = {"trials": trials, "sampler": sampler_name, "pruner": pruner_name, "metric": metric,
+                 "startup_trials": startup_trials}
+        chosen = {k: DEFAULTS[k] if v is None else v for k, v in given.items()}
+        settings, space, cfg = _new_search(config, list(items), trials, chosen["sampler"], chosen["pruner"],
+                                           chosen["metric"], chosen["startup_trials"], seed, storage)
+        options.check()
+        made = _executor(options, settings)  # before the folder: a cluster that cannot be reached leaves nothing
+        folder = _create(runs_dir, settings)
+        with resuming.hold(folder, "search") as lock:
+            tune = _search(made, options, lock, folder, settings, space, cfg, True, quiet)
     else:
-        settings, space, cfg = _new_search(config, list(items), trials, sampler_name, pruner_name, metric,
-                                           startup_trials, seed, storage)
-    options.check()
-    holder: dict = {}
-    ex = executors.make(options, lambda job, epoch, row: holder["tune"].on_epoch(job, epoch, row), settings["trials"],
+        if config or items or storage or metric or seed is not None:
+            raise UsageError("--resume takes only the tune folder (and --trials, --sampler, --pruner, "
+                             "--startup-trials and executor options); the search is in its tune.json")
+        settings, space = _load(resume_dir)
+        changed = {"trials": trials, "sampler": sampler_name, "pruner": pruner_name, "startup_trials": startup_trials}
+        settings.update({k: v for k, v in changed.items() if v is not None})
+        cfg = read_config(settings["config"], settings["overrides"])[0]
+        options = options.resumed(settings.get("options") or settings)
+        options.check()
+        with resuming.hold(resume_dir, "search") as lock:
+            tune = _search(_executor(options, settings), options, lock, resume_dir, settings, space, cfg, False, quiet)
+    _conclude(tune, tune.signum)
+
+
+def _executor(options, settings) -> tuple:
+    """The executor, and the dict through which its epochs reach the Tune made later."""
+    relay: dict = {}
+    ex = executors.make(options, lambda job, epoch, row: relay["tune"].on_epoch(job, epoch, row), settings["trials"],
                         log=lambda msg: click.echo(msg, err=True))
-    signum = None
+    return ex, relay
+
+
+def _search(made: tuple, options, lock: int, folder: Path, settings: dict, space, cfg, create: bool,
+            quiet: bool) -> "Tune":
+    """Open the study, finish what an earlier session left, ask and train the rest (the
+    executor's workers keep the tune folder's lock); the Tune, with its stopping signal."""
+    ex, relay = made
+    ex.keep_open((lock,))
     try:
-        folder = resume_dir if resume_dir is not None else _create(runs_dir, settings)
-        study = open_study(settings, space, cfg.training.epochs, ex.capacity > 1, create=resume_dir is None)
-        tune = holder["tune"] = Tune(folder, settings, space, study, quiet)
+        study = open_study(settings, space, cfg.training.epochs, ex.capacity > 1, create=create)
+        tune = relay["tune"] = Tune(folder, settings, space, study, quiet)
+        tune.parallel = ex.capacity > 1
         tune.pending()
         if not quiet:
             click.echo(f"tune {folder.name}: {settings['trials']} trials ({tune.finished()} done), "
                        f"{settings['sampler']} sampler, {settings['pruner']} pruner, {ex.describe()}", err=True)
-        signum = tune.run(ex)
+        tune.signum = tune.run(ex, options)
     finally:
         ex.close()
-    _conclude(tune, signum)
+    return tune
 
 
 def _new_search(config, items, trials, sampler_name, pruner_name, metric, startup_trials, seed, storage):
@@ -530,12 +579,12 @@ def _new_search(config, items, trials, sampler_name, pruner_name, metric, startu
                          "set it (0.2 is usual)")
     check_space(config, fixed, space)
     if sampler_name == "grid":
-        grid = grid_space(space, trials or 20)
-        trials = min(trials or 20, math.prod(len(v) for v in grid.values()))
+        grid = grid_space(space, trials or DEFAULTS["trials"])
+        trials = min(trials or DEFAULTS["trials"], math.prod(len(v) for v in grid.values()))
     if storage is not None:  # an unreachable database is found before anything is made
         _storage_ok(storage)
     settings = {"id": None, "status": rundir.RUNNING, "config": config, "config_name": Path(config).stem,
-                "overrides": fixed, "space": {k: d.text() for k, d in space.items()}, "trials": trials or 20,
+                "overrides": fixed, "space": {k: d.text() for k, d in space.items()}, "trials": trials or DEFAULTS["trials"],
                 "sampler": sampler_name, "pruner": pruner_name, "metric": metric,
                 "startup_trials": startup_trials, "seed": cfg.training.seed if seed is None else seed,
                 "storage": storage, "study": None, "started": rundir.now_iso(), "ended": None,

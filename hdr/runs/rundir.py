@@ -16,6 +16,7 @@ import errno
 import io
 import json
 import os
+import shutil
 import platform
 import re
 import secrets
@@ -157,6 +158,11 @@ class RunInfo:
 
     def finish(self, status: str, **fields) -> None:
         self.update(status=status, ended=now_iso(), **fields)
+
+    def pruned(self, reason: str) -> None:
+        """End the run as pruned: a result, so its checkpoints (kept only to resume) go."""
+        self.finish(PRUNED, reason=reason)
+        shutil.rmtree(self.folder / CHECKPOINTS, ignore_errors=True)
 
     def save(self) -> None:
         path = self.folder / RUN
@@ -320,6 +326,24 @@ def owned(folder: Path):
         yield
     finally:
         os.close(fd)
+
+
+def in_use(folder: Path) -> bool:
+    """Whether a process (on this machine, or one sharing its filesystem's locks) holds the run
+    folder: the one test of "still training" that neither a reused pid nor another host fools."""
+    import fcntl
+
+    try:
+        fd = os.open(Path(folder) / LOCK, os.O_RDWR | os.O_CREAT, plain_mode())
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing also lets go of the lock just taken
+    return False
 
 
 def command_line() -> list[str]:

@@ -72,9 +72,12 @@ class Command:
 
     def final(self) -> dict:
         """{point: its history (and, for a search, its parameters and state)} of a finished
-        command, after checking that every planned point completed exactly once."""
+        command, after checking that every planned point completed exactly once and that no
+        half-written file is left anywhere."""
         folder = self.folder()
         assert folder is not None, f"no {self.kind} folder"
+        partial = [p for p in self.runs.rglob(".*.tmp*")]
+        assert not partial, f"half-written files left: {partial}"
         if self.kind == "sweep":
             info = json.loads((folder / "sweep.json").read_text())
             assert info["status"] == "completed", info["status"]
@@ -199,3 +202,29 @@ def attack(cmd: Command, rng: random.Random, seed: int, stops: int, longest: flo
         time.sleep(0.2)
     assert not [p for p in left if alive(p)], f"battery seed {seed}: processes left behind after {done}"
     return done
+
+
+def undisturbed(configs: list[str], env: dict, runs: Path) -> list[list[dict]]:
+    """The histories these resolved configs have trained undisturbed, one after another in one
+    reused training process (which gives each the history of its own process:
+    tests/test_sweep_workers.py), for runs whose order of training was left to timing."""
+    proc = subprocess.Popen([sys.executable, "-m", "hdr.engine.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True, env=env, cwd=REPO)
+    out = []
+    try:
+        for text in configs:
+            proc.stdin.write(json.dumps({"action": "train", "config": text, "config_name": "undisturbed",
+                                         "runs_dir": str(runs), "info": {}}) + "\n")
+            proc.stdin.flush()
+            while True:
+                message = json.loads(proc.stdout.readline())
+                if "epoch" not in message:
+                    break
+                proc.stdin.write(json.dumps({"prune": None}) + "\n")
+                proc.stdin.flush()
+            assert message["status"] == "completed", message
+            out.append(history(Path(message["run"])))
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=60)
+    return out

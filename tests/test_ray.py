@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from hdr.orchestration.executors import THREAD_VARS
-from tests.battery import Command, attack, battery_rng
+from tests.battery import Command, attack, battery_rng, undisturbed
 from tests.conftest import CONFIGS, REPO, run_cli, use_data_dir, write_tiny_data
 
 ray = pytest.importorskip("ray")
@@ -156,8 +156,9 @@ def test_a_driver_stopped_any_way_leaves_every_run_resumable(kind, cluster, loca
     """The stop battery (tests/battery.py) on the cluster: the driver is stopped at random
     moments (a signal, kill -9, its process group, a reboot of it and all it started) and
     resumed until it ends. Sweep and cv: every history equals the local workers' one. Tune: two
-    trials train at once, so which trial a pruner compares with depends on timing; the search
-    still ends with exactly its trials, each in one folder, no parameters repeated."""
+    trials train at once, so which trial a pruner compares with, and so what is proposed, depends
+    on timing; the search still ends with exactly its trials, each in one folder, no parameters
+    repeated, and each trial's history is the one its config has trained undisturbed."""
     ray_args = ["--executor", "ray", "--address", cluster.address, "-q"]
     args = {"sweep": [str(SLP), *FIXED, *GRID],
             "cv": [str(SLP), *FIXED, "--folds", "2"],
@@ -179,6 +180,13 @@ def test_a_driver_stopped_any_way_leaves_every_run_resumable(kind, cluster, loca
     if kind == "tune":
         params = [tuple(p.values()) for p, _, _ in final.values()]
         assert len(set(params)) == len(params), f"battery seed {seed}: {done}: parameters repeated: {params}"
+        # Each trial's history is its config's undisturbed one (up to where a pruned trial stopped).
+        folder = cmd.folder()
+        rows = {int(r["trial"]): r["run"] for r in csv.DictReader((folder / "trials.csv").open())}
+        configs = [(folder / rows[t] / "config.yaml").read_text() for t in sorted(final)]
+        for t, alone in zip(sorted(final), undisturbed(configs, env, tmp_path / "alone")):
+            _, state, got = final[t]
+            assert got == (alone if state == "complete" else alone[:len(got)]), f"battery seed {seed}: trial {t}"
     else:
         assert final == expected, f"battery seed {seed}: {done}"
     assert json.loads(next(cmd.folder().glob("*.json")).read_text())["options"]["executor"] == "ray"

@@ -51,7 +51,8 @@ def executor(f):
     (hdr.orchestration.executors.Options)."""
     opts = [
         click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
-                     help="Where runs train: local worker processes (--jobs), or a Ray cluster."),
+                     help="Where runs train: local worker processes (--jobs), or a Ray cluster. A --resume keeps "
+                          "the executor and options the command was started with, unless given again."),
         click.option("--jobs", default=1, show_default=True, type=click.IntRange(min=1),
                      help="local: runs at once, each in its own process with cores/N threads."),
         click.option("--address", metavar="ADDR", default=None,

@@ -13,19 +13,19 @@ from hdr.orchestration import tune
 @click.argument("items", nargs=-1, metavar="[KEY=DIST | KEY=VALUE]...")
 # Defaults are None so that a resume can tell a given option from one left out (which keeps the
 # search's own); tune.DEFAULTS holds the values a new search starts with.
-@click.option("--trials", type=click.IntRange(min=1), default=None, show_default=str(tune.DEFAULTS["trials"]),
-              help="Trials in all.")
+@click.option("--trials", type=click.IntRange(min=1), default=None,
+              help=f"Trials in all.  [default: {tune.DEFAULTS['trials']}; a resume keeps the search's]")
 @click.option("--sampler", "sampler_name", type=click.Choice(tune.SAMPLERS), default=None,
-              show_default=tune.DEFAULTS["sampler"],
-              help="tpe: Optuna's TPE; random; grid: choices as given, ranges cut into about --trials points.")
+              help="tpe: Optuna's TPE; random; grid: choices as given, ranges cut into about --trials points.  "
+                   f"[default: {tune.DEFAULTS['sampler']}; a resume keeps the search's]")
 @click.option("--pruner", "pruner_name", type=click.Choice(tune.PRUNERS), default=None,
-              show_default=tune.DEFAULTS["pruner"],
-              help="Stop trials whose per-epoch validation figure falls behind (Optuna's pruners).")
-@click.option("--metric", type=click.Choice(list(tune.METRICS)), default=None, show_default=tune.DEFAULTS["metric"],
-              help="The validation figure to optimise: a trial's best epoch of it.")
+              help="Stop trials whose per-epoch validation figure falls behind (Optuna's pruners).  "
+                   f"[default: {tune.DEFAULTS['pruner']}; a resume keeps the search's]")
+@click.option("--metric", type=click.Choice(list(tune.METRICS)), default=None,
+              help=f"The validation figure to optimise: a trial's best epoch of it.  [default: {tune.DEFAULTS['metric']}]")
 @click.option("--startup-trials", type=click.IntRange(min=0), default=None,
-              show_default=str(tune.DEFAULTS["startup_trials"]),
-              help="Trials sampled at random and never pruned before TPE and the median pruner act.")
+              help="Trials sampled at random and never pruned before TPE and the median pruner act.  "
+                   f"[default: {tune.DEFAULTS['startup_trials']}; a resume keeps the search's]")
 @click.option("--seed", type=int, default=None, help="The sampler's seed.  [default: training.seed]")
 @click.option("--storage", metavar="URL", default=None,
               help="Optuna storage: any database URL Optuna supports.  [default: sqlite in the tune folder]")

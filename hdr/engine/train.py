@@ -210,8 +210,7 @@ class Trainer:
             # Second signal: leave at once. Every file on disk is already whole.
             try:
                 self.run.finish(rundir.INTERRUPTED, reason=f"{signal.Signals(signum).name} (immediate)")
-                for tmp in [*self.folder.glob(".*.tmp*"), *self.folder.glob(f"{rundir.CHECKPOINTS}/.*.tmp*")]:
-                    tmp.unlink(missing_ok=True)  # a write cut short: the real file is still the old one
+                rundir.drop_partial_writes(self.folder)  # a write cut short: the real file is still the old one
             finally:
                 os._exit(exit_code_for_signal(signum))
         self.signal_received = signum
@@ -540,6 +539,7 @@ def _resume(folder: Path, quiet: bool, t0: float, hooks=()) -> None:
         raise UsageError(f"{folder}/{rundir.CONFIG} was changed after the run started, and a run goes on only with the "
                          "config it began with (training.epochs aside); to train the changed config, start a new "
                          f"run: hdr train {folder}/{rundir.CONFIG}")
+    rundir.drop_partial_writes(folder)  # a process killed mid-write left them
     history = rundir.read_history(folder / rundir.HISTORY)
     ckpt = rundir.checkpoint(folder, len(history))
     if not history or not ckpt.is_file():
@@ -599,8 +599,7 @@ def _run_loop(trainer: Trainer, model, t0: float) -> None:
             reason = "out of memory; try a smaller training.batch_size or model"
         elif isinstance(e, OSError) and e.errno == errno.ENOSPC:
             need = _checkpoint_bytes(trainer.folder, model)
-            for tmp in [*trainer.folder.glob(".*.tmp*"), *trainer.folder.glob(f"{rundir.CHECKPOINTS}/.*.tmp*")]:
-                tmp.unlink(missing_ok=True)  # what the full disk cut short: give its space back
+            rundir.drop_partial_writes(trainer.folder)  # what the full disk cut short: give its space back
             reason = (f"disk full: {trainer.folder} is on a disk without room for the next checkpoint (about "
                       f"{need / 1e6:.1f} MB); free space there and resume with: hdr train --resume {trainer.folder}")
         run.finish(rundir.FAILED, reason=reason[:2000])

@@ -218,11 +218,12 @@ def _run_folds(ex, options, jobs, info: dict, results: dict, folder: Path, k: in
 
     def on_done(job, answer):
         i = job.meta["fold"]
-        status = answer["status"]
-        if status == rundir.NOT_RUN:
+        if answer["status"] == rundir.NOT_RUN:
             return None, True
         run = Path(answer["run"]) if answer.get("run") else (job.run or resuming.find_run(folder, {"fold": i}))
-        result, line = _result(info, i, run, status, answer.get("error"))
+        status = resuming.settled(answer["status"], run)
+        error = answer.get("error") if status == answer["status"] else rundir.read_info(run).get("reason")
+        result, line = _result(info, i, run, status, error)
         if status in (rundir.COMPLETED, rundir.FAILED):  # a stopped fold is not a result: resume finishes it
             results[i] = result
         if status == rundir.COMPLETED:

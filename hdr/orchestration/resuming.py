@@ -55,6 +55,9 @@ def hold(folder: Path, what: str, wait: float = ORPHANS_WAIT):
             except BlockingIOError:
                 holder = _holder(path)
                 pid = holder.get("pid")
+                if pid is None:  # taken a moment ago, not yet signed
+                    raise UsageError(f"{folder} is in use by another hdr process; wait for it to end, then resume") \
+                        from None
                 if rundir.pid_alive(pid, holder.get("host"), holder.get("pid_started")):
                     since = f", since {holder['started']}" if holder.get("started") else ""
                     raise UsageError(f"{folder} is in use by process {pid} ({' '.join(holder.get('command') or [])}"
@@ -68,6 +71,7 @@ def hold(folder: Path, what: str, wait: float = ORPHANS_WAIT):
                                "processes to stop their runs", err=True)
                     told = True
                 time.sleep(0.2)
+        rundir.drop_partial_writes(folder)  # of a command killed mid-write (sweep.json and the like)
         os.ftruncate(fd, 0)
         os.pwrite(fd, (json.dumps({**rundir.this_process(), "command": rundir.command_line(),
                                    "started": rundir.now_iso()}) + "\n").encode(), 0)
@@ -114,32 +118,43 @@ def state(run: Path | None) -> tuple[str, Path | None]:
     return "train", None
 
 
-def find_run(runs_dir: Path, fields: dict) -> Path | None:
-    """The run folder in runs_dir whose run.json carries these fields (a run whose command was
-    stopped before it could record the folder's name)."""
+def settled(status: str, run: Path | None) -> str:
+    """The status of a run that just came back from an executor: its own run.json's when that
+    says it ended as a result (a run can complete a moment before its process is stopped or
+    dies), else the one the executor reported."""
+    if run is None or status in rundir.RESULTS:
+        return status
+    try:
+        own = rundir.read_info(run).get("status")
+    except (OSError, ValueError):
+        return status
+    return own if own in rundir.RESULTS else status
+
+
+def _carrying(runs_dir: Path, fields: dict):
+    """(folder, run.json) of the runs in runs_dir whose run.json carries these fields."""
     if not runs_dir.is_dir():
-        return None
+        return
     for child in sorted(runs_dir.iterdir()):
         try:
             info = rundir.read_json(child / rundir.RUN)
         except (OSError, ValueError):
             continue
         if all(str(info.get(k)) == str(v) for k, v in fields.items()):
-            return child
-    return None
+            yield child, info
+
+
+def find_run(runs_dir: Path, fields: dict) -> Path | None:
+    """The run folder in runs_dir whose run.json carries these fields (a run whose command was
+    stopped before it could record the folder's name)."""
+    return next((child for child, _ in _carrying(runs_dir, fields)), None)
 
 
 def index(runs_dir: Path, fields: dict, key: str) -> dict[str, Path]:
     """find_run for many runs in one pass: {str(run.json[key]): folder} of the runs that carry
     these fields."""
     found: dict[str, Path] = {}
-    if not runs_dir.is_dir():
-        return found
-    for child in sorted(runs_dir.iterdir()):
-        try:
-            info = rundir.read_json(child / rundir.RUN)
-        except (OSError, ValueError):
-            continue
-        if key in info and all(str(info.get(k)) == str(v) for k, v in fields.items()):
+    for child, info in _carrying(runs_dir, fields):
+        if key in info:
             found.setdefault(str(info[key]), child)
     return found

@@ -148,7 +148,7 @@ class Sweep:
         for p in self.points:
             what, run = resuming.state(p.run or found.get(str(p.index))) if self.resumed else ("train", None)
             if what == "done":
-                p.run = run
+                self.settle(p, run, rundir.read_info(run).get("status"))
                 continue
             log = logs / f"point-{p.index:03d}.log"
             if what == "resume":
@@ -166,16 +166,27 @@ class Sweep:
                                       meta={"point": p}))
         return jobs
 
-    def on_done(self, job: executors.Job, answer: dict) -> tuple[str | None, bool]:
-        p: Point = job.meta["point"]
-        p.exit_code, p.status, p.error = answer["exit_code"], answer["status"], answer["error"]
-        p.run = Path(answer["run"]) if answer.get("run") else (job.run or self.find_run(p))
-        p.test_accuracy = None
-        if p.run is not None and p.status == rundir.COMPLETED:
+    def settle(self, p: Point, run: Path | None, status: str, exit_code: int | None = None,
+               error: str | None = None) -> None:
+        """Record how a point's run ended; with no exit code given, from its own run.json."""
+        p.run, p.status, p.exit_code, p.error, p.test_accuracy = run, status, exit_code, error, None
+        if exit_code is None and run is not None:
+            p.exit_code = 0 if status in (rundir.COMPLETED, rundir.PRUNED) else 1
+            p.error = rundir.read_info(run).get("reason") if status == rundir.FAILED else None
+        if run is not None and status == rundir.COMPLETED:
             try:
-                p.test_accuracy = rundir.read_json(p.run / rundir.METRICS).get(rundir.TEST_ACCURACY)
+                p.test_accuracy = rundir.read_json(run / rundir.METRICS).get(rundir.TEST_ACCURACY)
             except (OSError, ValueError):
                 pass
+
+    def on_done(self, job: executors.Job, answer: dict) -> tuple[str | None, bool]:
+        p: Point = job.meta["point"]
+        run = Path(answer["run"]) if answer.get("run") else (job.run or self.find_run(p))
+        status = resuming.settled(answer["status"], run)
+        if status == answer["status"]:
+            self.settle(p, run, status, answer["exit_code"], answer["error"])
+        else:
+            self.settle(p, run, status)
         if job.log is not None:
             with open(job.log, "a") as f:
                 where = f" on Ray node {answer['node']}" if answer.get("node") else ""

@@ -405,9 +405,10 @@ class Tune:
                 raise
 
     def on_done(self, job: executors.Job, answer: dict):
-        number, status = job.meta["number"], answer["status"]
+        number = job.meta["number"]
         run = Path(answer["run"]) if answer.get("run") else (job.run or resuming.find_run(self.folder,
                                                                                           self.fields(number)))
+        status = resuming.settled(answer["status"], run)
         if status in (rundir.INTERRUPTED, rundir.NOT_RUN):
             return None, False  # stays RUNNING in the study: --resume finishes it
         value = self.tell(job.meta["trial"], run, status)

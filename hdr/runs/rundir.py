@@ -328,6 +328,14 @@ def owned(folder: Path):
         os.close(fd)
 
 
+def drop_partial_writes(folder: Path) -> None:
+    """Remove the temporary files of writes cut short (a kill, a full disk): the real files are
+    still the old ones. Only for the process that holds the run."""
+    folder = Path(folder)
+    for tmp in [*folder.glob(".*.tmp*"), *folder.glob(f"{CHECKPOINTS}/.*.tmp*")]:
+        tmp.unlink(missing_ok=True)
+
+
 def in_use(folder: Path) -> bool:
     """Whether a process (on this machine, or one sharing its filesystem's locks) holds the run
     folder: the one test of "still training" that neither a reused pid nor another host fools."""

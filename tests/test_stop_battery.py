@@ -110,3 +110,20 @@ def test_a_second_resume_of_one_folder_is_refused_naming_the_first(kind, make_ti
         assert "Traceback" not in b.stderr
         assert a.wait(timeout=600) == 0, (tmp_path / "a.log").read_text()[-3000:]
     cmd.final()  # every planned point once
+
+
+def test_a_sweep_stopped_as_its_last_run_ended_is_completed_by_its_resume(cli_run, make_tiny_data, tmp_path):
+    """A stop that lands after the last run completed leaves a sweep `interrupted` with nothing
+    left to train; its resume trains nothing and records it completed."""
+    make_tiny_data(mnist=(300, 100), usps=None)
+    r = cli_run("sweep", SLP, "training.epochs=1", "--grid", "optimizer.learning_rate=0.05,0.2", "--runs-dir",
+                tmp_path, "-q")
+    assert r.exit_code == 0, r.output
+    folder = next((tmp_path / "sweeps").iterdir())
+    record = json.loads((folder / "sweep.json").read_text())
+    record["status"] = "interrupted"
+    (folder / "sweep.json").write_text(json.dumps(record))
+    r = cli_run("sweep", "--resume", folder, "-q")
+    assert r.exit_code == 0, r.output
+    assert "nothing to resume" in r.stderr
+    assert json.loads((folder / "sweep.json").read_text())["status"] == "completed"

@@ -68,6 +68,7 @@ def run(config, overrides, k, options, runs_dir, resume_dir, quiet):
             results: dict = {}
             jobs = [fold_job(cfg, name, folder, f, k) for f in range(1, k + 1)]
             signum = _train(ex, options, lock, jobs, info, results, folder, k, quiet)
+            _conclude(folder, info, results, k, name, cfg, signum)
     else:
         folder = resume_dir
         options = options.resumed(info.get("options") or info)
@@ -78,7 +79,7 @@ def run(config, overrides, k, options, runs_dir, resume_dir, quiet):
             if jobs:
                 ex = executors.make(options, _no_pruning, len(jobs), log=_say)
                 signum = _train(ex, options, lock, jobs, info, results, folder, k, quiet)
-    _conclude(folder, info, results, k, name, cfg, signum)
+            _conclude(folder, info, results, k, name, cfg, signum)
 
 
 def _no_pruning(job, epoch, row):
@@ -180,6 +181,7 @@ def _record(folder: Path, config, overrides, k: int, cfg, name: str, folds) -> d
 
 def _conclude(folder: Path, info: dict, results: dict, k: int, name: str, cfg, signum) -> None:
     """cv.json's ending, the summary and box plot, what is printed, and the exit (stopped, failed)."""
+    info["results"] = [results[f] for f in sorted(results)]
     completed = [results[f] for f in sorted(results) if results[f]["status"] == rundir.COMPLETED]
     failed = [f"fold {f}: {results[f].get('error')}" for f in sorted(results) if results[f]["status"] == rundir.FAILED]
     if signum is not None:

@@ -224,11 +224,15 @@ class Sweep:
         for p in self.points:
             if p.status in ("pending", rundir.RUNNING):
                 p.status = rundir.NOT_RUN
+        self.end(signum)
+        return signum
+
+    def end(self, signum: int | None) -> None:
+        """sweep.json's ending: stopped, some runs failed, or all done."""
         failed = any(p.status != rundir.COMPLETED for p in self.points)
         self.info.update(status=rundir.INTERRUPTED if signum else rundir.FAILED if failed else rundir.COMPLETED,
                          ended=rundir.now_iso())
         self.save()
-        return signum
 
 
 def report(sweep: Sweep) -> str | None:
@@ -275,6 +279,7 @@ def run(config, overrides, grid_items, seeds, options, runs_dir, resume_dir, dry
             todo = sweep.todo()
             if not todo:
                 click.echo(f"{resume_dir}: every point is already done; nothing to resume", err=True)
+                sweep.end(None)  # it may have been stopped as its last run ended
                 return _conclude(sweep, None)
             _train(sweep, executors.make(options, _no_pruning, len(todo), log=_say), options, todo, quiet, lock)
         return

@@ -524,6 +524,7 @@ def run(config, items, trials, sampler_name, pruner_name, metric, startup_trials
         folder = _create(runs_dir, settings)
         with resuming.hold(folder, "search") as lock:
             tune = _search(made, options, lock, folder, settings, space, cfg, True, quiet)
+            _conclude(tune, tune.signum)
     else:
         if config or items or storage or metric or seed is not None:
             raise UsageError("--resume takes only the tune folder (and --trials, --sampler, --pruner, "
@@ -536,7 +537,7 @@ def run(config, items, trials, sampler_name, pruner_name, metric, startup_trials
         options.check()
         with resuming.hold(resume_dir, "search") as lock:
             tune = _search(_executor(options, settings), options, lock, resume_dir, settings, space, cfg, False, quiet)
-    _conclude(tune, tune.signum)
+            _conclude(tune, tune.signum)
 
 
 def _executor(options, settings) -> tuple:

@@ -46,7 +46,7 @@ class Pruned(HdrError):
 class Interrupted(Stopped):
     def __init__(self, signum: int, folder: Path, epochs: int = 0):
         self.folder = folder
-        kept = f"epochs 1-{epochs} are kept" if epochs else "no epoch was completed"
+        kept = {0: "no epoch was completed", 1: "epoch 1 is kept"}.get(epochs, f"epochs 1-{epochs} are kept")
         super().__init__(f"stopped by {signal.Signals(signum).name}; {kept} in {folder}; "
                          f"resume with: hdr train --resume {folder}", signum)
 

@@ -37,9 +37,11 @@ MAX_SIDE = 1024  # larger inputs are shrunk to about this before any other work
 
 def _grey(image):
     """The image as a float grey array, transparency flattened and camera rotation applied."""
-    from PIL import Image, ImageOps
+    from PIL import ImageOps
 
     image = ImageOps.exif_transpose(image)  # phone photos are often stored sideways
+    if image.mode in ("I", "F") or image.mode.startswith("I;16"):
+        image = _eight_bit(image)
     transparent = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
     if image.mode not in ("L", "RGB", "RGBA"):  # palette, 1-bit, 16-bit, CMYK...: as reduce needs
         image = image.convert("RGBA" if transparent else "L")
@@ -58,6 +60,23 @@ def _grey(image):
             grey = grey * alpha + backdrop * (1 - alpha)
         return grey
     return np.asarray(image.convert("L"), np.float32)
+
+
+def _eight_bit(image):
+    """A 16-bit, 32-bit integer or float image as 8-bit grey, scaled by its depth: Pillow's own
+    conversion to L clips every level above 255, which turns a 16-bit scan, or a float TIFF in
+    0..1, into a blank page."""
+    lo, hi = image.getextrema()
+    if image.mode == "F" and 0 <= lo and hi <= 1:
+        scale, offset = 255, 0  # floats in 0..1
+    elif 0 <= lo and hi <= 255:
+        scale, offset = 1, 0  # 8-bit levels in a wider type (what Pillow's convert("I") of an L image gives)
+    elif 0 <= lo and image.mode != "F":
+        scale, offset = 255 / (2 ** int(hi).bit_length() - 1), 0  # its bit depth: 16-bit /257, 12-bit /16.06
+    else:
+        scale = 255 / ((hi - lo) or 1)  # anything else: its own range
+        offset = -lo * scale
+    return image.convert("F").point(lambda v: v * scale + offset).convert("L")
 
 
 def _quantile(a, q: float) -> float:

@@ -126,9 +126,13 @@ def _rows(text: str) -> list[dict]:
     return list(csv.DictReader(text.splitlines()))
 
 
-def test_unwritable_output_refused_before_predicting(cli_run, fake_run, good_png):
+def test_unwritable_output_refused_before_predicting(cli_run, fake_run, good_png, tmp_path):
     line = _one_error_line(cli_run("predict", fake_run, good_png, "--output", "/proc/x.csv"), 2)
     assert "--output /proc/x.csv" in line and "cannot create a file in /proc" in line
+    line = _one_error_line(cli_run("predict", fake_run, good_png, "--output", tmp_path), 2)
+    assert f"--output {tmp_path}: is a folder" in line
+    line = _one_error_line(cli_run("predict", fake_run, good_png, "--output", tmp_path / "no" / "x.csv"), 2)
+    assert f"its folder {tmp_path / 'no'} does not exist" in line
 
 
 def test_late_write_failure_keeps_the_answers(cli_run, fake_run, good_png, small_disk):

@@ -697,7 +697,7 @@ def check_output(output: Path | None) -> None:
         return
     output = Path(output)
     if output.is_dir():
-        raise UsageError(f"--output {output}: is a folder; name a file, such as {output / 'predictions.csv'}")
+        raise UsageError(f"--output {output}: is a folder; name a file, such as {output / 'digits.csv'}")
     if _stream(output):
         if not os.access(output, os.W_OK):
             raise UsageError(f"--output {output}: not writable; name a file you can write")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import sys
 from pathlib import Path
 
@@ -37,9 +38,11 @@ MAX_SIDE = 1024  # larger inputs are shrunk to about this before any other work
 
 def _grey(image):
     """The image as a float grey array, transparency flattened and camera rotation applied."""
-    from PIL import Image, ImageOps
+    from PIL import ImageOps
 
     image = ImageOps.exif_transpose(image)  # phone photos are often stored sideways
+    if image.mode in ("I", "F") or image.mode.startswith("I;16"):
+        image = _eight_bit(image)
     transparent = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
     if image.mode not in ("L", "RGB", "RGBA"):  # palette, 1-bit, 16-bit, CMYK...: as reduce needs
         image = image.convert("RGBA" if transparent else "L")
@@ -58,6 +61,23 @@ def _grey(image):
             grey = grey * alpha + backdrop * (1 - alpha)
         return grey
     return np.asarray(image.convert("L"), np.float32)
+
+
+def _eight_bit(image):
+    """A 16-bit, 32-bit integer or float image as 8-bit grey, scaled by its depth: Pillow's own
+    conversion to L clips every level above 255, which turns a 16-bit scan, or a float TIFF in
+    0..1, into a blank page."""
+    lo, hi = image.getextrema()
+    if image.mode == "F" and 0 <= lo and hi <= 1:
+        scale, offset = 255, 0  # floats in 0..1
+    elif 0 <= lo and hi <= 255:
+        scale, offset = 1, 0  # 8-bit levels in a wider type (what Pillow's convert("I") of an L image gives)
+    elif 0 <= lo and image.mode != "F":
+        scale, offset = 255 / (2 ** int(hi).bit_length() - 1), 0  # its bit depth: 16-bit /257, 12-bit /16.06
+    else:
+        scale = 255 / ((hi - lo) or 1)  # anything else: its own range
+        offset = -lo * scale
+    return image.convert("F").point(lambda v: v * scale + offset).convert("L")
 
 
 def _quantile(a, q: float) -> float:
@@ -420,8 +440,9 @@ ONNX_EXPORT = Path(rundir.EXPORT) / rundir.EXPORT_FILES["onnx"]  # where hdr exp
 RUNTIMES = {".onnx": (OnnxModel, "onnxruntime"), ".tflite": (LiteRtModel, "ai_edge_litert")}
 
 
-def load_predictor(run, model_path: str | Path | None = None):
-    """What predicts for run folder `run`: the exported model at `model_path` (.onnx with ONNX
+def find_predictor(run, model_path: str | Path | None = None):
+    """(load, path): what will predict for run folder `run` and how it is loaded, found and
+    checked without importing any framework: the exported model at `model_path` (.onnx with ONNX
     Runtime, .tflite with LiteRT), else the run's RUN/export/model.onnx when it exists and ONNX
     Runtime is installed (no TensorFlow import), else model.keras."""
     import importlib.util
@@ -438,10 +459,16 @@ def load_predictor(run, model_path: str | Path | None = None):
         cls, package = RUNTIMES[model_path.suffix.lower()]
         if importlib.util.find_spec(package) is None:
             raise UsageError(f"--model needs {package}, not installed; install with: pip install 'hdr[export]'")
-        return cls(model_path)
+        return cls, model_path
     if importlib.util.find_spec("onnxruntime") is not None and (folder / ONNX_EXPORT).is_file():
-        return OnnxModel(folder / ONNX_EXPORT)
-    return load_model(folder)
+        return OnnxModel, folder / ONNX_EXPORT
+    return load_model, folder
+
+
+def load_predictor(run, model_path: str | Path | None = None):
+    """The model find_predictor chooses, loaded."""
+    load, path = find_predictor(run, model_path)
+    return load(path)
 
 
 def input_size(model) -> tuple[int, int]:
@@ -501,8 +528,19 @@ def open_image(path: str | Path):
     return image
 
 
+def check_image(path: str | Path) -> str | None:
+    """A UsageError when the file is not there or is not an image, told from its header alone
+    (before any model loads); else a warning when it holds several frames, None when it is plain."""
+    with open_image(path) as image:
+        frames = getattr(image, "n_frames", 1)
+        # An MPO is a camera's JPEG with extra views (depth, thumbnails): its first is the photo.
+        if frames > 1 and image.format != "MPO":
+            return f"{path} holds {frames} frames (an animation or a multi-page file); only the first is read"
+    return None
+
+
 def preprocess_file(path: str | Path, size: tuple[int, int]) -> np.ndarray:
-    """One image file -> the model input; a damaged file is a UsageError naming it."""
+    """One image file (its first frame) -> the model input; a damaged file is a UsageError naming it."""
     from PIL import Image
 
     with open_image(path) as image:
@@ -513,6 +551,18 @@ def preprocess_file(path: str | Path, size: tuple[int, int]) -> np.ndarray:
         except (OSError, ValueError, SyntaxError) as e:
             raise UsageError(f"{path} is a damaged image ({e}); re-save or re-export it") from None
         return preprocess(image, size)
+
+
+def _per_file(path, read):
+    """(read(path), None), or (None, the file's own one-line error): one file never costs the
+    answers of the others, not even when it trips a bug in hdr."""
+    try:
+        return read(path), None
+    except HdrError as e:
+        return None, e
+    except Exception as e:
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        return None, HdrError(f"{path}: could not be read ({type(e).__name__}: {first}); please report this to hdr")
 
 
 def _unique_names(paths: list[str]) -> list[str]:
@@ -587,24 +637,33 @@ def expand(paths: list[str]) -> list[str]:
 
 
 def predict_files(run, paths: list[str], top: int = 1, save_dir: Path | None = None,
-                  model_path: str | Path | None = None, output: Path | None = None) -> tuple[list[dict], list[str]]:
-    """Predict every readable image in one batch call. Returns the results and one message per
-    unreadable image: one bad file does not cost the others. Each image is reduced to its small
-    model input at once, so many large photos never sit in memory together. output: a CSV of the
-    results is written there too."""
-    if output is not None and (output.is_dir() or not output.parent.is_dir()):
-        raise UsageError(f"--output {output}: {'is a folder' if output.is_dir() else 'its folder does not exist'}")
+                  model_path: str | Path | None = None, warn=None) -> tuple[list[dict], list[HdrError]]:
+    """Predict every readable image in one batch call. Returns the results and one error per
+    unreadable image, in the order given: one bad file does not cost the others. What the user
+    named (--save-preprocessed, the run folder, --model, each file's header) is checked before
+    the model loads, so a mistake is told at once, not after TensorFlow's import. Each image is
+    reduced to its small model input at once, so many large photos never sit in memory together.
+    warn(line): told of each file read with a caveat (several frames: the first is read)."""
     if save_dir is not None and Path(save_dir).exists() and not Path(save_dir).is_dir():
         raise UsageError(f"--save-preprocessed: {save_dir} is a file, not a folder")
-    model = load_predictor(run, model_path)
+    load, where = find_predictor(run, model_path)
+    errors: dict[int, HdrError] = {}
+    for i, p in enumerate(paths):
+        note, errors[i] = _per_file(p, check_image)
+        if note and warn:
+            warn(note)
+    readable = [i for i, e in errors.items() if e is None]
+    if not readable:
+        return [], list(errors.values())
+    model = load(where)
     size = input_size(model)
-    inputs, good, bad = [], [], []
-    for p in paths:
-        try:
-            inputs.append(preprocess_file(p, size))
-            good.append(p)
-        except UsageError as e:
-            bad.append(str(e.format_message()))
+    inputs, good = [], []
+    for i in readable:
+        a, errors[i] = _per_file(paths[i], lambda p: preprocess_file(p, size))
+        if a is not None:
+            inputs.append(a)
+            good.append(paths[i])
+    bad = [e for e in errors.values() if e is not None]
     if not good:
         return [], bad
     inputs = np.stack(inputs)
@@ -612,10 +671,62 @@ def predict_files(run, paths: list[str], top: int = 1, save_dir: Path | None = N
     probs = predict_arrays(model, inputs)
     if save_dir is not None:
         _save_inputs(Path(save_dir), good, inputs)
-    results = [_result(p, None if b else pr, top) for p, pr, b in zip(good, probs, blank)]
-    if output is not None:
-        atomic_write(output, _csv(results))
-    return results, bad
+    return [_result(p, None if b else pr, top) for p, pr, b in zip(good, probs, blank)], bad
+
+
+def _stream(path: Path) -> bool:
+    """Whether --output names a thing written into, not replaced: a terminal, pipe or device
+    (/dev/stdout), or the very file this process's stdout is (--output /dev/stdout > out.txt)."""
+    try:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            return True
+        out = os.fstat(1)
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino) == (out.st_dev, out.st_ino)
+
+
+def check_output(output: Path | None) -> None:
+    """--output, checked before anything is read: a UsageError naming the path and the fix when
+    the CSV could not be written there. A file is written as atomic_write does, beside its real
+    path (through a symlink), so that is where a file is tried."""
+    import tempfile
+
+    if output is None:
+        return
+    output = Path(output)
+    if output.is_dir():
+        raise UsageError(f"--output {output}: is a folder; name a file, such as {output / 'digits.csv'}")
+    if _stream(output):
+        if not os.access(output, os.W_OK):
+            raise UsageError(f"--output {output}: not writable; name a file you can write")
+        return
+    target = Path(os.path.realpath(output))
+    if not target.parent.is_dir():
+        raise UsageError(f"--output {output}: its folder {target.parent} does not exist; create it or name another")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=".tmp")
+    except OSError as e:
+        raise UsageError(f"--output {output}: cannot create a file in {target.parent} ({e.strerror or e}); "
+                         "name a file in a folder you can write to") from None
+    os.close(fd)
+    os.unlink(tmp)
+
+
+def write_csv(output: Path, results: list[dict]) -> None:
+    """The results as CSV at --output, whole or not at all. A symlink is written through (its
+    target replaced, the link kept); a stream is written into. A failure is one HdrError line."""
+    output = Path(output)
+    try:
+        if _stream(output):
+            with open(output, "a") as f:  # appended: "> out.txt" may hold the answers printed just before
+                f.write(_csv(results))
+        else:
+            atomic_write(Path(os.path.realpath(output)), _csv(results))
+    except OSError as e:
+        raise HdrError(f"--output {output}: the CSV could not be written ({e.strerror or e}); "
+                       "the answers are printed above") from None
 
 
 def results_text(results: list[dict], as_json: bool = False) -> str:

@@ -668,6 +668,29 @@ def load_run_config(path: str | Path) -> Config:
     return validate(data, source=str(path))
 
 
+def resumable(folder: Path) -> tuple[dict, Config]:
+    """(run.json, config) of a run folder that `hdr train --resume` may continue, or the one-line
+    UsageError saying why not: completed, still running, its config.yaml edited, no checkpoint.
+    Files only, no framework: the CLI asks before it imports Keras. The caller holds (or has just
+    probed) the folder's lock."""
+    folder = Path(folder)
+    info = rundir.read_json(folder / rundir.RUN)
+    status = rundir.effective_status(info)
+    if status == rundir.COMPLETED:
+        raise UsageError(f"{folder} is already completed ({info.get(rundir.EPOCHS_COMPLETED)} epochs); nothing to resume")
+    if status == rundir.RUNNING:
+        raise UsageError(f"{folder} is still running (pid {info.get('pid')}); stop it first")
+    cfg = load_run_config(folder / rundir.CONFIG)
+    if info.get("config_fingerprint") not in (None, fingerprint(cfg)):
+        raise UsageError(f"{folder}/{rundir.CONFIG} was changed after the run started, and a run goes on only with the "
+                         "config it began with (training.epochs aside); to train the changed config, start a new "
+                         f"run: hdr train {folder}/{rundir.CONFIG}")
+    history = rundir.read_history(folder / rundir.HISTORY)
+    if not history or not rundir.checkpoint(folder, len(history)).is_file():
+        raise UsageError(f"{folder} has no checkpoint of a completed epoch to resume from; start a new run instead")
+    return info, cfg
+
+
 # Schedules whose shape depends on the length of the run.
 _RUN_LENGTH_SCHEDULES = {"cosine", "onecycle"}
 

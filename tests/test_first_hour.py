@@ -188,7 +188,7 @@ def test_an_override_typo_is_blamed_on_the_override(cli_run, tmp_path):
 @pytest.mark.parametrize("dist, words", [
     ("log_uniform(1e-4,1e-1)", "unknown distribution log_uniform; did you mean loguniform? "
                                "(loguniform, uniform, int, choice)"),
-    ("gaussian(0,1)", "unknown distribution gaussian (loguniform, uniform, int, choice)"),
+    ("gaussian(0,1)", "not a distribution; use loguniform(a,b), uniform(a,b), int(a,b[,log]) or choice(v1,v2,...)"),
 ])
 def test_a_misspelt_distribution_is_named(cli_run, tmp_path, dist, words):
     r = cli_run("tune", CONFIGS / "mlp_adam.yaml", f"optimizer.learning_rate={dist}", "--trials", "2",

@@ -126,10 +126,10 @@ def parse_dist(key: str, text: str) -> Dist:
     m = DIST.match(str(text))
     if not m:
         named = CALL.match(str(text))
-        if named:  # a misspelt kind (log_uniform) is named as such, not read as a plain value
-            close = difflib.get_close_matches(named.group(1), KINDS, n=1)
-            near = f"; did you mean {close[0]}?" if close else ""
-            raise UsageError(f"{item}: unknown distribution {named.group(1)}{near} ({', '.join(KINDS)})")
+        close = difflib.get_close_matches(named.group(1), KINDS, n=1, cutoff=0.75) if named else []  # normal is no misspelt uniform
+        if close:  # a misspelt kind (log_uniform)
+            raise UsageError(f"{item}: unknown distribution {named.group(1)}; did you mean {close[0]}? "
+                             f"({', '.join(KINDS)})")
         raise UsageError(f"{item}: not a distribution; use loguniform(a,b), uniform(a,b), int(a,b[,log]) or "
                          "choice(v1,v2,...)")
     kind, inner = m.group(1), m.group(2)

@@ -14,10 +14,10 @@ from hdr.core.errors import UsageError
 BACKENDS = ("tensorflow", "jax", "torch")
 
 
-def check_backend(name: str | None = None) -> None:
+def check_backend() -> None:
     """A one-line UsageError for a KERAS_BACKEND that is unknown or not installed, instead of
     Keras's traceback from deep inside its import."""
-    name = os.environ.get("KERAS_BACKEND") if name is None else name
+    name = os.environ.get("KERAS_BACKEND")
     if not name:
         return  # Keras's own choice: ~/.keras/keras.json, else TensorFlow
     if name not in BACKENDS:

@@ -92,7 +92,8 @@ def test_overrides_by_dotted_path(tmp_path):
 
 
 @pytest.mark.parametrize("data, overrides, expected", [
-    ({**BASE, "trainng": {}}, (), "trainng: unknown key; allowed keys: dataset, model, optimizer, training"),
+    ({**BASE, "trainng": {}}, (), "trainng: unknown key; did you mean training? (allowed keys: dataset, model, "
+                                  "optimizer, training, augment)"),
     ({**BASE, "model": {"type": "cnn", "layerz": 3}}, (), "model.layerz: unknown key"),
     ({**BASE, "optimizer": {"name": "adam", "momentum": 0.9}}, (), "optimizer.momentum: unknown key"),
     ({**BASE, "optimizer": {"name": "adamm"}}, (), "optimizer.name: unknown optimizer name 'adamm'"),
@@ -121,7 +122,8 @@ def test_overrides_by_dotted_path(tmp_path):
 def test_invalid_configs_name_the_key(tmp_path, data, overrides, expected):
     msg = error_of(tmp_path, data, overrides)
     assert expected in msg
-    assert str(tmp_path) in msg or "override" in msg  # names the file or the override
+    # names where the mistake is: each override here is the culprit, else the file
+    assert msg.startswith(f"override {overrides[-1]!r}" if overrides else f"{tmp_path / 'c.yaml'}: "), msg
 
 
 @pytest.mark.parametrize("content, expected", [
@@ -140,3 +142,107 @@ def test_bad_files(tmp_path, content, expected):
 def test_missing_file(tmp_path):
     with pytest.raises(UsageError, match="config file not found"):
         config.load(tmp_path / "nope.yaml")
+
+
+# ---------------------------------------------------------------- where a mistake is, and the near name
+
+@pytest.mark.parametrize("data, overrides, where, expected", [
+    (BASE, ("trainng.epochs=3",), "override 'trainng.epochs=3'",
+     "trainng: unknown key; did you mean training? (allowed keys: dataset, model, optimizer, training, augment)"),
+    ({**BASE, "trainng": {"epochs": 3}}, ("training.epochs=3",), "FILE", "trainng: unknown key; did you mean training?"),
+    (BASE, ("training.epochs=2", "training.epohcs=3"), "override 'training.epohcs=3'",
+     "training.epohcs: unknown key; did you mean epochs?"),
+    (BASE, ("optimizer.learnig_rate=0.1",), "override 'optimizer.learnig_rate=0.1'", "did you mean learning_rate?"),
+    (BASE, ("model.conv=[{filters: 4, kernal: 3}]",), "override 'model.conv=[{filters: 4, kernal: 3}]'",
+     "model.conv.0.kernal: unknown key; did you mean kernel?"),
+    (BASE, ("optimizer.name=adamm",), "override 'optimizer.name=adamm'",
+     "unknown optimizer name 'adamm'; did you mean 'adam'? (allowed: 'sgd', 'adam'"),
+    ({**BASE, "optimizer": {"name": "adamm"}}, ("optimizer.learning_rate=0.1",), "FILE", "did you mean 'adam'?"),
+    (BASE, ("model.type=mpl",), "override 'model.type=mpl'", "unknown model type 'mpl'; did you mean 'mlp'?"),
+    (BASE, ("model.activation=rleu",), "override 'model.activation=rleu'",
+     "model.activation: 'rleu' is not allowed; did you mean 'relu'?"),
+    (BASE, ("dataset.name=mnsit",), "override 'dataset.name=mnsit'",
+     "dataset.name: 'mnsit' is not allowed; did you mean 'mnist'? (allowed: 'mnist' or 'usps')"),
+    (BASE, ("model={type: mlp, hidden: [8], dropout: [0.1, 0.2]}",), "override 'model={type: mlp, hidden",
+     "model.dropout has 2 rates but model.hidden has 1 layers"),
+    (BASE, ("model=cnn",), "override 'model=cnn'", "model: must be a mapping"),
+    ({**BASE, "model": {"type": "mlp", "dropout": "x"}}, (), "FILE", "model.dropout: 'x' is invalid"),
+])
+def test_a_mistake_names_where_it_is_and_the_nearest_name(tmp_path, data, overrides, where, expected):
+    msg = error_of(tmp_path, data, overrides)
+    assert msg.startswith((str(tmp_path / "c.yaml") if where == "FILE" else where)), msg
+    assert expected in msg, msg
+
+
+def test_no_near_name_lists_what_is_allowed(tmp_path):
+    msg = error_of(tmp_path, BASE, ["zzz.epochs=1"])
+    assert msg.endswith("zzz: unknown key; allowed keys: dataset, model, optimizer, training, augment"), msg
+
+
+def test_every_key_path_is_settable():
+    """key_paths lists what the CLI points an unknown --option to: each one a key of the schema."""
+    keys = config.key_paths()
+    assert {"training.epochs", "optimizer.learning_rate", "model.hidden", "model.conv.N.filters",
+            "training.early_stopping.patience", "augment.rotation", "dataset.validation_split"} <= set(keys)
+    assert len(keys) == len(set(keys))
+    assert all(k.split(".")[0] in config.Config.model_fields for k in keys)
+
+
+# ---------------------------------------------------------------- bounded sizes
+
+@pytest.mark.parametrize("override, expected", [
+    ("model.hidden=[" + ",".join(["1"] * 20_000) + "]", "model.hidden: 20,000 items, more than hdr accepts (at most 100)"),
+    ("model.hidden=[16385]", "model.hidden.0: 16385 is more than hdr accepts (at most 16,384)"),
+    ("model.dropout=[" + ",".join(["0.1"] * 101) + "]", "model.dropout: 101 items, more than hdr accepts (at most 100)"),
+    ("training.epochs=100000000000000000000",
+     "training.epochs: 100000000000000000000 is more than hdr accepts (at most 100,000)"),
+    ("training.batch_size=1000001", "training.batch_size: 1000001 is more than hdr accepts (at most 1,000,000)"),
+    ("training.eval_batch_size=10000000", "training.eval_batch_size: 10000000 is more than hdr accepts"),
+    ("training.steps_per_execution=1000000", "at most 10,000"),
+    ("training.early_stopping={patience: 1000000}", "training.early_stopping.patience: 1000000 is more than hdr"),
+    ("optimizer.warmup_epochs=1e9", "optimizer.warmup_epochs: 1000000000.0 is more than hdr accepts"),
+    ("optimizer.decay_epochs=1e9", "optimizer.decay_epochs: 1000000000.0 is more than hdr accepts"),
+])
+def test_sizes_no_experiment_needs_are_refused_with_the_limit(tmp_path, override, expected):
+    data = {**BASE, "model": {"type": "mlp"}}
+    msg = error_of(tmp_path, data, [override])
+    assert expected in msg, msg
+    assert len(msg) < 400
+
+
+@pytest.mark.parametrize("model, expected", [
+    ({"type": "cnn", "conv": [{"filters": 4}] * 101}, "model.conv: 101 items, more than hdr accepts (at most 100)"),
+    ({"type": "cnn", "dense": [8] * 101}, "model.dense: 101 items"),
+    ({"type": "cnn", "dense": [100_000]}, "model.dense.0: 100000 is more than hdr accepts (at most 16,384)"),
+    ({"type": "cnn", "conv": [{"filters": 10**6}]}, "model.conv.0.filters: 1000000 is more than hdr accepts"),
+    ({"type": "cnn", "conv": [{"filters": 4, "kernel": 10**6, "padding": "same"}]},
+     "model.conv.0.kernel: 1000000 is more than hdr accepts (at most 64)"),
+    ({"type": "cnn", "conv": [{"filters": 4, "stride": 65}]}, "model.conv.0.stride: 65 is more than hdr accepts"),
+    ({"type": "cnn", "conv": [{"filters": 4, "pool": 65}]}, "model.conv.0.pool: 65 is more than hdr accepts"),
+])
+def test_model_sizes_are_bounded(tmp_path, model, expected):
+    assert expected in error_of(tmp_path, {**BASE, "model": model})
+
+
+def test_the_limits_themselves_are_accepted():
+    cfg = config.validate({
+        **BASE,
+        "model": {"type": "mlp", "hidden": [config.MAX_WIDTH] + [1] * (config.MAX_LAYERS - 1),
+                  "dropout": [0.0] * config.MAX_LAYERS},
+        "training": {"epochs": config.MAX_EPOCHS, "batch_size": config.MAX_BATCH,
+                     "eval_batch_size": config.MAX_BATCH, "steps_per_execution": config.MAX_STEPS_PER_EXECUTION,
+                     "early_stopping": {"patience": config.MAX_EPOCHS}},
+    })
+    assert cfg.training.epochs == config.MAX_EPOCHS and len(cfg.model.hidden) == config.MAX_LAYERS
+    config.validate({**BASE, "model": {"type": "cnn", "conv": [
+        {"filters": config.MAX_WIDTH, "kernel": config.MAX_WINDOW, "stride": config.MAX_WINDOW,
+         "pool": config.MAX_WINDOW, "padding": "same"}] * config.MAX_LAYERS}})
+
+
+def test_the_readme_states_every_limit():
+    from tests.conftest import REPO
+
+    text = (REPO / "README.md").read_text()
+    reference = text[text.index("## Config reference"):text.index("## Configs and the experiments")]
+    for name in ("MAX_LAYERS", "MAX_WIDTH", "MAX_WINDOW", "MAX_EPOCHS", "MAX_BATCH", "MAX_STEPS_PER_EXECUTION"):
+        assert f"at most {getattr(config, name):,}" in reference, name

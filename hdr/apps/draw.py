@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hdr.core.errors import EXIT_SIGNAL, HdrError
+from hdr.core.errors import EXIT_SIGNAL, HdrError, UsageError
 
 CANVAS = 280  # 10x MNIST's 28, the size the canvas and its PIL twin share
 BRUSH = 24    # pen width in canvas pixels: MNIST-like strokes (2.4 px of 28) for a digit drawn ~3/4 of the canvas high
@@ -199,13 +199,15 @@ def _import_tk():
 
 
 def open_root():
-    """The Tk root window, or a one-line HdrError when there is no display to put it on."""
+    """The Tk root window, or a one-line UsageError when there is no display to put it on: the
+    command was run in the wrong place, which is the user's to change (exit 2)."""
     tk = _import_tk()
     try:
         return tk.Tk()
     except tk.TclError as e:
-        raise HdrError(f"hdr draw needs a display ({e}); run it on a desktop or over ssh -X, "
-                       "or save a drawing and use: hdr predict RUN IMAGE") from None
+        raise UsageError(f"hdr draw needs a display ({e}); run it where there is one (a desktop, ssh -X, or a "
+                         "virtual one: Xvfb :99 & DISPLAY=:99 hdr draw RUN), or save a drawing and use: "
+                         "hdr predict RUN IMAGE") from None
 
 
 def show(run, model_path=None) -> None:

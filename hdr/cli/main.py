@@ -36,7 +36,51 @@ LAZY_COMMANDS = {
 
 def _one_line(e: click.UsageError) -> UsageError:
     hint = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
-    return UsageError(f"{e.format_message()}{hint}")
+    message = e.format_message()
+    if isinstance(e, click.NoSuchOption) and not e.possibilities:  # none of the command's own options is near
+        message = message.rstrip(".") + _as_override(e)
+    return UsageError(f"{message}{hint}")
+
+
+def _as_override(e: click.NoSuchOption) -> str:
+    """For `hdr train --epochs 3` and the like, in a command that takes KEY=VALUE overrides: the
+    config key the option may have meant, written as the override that sets it."""
+    if e.ctx is None or not any(p.name == "overrides" for p in e.ctx.command.params):
+        return ""
+    import difflib
+
+    from hdr.engine.config import key_paths
+
+    name = e.option_name.lstrip("-").replace("-", "_")
+    keys = key_paths()
+    last = {k.rpartition(".")[2] for k in keys}
+    near = [name] if name in last else difflib.get_close_matches(name, sorted(last), n=1)
+    if not near:
+        return ""
+    args = e.ctx.meta.get("hdr.args", [])
+    value = "VALUE"
+    for i, arg in enumerate(args):
+        if arg.startswith(e.option_name + "="):
+            value = arg.partition("=")[2]
+        elif arg == e.option_name and i + 1 < len(args) and not args[i + 1].startswith("-"):
+            value = args[i + 1]
+    keys = [k for k in keys if k.rpartition(".")[2] == near[0]]
+    return f"; config keys are set as KEY=VALUE after the config: {' or '.join(f'{k}={value}' for k in keys)}"
+
+
+def _debug(ctx, param, value):
+    if value:
+        ctx.meta["hdr.debug"] = True
+
+
+def _with_debug(cmd: click.Command) -> click.Command:
+    """--debug after the command too (hdr evaluate RUN --debug), for it and its subcommands."""
+    if not any(p.name == "debug" for p in cmd.params):
+        cmd.params.append(click.Option(["--debug"], is_flag=True, expose_value=False, is_eager=True, callback=_debug,
+                                       help="Show full tracebacks instead of one-line errors."))
+    for sub in getattr(cmd, "commands", {}).values():
+        _with_debug(sub)
+    return cmd
 
 
 class HdrGroup(click.Group):
@@ -67,9 +111,10 @@ class HdrGroup(click.Group):
         # An import error here is a bug in hdr, not a user mistake: it propagates as a traceback.
         cmd = getattr(importlib.import_module(module), attr)
         cmd.short_help = short
-        return cmd
+        return _with_debug(cmd)
 
     def parse_args(self, ctx, args):
+        ctx.meta["hdr.args"] = list(args)  # what an unknown option's hint quotes
         try:
             return super().parse_args(ctx, args)
         except click.exceptions.NoArgsIsHelpError:

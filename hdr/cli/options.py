@@ -37,6 +37,38 @@ def runs_dir(help: str):
                         type=click.Path(file_okay=False, path_type=Path), help=help)
 
 
+def check_runs_dir(path: Path) -> None:
+    """Refuse at once, before the seconds of importing Keras, a --runs-dir where no run folder
+    can be made (a file, a read-only or pseudo filesystem such as /proc). Leaves nothing behind:
+    a folder that does not exist yet is made and removed again, the one sure test."""
+    import os
+
+    from hdr.core.errors import UsageError
+
+    def refuse(why: str):
+        raise UsageError(f"cannot create runs folder {path}: {why}; choose another with --runs-dir")
+
+    if path.is_dir():
+        if not os.access(path, os.W_OK | os.X_OK):
+            refuse("it is not writable")
+        return
+    first = path  # the first folder of the path that is missing
+    while not first.parent.is_dir() and first.parent != first:
+        first = first.parent
+    if os.path.lexists(first):
+        refuse(f"{first} is not a folder")
+    try:
+        first.mkdir()
+    except FileExistsError:
+        return  # another process made it meanwhile
+    except OSError as e:
+        refuse(e.strerror)
+    try:
+        first.rmdir()
+    except OSError:
+        pass  # no longer empty or gone: another process uses it now
+
+
 def resume(metavar: str, help: str):
     return click.option("--resume", "resume_dir", type=click.Path(file_okay=False, path_type=Path),
                         metavar=metavar, help=help)

@@ -28,18 +28,26 @@ def command(config, overrides, runs_dir, resume_run, quiet, info_items):
 
     The last line printed on stdout is the path of the run folder.
     """
-    from hdr.engine import train
+    from hdr.engine import config as config_mod
+    from hdr.runs import rundir
 
+    # Every refusal first: importing Keras (hdr.engine.train) takes seconds.
     if resume_run:
         if config or overrides:
             raise UsageError("--resume takes only the run folder; the config is the run's own config.yaml")
-        folder = train.resume(Path(resume_run), quiet=quiet)
+        folder = rundir.open_run(resume_run)
+        with rundir.owned(folder):  # in use by another process? Let go at once: train.resume takes it for good
+            config_mod.resumable(folder)
     else:
         if not config:
             raise UsageError("missing CONFIG: give a YAML config file (see configs/) or --resume RUN")
-        from hdr.engine import config as config_mod
-
         cfg = config_mod.load(config, list(overrides))
+        options.check_runs_dir(runs_dir)
+    from hdr.engine import train
+
+    if resume_run:
+        folder = train.resume(folder, quiet=quiet)
+    else:
         extra = dict(item.partition("=")[::2] for item in info_items)
         folder = train.train(cfg, Path(config).stem, Path(runs_dir), quiet=quiet, extra_info=extra)
     if not quiet:

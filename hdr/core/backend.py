@@ -2,16 +2,37 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import platform
 import sys
 import tempfile
+
+from hdr.core.errors import UsageError
+
+# The Keras backends hdr runs on (KERAS_BACKEND): each is also the name of the package pip installs.
+BACKENDS = ("tensorflow", "jax", "torch")
+
+
+def check_backend() -> None:
+    """A one-line UsageError for a KERAS_BACKEND that is unknown or not installed, instead of
+    Keras's traceback from deep inside its import."""
+    name = os.environ.get("KERAS_BACKEND")
+    if not name:
+        return  # Keras's own choice: ~/.keras/keras.json, else TensorFlow
+    if name not in BACKENDS:
+        raise UsageError(f"KERAS_BACKEND={name!r} is not a backend hdr runs on; use one of "
+                         f"{', '.join(BACKENDS)} (unset: tensorflow)")
+    if importlib.util.find_spec(name) is None:
+        raise UsageError(f"KERAS_BACKEND={name}, but {name} is not installed in this Python; install it "
+                         f"({sys.executable} -m pip install {name}) or unset KERAS_BACKEND to use tensorflow")
 
 
 def quiet_import():
     """Import keras with TensorFlow's C++ start-up chatter silenced."""
     if "keras" in sys.modules:
         return sys.modules["keras"]
+    check_backend()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     # TensorFlow's C++ logger writes to fd 2 before any Python setting applies; hold fd 2
     # aside during the import and replay it only if the import fails.

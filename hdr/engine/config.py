@@ -7,6 +7,7 @@ resolved form (every default written out, optimizer defaults included) is what a
 from __future__ import annotations
 
 import copy
+import difflib
 import re
 import stat
 from pathlib import Path
@@ -23,10 +24,28 @@ Initializer = Literal[
     "glorot_uniform", "glorot_normal", "he_uniform", "he_normal",
     "lecun_uniform", "lecun_normal", "random_normal", "random_uniform",
 ]
-PosInt = Annotated[int, Field(gt=0)]
 Rate = Annotated[float, Field(ge=0.0, lt=1.0)]
 PosFloat = Annotated[float, Field(gt=0.0)]
 NonNegFloat = Annotated[float, Field(ge=0.0)]
+
+# Sizes far beyond any digit classifier, bounded so that a slip (a list of 20,000 layers, 10**20
+# epochs, a kernel of a million pixels) is refused here at once instead of building for minutes
+# or running out of memory. The README's config reference states them.
+MAX_LAYERS = 100          # items of model.hidden, model.dense, model.conv (and model.dropout)
+MAX_WIDTH = 16_384        # units of a dense layer, filters of a conv block
+MAX_WINDOW = 64           # a conv block's kernel, stride and pool
+MAX_EPOCHS = 100_000      # training.epochs, and every count of epochs (patience, warm-up, decay)
+MAX_BATCH = 1_000_000     # training.batch_size and eval_batch_size
+MAX_STEPS_PER_EXECUTION = 10_000
+Width = Annotated[int, Field(gt=0, le=MAX_WIDTH)]
+Window = Annotated[int, Field(gt=0, le=MAX_WINDOW)]
+Epochs = Annotated[int, Field(gt=0, le=MAX_EPOCHS)]
+EpochSpan = Annotated[float, Field(ge=0.0, le=MAX_EPOCHS)]
+Batch = Annotated[int, Field(gt=0, le=MAX_BATCH)]
+
+
+def _layers(item):
+    return Annotated[list[item], Field(max_length=MAX_LAYERS)]
 
 
 class Strict(BaseModel):
@@ -48,7 +67,9 @@ class Dataset(Strict):
         from hdr.core.data import DATASETS
 
         if name not in DATASETS:
-            raise ValueError(f"{name!r} is not allowed; allowed: {_either(DATASETS)}")
+            close = difflib.get_close_matches(name, list(DATASETS), n=1)
+            near = f"; did you mean {close[0]!r}? (allowed: {_either(DATASETS)})" if close else ""
+            raise ValueError(f"{name!r} is not allowed" + (near or f"; allowed: {_either(DATASETS)}"))
         return name
 
 
@@ -60,14 +81,14 @@ def _either(names) -> str:
 # ---------------------------------------------------------------- model
 
 class ConvBlock(Strict):
-    filters: PosInt
-    kernel: PosInt = 3
+    filters: Width
+    kernel: Window = 3
     # 2 halves the feature map in the conv itself: about 4x less work than a conv then pool 2,
     # which is what makes configs/fast/ fast on a CPU.
-    stride: PosInt = Field(1, description="step of the kernel across the image")
+    stride: Window = Field(1, description="step of the kernel across the image")
     activation: Activation | None = Field(None, description="default: model.activation")
     padding: Literal["valid", "same"] = "valid"
-    pool: Annotated[int, Field(ge=0)] = Field(0, description="max-pooling size after the conv; 0: none")
+    pool: Annotated[int, Field(ge=0, le=MAX_WINDOW)] = Field(0, description="max-pooling size after the conv; 0: none")
     dropout: Rate = 0.0
     batch_norm: bool = False
 
@@ -92,9 +113,9 @@ class MLP(_Hidden):
     """Fully connected hidden layers; dropout > 0 gives the dropout MLP."""
 
     type: Literal["mlp"]
-    hidden: list[PosInt] = Field(default_factory=lambda: [512, 512])
+    hidden: _layers(Width) = Field(default_factory=lambda: [512, 512])
     activation: Activation = "relu"
-    dropout: Rate | list[Rate] = 0.0
+    dropout: Rate | _layers(Rate) = 0.0
     batch_norm: bool = Field(False, description="batch normalization before each hidden activation")
 
     @model_validator(mode="after")
@@ -111,9 +132,9 @@ class CNN(_Hidden):
 
     type: Literal["cnn"]
     activation: Activation = "relu"
-    conv: list[ConvBlock] = Field(default_factory=lambda: [
+    conv: _layers(ConvBlock) = Field(default_factory=lambda: [
         ConvBlock(filters=32, kernel=3, pool=2), ConvBlock(filters=64, kernel=3, pool=2)])
-    dense: list[PosInt] = Field(default_factory=lambda: [100])
+    dense: _layers(Width) = Field(default_factory=lambda: [100])
     dropout: Rate = Field(0.0, description="dropout after each dense layer")
 
     @model_validator(mode="after")
@@ -152,9 +173,9 @@ class _OptBase(Strict):
     learning_rate: PosFloat = 0.001
     schedule: Literal[tuple(SCHEDULES)] = Field("constant", description="; ".join(
         f"{k}: {v}" for k, v in SCHEDULES.items()))
-    warmup_epochs: NonNegFloat = Field(0.0, description="linear warm-up from 0 before any schedule")
+    warmup_epochs: EpochSpan = Field(0.0, description="linear warm-up from 0 before any schedule")
     decay_rate: Annotated[float, Field(gt=0.0, le=1.0)] = 0.1
-    decay_epochs: PosFloat = 10.0
+    decay_epochs: Annotated[float, Field(gt=0.0, le=MAX_EPOCHS)] = 10.0
     clipnorm: PosFloat | None = None
     weight_decay: NonNegFloat | None = Field(None, description="decoupled weight decay; null: none")
     ema_momentum: Rate | None = Field(
@@ -246,23 +267,23 @@ class Augment(Strict):
 
 class EarlyStopping(Strict):
     monitor: Literal[rundir.VAL_ACCURACY, rundir.VAL_LOSS] = rundir.VAL_ACCURACY
-    patience: PosInt = 5
+    patience: Epochs = 5
     min_delta: NonNegFloat = 0.0
     restore_best: bool = Field(True, description="end with the weights of the best epoch")
 
 
 class Training(Strict):
-    epochs: PosInt = 5
-    batch_size: PosInt = 128
+    epochs: Epochs = 5
+    batch_size: Batch = 128
     seed: Annotated[int, Field(ge=0, lt=2**32)] = 1  # what every backend's seeding accepts
     # 16: the same history as 1 (checked in tests/test_perf_paths.py), fewer round trips into the
     # backend and fewer progress/stop checks (every 16 batches); see BENCHMARKS.md.
-    steps_per_execution: PosInt = Field(
+    steps_per_execution: Annotated[int, Field(gt=0, le=MAX_STEPS_PER_EXECUTION)] = Field(
         16, description="batches run per call into the backend; larger is faster, same result")
     precision: Literal["float32", "mixed_bfloat16", "mixed_float16"] = Field(
         "float32", description="mixed_bfloat16 is faster on GPUs and CPUs with AVX-512 BF16 or AMX (much slower "
                                "on other CPUs), results differ slightly")
-    eval_batch_size: PosInt = Field(1000, description="batch size for validation and test passes")
+    eval_batch_size: Batch = Field(1000, description="batch size for validation and test passes")
     label_smoothing: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
     early_stopping: EarlyStopping | None = Field(
         None, description="stop when the monitored validation figure has not improved for patience epochs")
@@ -480,47 +501,72 @@ def _list_item(node: list, part: str, dotted: str):
     return node[_index(node, part, dotted)]
 
 
-def _dotted(loc: tuple) -> str:
-    # pydantic puts the union's tag in the location (model.cnn.conv.0...); drop it.
+def _dotted(loc: tuple, kind: str = "") -> str:
+    # pydantic puts the union's tag in the location (model.cnn.conv.0...), and the branch of a
+    # plain union (model.dropout.list[constrained-float]); drop them. Only an unknown key (the
+    # last part of an extra_forbidden error) is the user's own text, kept as given.
     parts = [str(p) for p in loc]
     out = []
     for i, p in enumerate(parts):
         if i == 1 and parts[0] in ("model", "optimizer") and p in (*MODEL_TYPES, *OPTIMIZERS):
             continue
+        users = kind == "extra_forbidden" and i == len(parts) - 1
+        if not (users or p.isidentifier() or p.isdigit()):
+            continue
         out.append(p)
     return ".".join(out)
 
 
-def _allowed_keys(cls: type[BaseModel]) -> str:
-    return ", ".join(cls.model_fields)
+def _tagged(key: str, kind: str) -> str:
+    """The key an error is about: a tagged union's errors are about its tag (model.type)."""
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        return f"{key}.{'type' if key == 'model' else 'name'}"
+    return key
 
 
 _SECTION_CLASSES = {"dataset": Dataset, "training": Training, "augment": Augment,
                     "training.early_stopping": EarlyStopping, "": Config}
 
 
+def _suggest(word, choices: list[str], what: str = "allowed", quote: bool = False) -> str:
+    """'; allowed: ...', led by the nearest choice when the word looks like a misspelling of one."""
+    shown = [repr(c) if quote else c for c in choices]
+    close = difflib.get_close_matches(str(word), choices, n=1)
+    if close:
+        return f"; did you mean {repr(close[0]) if quote else close[0]}? ({what}: {', '.join(shown)})"
+    return f"; {what}: {', '.join(shown)}"
+
+
+def _quoted(expected: str) -> list[str]:
+    """The choices pydantic lists as "'a', 'b' or 'c'"."""
+    return re.findall(r"'([^']*)'", expected)
+
+
 def _describe_error(err: dict, data: dict) -> str:
     loc = err["loc"]
-    key = _dotted(loc)
     kind = err["type"]
+    key = _dotted(loc, kind)
     value = err.get("input")
+    ctx = err.get("ctx", {})
     if kind == "extra_forbidden":
-        parent = key.rsplit(".", 1)[0] if "." in key else ""
+        parent, _, last = key.rpartition(".")
         cls = _class_for(parent, data)
-        allowed = f"; allowed keys: {_allowed_keys(cls)}" if cls else ""
-        return f"{key}: unknown key{allowed}"
+        return f"{key}: unknown key" + (_suggest(last, list(cls.model_fields), "allowed keys") if cls else "")
     if kind == "missing":
         return f"{key}: required key is missing"
-    if kind in ("union_tag_invalid", "union_tag_not_found"):
-        tag = "type" if key == "model" else "name"
-        expected = err.get("ctx", {}).get("expected_tags", "")
-        if kind == "union_tag_not_found":
-            return f"{key}.{tag}: required key is missing; allowed: {expected}"
-        got = err.get("ctx", {}).get("tag")
-        return f"{key}.{tag}: unknown {key} {tag} {got!r}; allowed: {expected}"
+    if kind == "union_tag_not_found":
+        return f"{_tagged(key, kind)}: required key is missing; allowed: {ctx.get('expected_tags', '')}"
+    if kind == "union_tag_invalid":
+        got = ctx.get("tag")
+        tag = _tagged(key, kind).rpartition(".")[2]
+        return (f"{key}.{tag}: unknown {key} {tag} {got!r}"
+                + _suggest(got, _quoted(ctx.get("expected_tags", "")), quote=True))
     if kind == "literal_error":
-        expected = err.get("ctx", {}).get("expected", "")
-        return f"{key}: {_shown(value)} is not allowed; allowed: {expected}"
+        return f"{key}: {_shown(value)} is not allowed" + _suggest(value, _quoted(ctx.get("expected", "")), quote=True)
+    if kind == "too_long":
+        return f"{key}: {ctx['actual_length']:,} items, more than hdr accepts (at most {ctx['max_length']:,})"
+    if kind == "less_than_equal":
+        return f"{key}: {_shown(value)} is more than hdr accepts (at most {ctx['le']:,})"
     msg = err["msg"]
     if kind == "value_error":
         msg = msg.removeprefix("Value error, ")
@@ -548,24 +594,63 @@ def _class_for(dotted: str, data: dict):
     return None
 
 
-def validate(data: dict, source: str = "config") -> Config:
+def key_paths() -> list[str]:
+    """Every key of the schema as a dotted path, a list's items as N (model.conv.N.filters), in
+    order: what an unknown command-line option may have meant."""
+    sections = {"dataset": [Dataset], "model": MODEL_TYPES.values(), "model.conv.N": [ConvBlock],
+                "optimizer": OPTIMIZERS.values(), "training": [Training],
+                "training.early_stopping": [EarlyStopping], "augment": [Augment]}
+    keys = {f"{section}.{name}": None for section, classes in sections.items()
+            for cls in classes for name in cls.model_fields}
+    return list(keys)
+
+
+def _first_problem(errors: list[dict]) -> tuple[dict, int]:
+    """The error to report and how many other problems there are. Of the branches of a union
+    (model.dropout: a rate or a list of rates), the one for the kind of value given."""
+    first = errors[0]
+    branches = [e for e in errors if _dotted(e["loc"]) == _dotted(first["loc"]) and e["loc"] != first["loc"]]
+    if branches and isinstance(first.get("input"), list):
+        first = next((e for e in branches if str(e["loc"][-1]).startswith("list")), first)
+    return first, len(errors) - 1 - len(branches)
+
+
+def _culprit(key: str, overrides) -> str | None:
+    """The last override that set key, a section holding it, or a key inside it."""
+    for item in reversed(list(overrides)):
+        path = item.partition("=")[0].strip()
+        if key and (path == key or key.startswith(path + ".") or path.startswith(key + ".")):
+            return item
+    return None
+
+
+def _where(key: str, source: str, overrides) -> str:
+    """Where a mistake in key lies: the override that set it, or the file."""
+    item = _culprit(key, overrides)
+    return f"override {_shown(item)}" if item is not None else source
+
+
+def validate(data: dict, source: str = "config", overrides=()) -> Config:
+    """The validated config, or a one-line UsageError naming the key, the value and where it was
+    given: source (the file), or one of overrides when one of them set it."""
     for section in ("dataset", "model", "optimizer"):
         if section in data and not isinstance(data[section], dict):
-            raise UsageError(f"{source}: {section}: must be a mapping of keys, got {_shown(data[section])}")
+            raise UsageError(f"{_where(section, source, overrides)}: {section}: must be a mapping of keys, "
+                             f"got {_shown(data[section])}")
     try:
         return Config.model_validate(data)
     except ValidationError as e:
-        first = e.errors()[0]
-        more = len(e.errors()) - 1
+        first, more = _first_problem(e.errors())
         extra = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-        raise UsageError(f"{source}: {_describe_error(first, data)}{extra}") from None
+        where = _where(_tagged(_dotted(first["loc"], first["type"]), first["type"]), source, overrides)
+        raise UsageError(f"{where}: {_describe_error(first, data)}{extra}") from None
 
 
 def load(path: str | Path, overrides: list[str] | None = None) -> Config:
     path = Path(path)
     data = _load_yaml(path)
     data = apply_overrides(data, overrides or [])
-    return validate(data, source=str(path))
+    return validate(data, source=str(path), overrides=overrides or ())
 
 
 # Keys that earlier versions of hdr wrote into a run's config.yaml and that mean nothing now: a
@@ -581,6 +666,29 @@ def load_run_config(path: str | Path) -> Config:
         if isinstance(data.get(section), dict) and retired(data):
             data[section].pop(key, None)
     return validate(data, source=str(path))
+
+
+def resumable(folder: Path) -> tuple[dict, Config]:
+    """(run.json, config) of a run folder that `hdr train --resume` may continue, or the one-line
+    UsageError saying why not: completed, still running, its config.yaml edited, no checkpoint.
+    Files only, no framework: the CLI asks before it imports Keras. The caller holds (or has just
+    probed) the folder's lock."""
+    folder = Path(folder)
+    info = rundir.read_json(folder / rundir.RUN)
+    status = rundir.effective_status(info)
+    if status == rundir.COMPLETED:
+        raise UsageError(f"{folder} is already completed ({info.get(rundir.EPOCHS_COMPLETED)} epochs); nothing to resume")
+    if status == rundir.RUNNING:
+        raise UsageError(f"{folder} is still running (pid {info.get('pid')}); stop it first")
+    cfg = load_run_config(folder / rundir.CONFIG)
+    if info.get("config_fingerprint") not in (None, fingerprint(cfg)):
+        raise UsageError(f"{folder}/{rundir.CONFIG} was changed after the run started, and a run goes on only with the "
+                         "config it began with (training.epochs aside); to train the changed config, start a new "
+                         f"run: hdr train {folder}/{rundir.CONFIG}")
+    history = rundir.read_history(folder / rundir.HISTORY)
+    if not history or not rundir.checkpoint(folder, len(history)).is_file():
+        raise UsageError(f"{folder} has no checkpoint of a completed epoch to resume from; start a new run instead")
+    return info, cfg
 
 
 # Schedules whose shape depends on the length of the run.

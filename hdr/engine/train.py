@@ -26,7 +26,7 @@ from hdr.core import data as data_mod
 from hdr.runs import rundir
 from hdr.runs.history import best_val, early_stop
 from hdr.core.backend import cpu_has_native_bf16, describe, quiet_import
-from hdr.core.errors import STOP_SIGNALS, HdrError, Stopped, UsageError, after_hangup, exit_code_for_signal
+from hdr.core.errors import STOP_SIGNALS, HdrError, Stopped, after_hangup, exit_code_for_signal
 
 keras = quiet_import()
 
@@ -528,22 +528,10 @@ def resume(folder: Path, quiet: bool = False, hooks=()) -> Path:
 
 
 def _resume(folder: Path, quiet: bool, t0: float, hooks=()) -> None:
-    info = rundir.read_json(folder / rundir.RUN)
-    status = rundir.effective_status(info)
-    if status == rundir.COMPLETED:
-        raise UsageError(f"{folder} is already completed ({info.get(rundir.EPOCHS_COMPLETED)} epochs); nothing to resume")
-    if status == rundir.RUNNING:
-        raise UsageError(f"{folder} is still running (pid {info.get('pid')}); stop it first")
-    cfg = config_mod.load_run_config(folder / rundir.CONFIG)
-    if info.get("config_fingerprint") not in (None, config_mod.fingerprint(cfg)):
-        raise UsageError(f"{folder}/{rundir.CONFIG} was changed after the run started, and a run goes on only with the "
-                         "config it began with (training.epochs aside); to train the changed config, start a new "
-                         f"run: hdr train {folder}/{rundir.CONFIG}")
+    info, cfg = config_mod.resumable(folder)
     rundir.drop_partial_writes(folder)  # a process killed mid-write left them
     history = rundir.read_history(folder / rundir.HISTORY)
     ckpt = rundir.checkpoint(folder, len(history))
-    if not history or not ckpt.is_file():
-        raise UsageError(f"{folder} has no checkpoint of a completed epoch to resume from; start a new run instead")
     prepared = prepare(cfg, quiet=quiet, info=info, recorded_dir=info.get("data_dir"))  # a fold keeps its rows
     from hdr.engine import models  # noqa: F401  (registers hdr's schedules and losses, which checkpoints name)
 

@@ -22,6 +22,7 @@ the end, and says so; the trials table has no test column.
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 import math
 import os
@@ -40,6 +41,7 @@ from hdr.engine.config import split_values
 
 KINDS = ("loguniform", "uniform", "int", "choice")
 DIST = re.compile(r"^\s*(loguniform|uniform|int|choice)\s*\((.*)\)\s*$", re.S)
+CALL = re.compile(r"^\s*([A-Za-z_][\w-]*)\s*\((.*)\)\s*$", re.S)  # NAME(...): meant as a distribution
 SAMPLERS = ("tpe", "random", "grid")
 PRUNERS = ("median", "hyperband", "none")
 METRICS = rundir.VAL_METRICS  # the validation figure a search may optimise, and which way is better
@@ -123,6 +125,11 @@ def parse_dist(key: str, text: str) -> Dist:
     item = f"{key}={text}"
     m = DIST.match(str(text))
     if not m:
+        named = CALL.match(str(text))
+        close = difflib.get_close_matches(named.group(1), KINDS, n=1, cutoff=0.75) if named else []  # normal is no misspelt uniform
+        if close:  # a misspelt kind (log_uniform)
+            raise UsageError(f"{item}: unknown distribution {named.group(1)}; did you mean {close[0]}? "
+                             f"({', '.join(KINDS)})")
         raise UsageError(f"{item}: not a distribution; use loguniform(a,b), uniform(a,b), int(a,b[,log]) or "
                          "choice(v1,v2,...)")
     kind, inner = m.group(1), m.group(2)
@@ -156,7 +163,7 @@ def parse_space(search: dict, items: list[str]) -> tuple[dict[str, Dist], list[s
     fixed = []
     for item in items:
         key, eq, value = item.partition("=")
-        if eq and DIST.match(value):
+        if eq and CALL.match(value):
             space[key.strip()] = parse_dist(key.strip(), value)
         else:
             fixed.append(item)
@@ -175,7 +182,7 @@ def read_config(path: str, overrides: list[str]):
     if not isinstance(search, dict):
         raise UsageError(f"{path}: search: must be a mapping of KEY: DISTRIBUTION, such as "
                          "optimizer.learning_rate: loguniform(1e-4,1e-1)")
-    return config_mod.validate(config_mod.apply_overrides(data, overrides), source=path), search
+    return config_mod.validate(config_mod.apply_overrides(data, overrides), source=path, overrides=overrides), search
 
 
 def check_space(config: str, fixed: list[str], space: dict[str, Dist]) -> None:

@@ -28,7 +28,7 @@ def command(runs, split, out, quiet):
     """
     from hdr.analysis import ensemble
 
-    folder, metrics = ensemble.ensemble(runs, split, out)
+    folder, metrics = ensemble.ensemble(runs, split, out, note=lambda msg: click.echo(f"hdr: note: {msg}", err=True))
     if not quiet:
         click.echo(ensemble.summary_text(metrics))
     click.echo(str(folder))

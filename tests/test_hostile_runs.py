@@ -61,11 +61,16 @@ DAMAGE = {
     "history negative seconds": (rundir.HISTORY, [{**HISTORY[0], "seconds": -1.0}], "seconds"),
     "history epoch 0": (rundir.HISTORY, [{**HISTORY[0], "epoch": 0}], "epoch"),
     "history epoch twice": (rundir.HISTORY, [HISTORY[0], HISTORY[0]], "epoch 1 after epoch 1"),
+    "history not text": (rundir.HISTORY, b"epoch,loss\n1,\xff\xfe\n", "codec"),
+    "history field past csv's limit": (rundir.HISTORY, b"epoch,loss\n1," + b"9" * 200_000 + b"\n", "field limit"),
+    "a key that drives the terminal": (rundir.METRICS, {"\x1b[2Jtest_accuracy": 2}, "\\u001b[2Jtest_accuracy"),
 }
 
 
 def damage(folder: Path, name: str, change) -> None:
-    if name == rundir.HISTORY:
+    if isinstance(change, bytes):
+        (folder / name).write_bytes(change)
+    elif name == rundir.HISTORY:
         write_history(folder / name, change)
     else:
         edit_json(folder / name, **change)
@@ -83,7 +88,7 @@ def test_a_field_out_of_range_skips_that_run_named_with_the_field(cli_run, tmp_p
         lines = warnings_of(r)
         assert len(lines) == 1, (args, lines)
         assert lines[0].startswith("hdr: warning: skipping") and "b-bad" in lines[0], lines
-        assert name in lines[0] and field in lines[0], lines
+        assert name in lines[0] and field in lines[0] and "\x1b" not in r.output, lines
 
 
 @pytest.mark.parametrize("command", ["evaluate", "track"])
@@ -125,10 +130,10 @@ def test_a_long_history_is_read_in_one_pass_and_epochs_past_the_plan_are_damage(
     assert runs["c-extended"]["epochs_completed"] == 5
     lines = warnings_of(r)
     assert len(lines) == 1 and "b-over" in lines[0] and rundir.HISTORY in lines[0], lines
-    assert "line 3: epoch 2 is beyond the 1" in lines[0], lines
+    assert "line 3: epoch 2 is beyond the 1 epochs" in lines[0], lines
 
     r = cli_run("compare", over)
-    assert r.exit_code == 2 and "epoch 2 is beyond the 1" in r.stderr, r.output
+    assert r.exit_code == 2 and "epoch 2 is beyond the 1 epochs" in r.stderr, r.output
 
 
 # ------------------------------------------------------------------------------ folders without run.json

@@ -15,6 +15,7 @@ import csv
 import errno
 import io
 import json
+import math
 import os
 import shutil
 import platform
@@ -207,7 +208,7 @@ class DamagedRun(UsageError, ValueError):
 def _real(v) -> bool:
     """A finite JSON number, not a bool; an int beyond a float's range is none (it cannot be shown)."""
     if type(v) is float:
-        return v - v == 0.0  # false for inf and nan
+        return math.isfinite(v)
     return type(v) is int and -sys.float_info.max <= v <= sys.float_info.max
 
 
@@ -264,7 +265,9 @@ def field_problem(key: str, value, rule=None) -> str | None:
                 return None  # a dataset's name, pages, a block of settings: not a figure
             rule = _FINITE
     ok, what = rule
-    return None if ok(value) else f"{key} is {_shown_value(value)}, not {what}"
+    if ok(value):
+        return None
+    return f"{key if key.isprintable() else json.dumps(key)} is {_shown_value(value)}, not {what}"  # no terminal codes
 
 
 def checked_info(info, path: Path) -> dict:
@@ -320,37 +323,44 @@ def iter_history(path: Path, limit: int | None = None):
         return
     with open(path, newline="") as f:
         reader = csv.reader(f)
-        header = next(reader, None)
-        if header is None:
-            return
-        if header[:1] != [EPOCH]:
-            raise DamagedRun(path, "its header is not hdr's")
-        unknown = [k for k in header if k not in HISTORY_FIELDS]
-        if unknown:
-            raise DamagedRun(path, f"line 1: unexpected column {unknown[0]!r}")
-        columns = [(k, int if k == EPOCH else float, *_figure_rule(k)) for k in header]
-        last = 0
-        for values in reader:
-            if not values:
-                continue  # a blank line
-            try:
-                if len(values) > len(columns):
-                    raise ValueError(f"{len(values)} values under {len(columns)} columns")
-                row = dict.fromkeys(header)  # a short row: its missing values are not measured
-                for (k, kind, ok, what), v in zip(columns, values):
-                    if v:
-                        row[k] = value = kind(v)
-                        if not ok(value):
-                            raise ValueError(f"{k} is {_shown_value(value)}, not {what}")
-                epoch = row[EPOCH]
-                if epoch is None or epoch <= last:
-                    raise ValueError("no epoch" if epoch is None else f"epoch {epoch} after epoch {last}")
-                if limit is not None and epoch > limit:
-                    raise ValueError(f"epoch {epoch} is beyond the {limit} the run planned or completed")
-            except ValueError as e:
-                raise DamagedRun(path, f"line {reader.line_num}: {e}") from None
-            last = epoch
-            yield row
+        try:
+            yield from _history_rows(path, reader, limit)
+        except (csv.Error, UnicodeDecodeError) as e:  # not text, or a field past csv's limit
+            raise DamagedRun(path, str(e)) from None
+
+
+def _history_rows(path: Path, reader, limit: int | None):
+    header = next(reader, None)
+    if header is None:
+        return
+    if header[:1] != [EPOCH]:
+        raise DamagedRun(path, "its header is not hdr's")
+    unknown = [k for k in header if k not in HISTORY_FIELDS]
+    if unknown:
+        raise DamagedRun(path, f"line 1: unexpected column {unknown[0]!r}")
+    columns = [(k, int if k == EPOCH else float, *_figure_rule(k)) for k in header]
+    last = 0
+    for values in reader:
+        if not values:
+            continue  # a blank line
+        try:
+            if len(values) > len(columns):
+                raise ValueError(f"{len(values)} values under {len(columns)} columns")
+            row = dict.fromkeys(header)  # a short row: its missing values are not measured
+            for (k, kind, ok, what), v in zip(columns, values):
+                if v:
+                    row[k] = value = kind(v)
+                    if not ok(value):
+                        raise ValueError(f"{k} is {_shown_value(value)}, not {what}")
+            epoch = row[EPOCH]
+            if epoch is None or epoch <= last:
+                raise ValueError("no epoch" if epoch is None else f"epoch {epoch} after epoch {last}")
+            if limit is not None and epoch > limit:
+                raise ValueError(f"epoch {epoch} is beyond the {limit} epochs {RUN} plans or counts")
+        except ValueError as e:
+            raise DamagedRun(path, f"line {reader.line_num}: {e}") from None
+        last = epoch
+        yield row
 
 
 def read_history(path: Path, limit: int | None = None) -> list[dict]:
@@ -383,7 +393,7 @@ def writing_into(folder: Path, what: str):
     """Check that this process can write into run folder `folder` (a read-only file system, a
     folder of another user), before the block computes what it will write; within the block, a
     write into the folder that the file system refuses is the same one line. what: what the
-    command writes there ("hdr evaluate writes RUN/eval/")."""
+    command writes there ("hdr evaluate writes eval/ into it")."""
     folder = Path(folder)
     try:
         fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-check.", suffix=".tmp")  # .tmp: a resume drops it

@@ -287,3 +287,10 @@ def test_track_skips_a_damaged_run_of_a_folder_and_names_it(trained, tmp_path):
     assert str(good) in r.stdout and str(bad) not in r.stdout, r.stdout
     lines = warnings_of(r)
     assert len(lines) == 1 and str(bad) in lines[0] and "test_loss" in lines[0], lines
+
+
+def test_compare_takes_a_runtime_of_any_json(cli_run, tmp_path):
+    make_run(tmp_path, "a", runtime={"keras": "3.0", "backend": "tensorflow"})
+    make_run(tmp_path, "b", runtime={"keras": ["3", "1"], "backend": "tensorflow"})  # written by another tool
+    r = cli_run("compare", tmp_path)
+    assert r.exit_code == 0 and "fairness" in r.stdout and "keras (3.0, ['3', '1'])" in r.stdout.replace("\n", " "), r.output

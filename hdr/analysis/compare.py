@@ -389,9 +389,9 @@ def _fairness(runs, keys) -> list[str]:
     # is looked at once.
     runtimes = {id(rt): rt for rt in (r.info.get("runtime") or {} for r in runs)}.values()
     for name in ("keras", "backend", "tensorflow", "jax", "torch", "device"):
-        vals = {rt.get(name) for rt in runtimes} - {None}
+        vals = {str(rt[name]) for rt in runtimes if rt.get(name) is not None}  # any JSON, hashable or not
         if len(vals) > 1:
-            found.append(f"{name} ({', '.join(sorted(map(str, vals)))})")
+            found.append(f"{name} ({', '.join(sorted(vals))})")
     by_dataset: dict[str, set] = {}
     texts: dict[int, str] = {}
     for r in runs:

@@ -5,6 +5,7 @@ adds the checks that the members can be averaged, the members table and the agre
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -47,17 +48,39 @@ def expand(paths) -> list[Path]:
     return out
 
 
-def load_members(paths) -> list[Member]:
+def _model_digest(folder: Path) -> str:
+    with open(folder / rundir.MODEL, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def drop_copies(folders: list[Path], note) -> list[Path]:
+    """The folders less those that are copies of an earlier one (cp -a: the same run id in
+    run.json, or the same model.keras), each named in a note: a copy would count one model twice."""
+    out, seen = [], {}
+    for f in folders:
+        info = rundir.read_info(f)
+        keys = [("run id", info.get("id"))]
+        if (f / rundir.MODEL).is_file():
+            keys.append((rundir.MODEL, _model_digest(f)))
+        first = next(((what, seen[k]) for what, k in keys if k is not None and k in seen), None)
+        if first is not None:
+            note(f"leaving out {f}: a copy of {first[1]} (the same {first[0]})")
+            continue
+        seen.update({k: f for _, k in keys if k is not None})
+        out.append(f)
+    return out
+
+
+def load_members(paths, note=lambda msg: None) -> list[Member]:
     from hdr.engine import config as config_mod
 
-    folders = expand(paths)
+    folders = drop_copies([rundir.open_run(f) for f in expand(paths)], note)
     if len(folders) < 2:
         raise UsageError(f"an ensemble needs at least two runs, got {len(folders)}; "
                          "name more runs or a sweep folder (hdr sweep CONFIG --seeds 5)")
     members = []
     for f in folders:
-        f = rundir.open_run(f)
-        info = rundir.read_json(f / rundir.RUN)
+        info = rundir.read_info(f)
         status = rundir.effective_status(info)
         if status != rundir.COMPLETED:
             raise UsageError(f"run {f} is {status}, not completed; finish it (hdr train --resume {f}) "
@@ -154,10 +177,12 @@ def report_md(metrics: dict, cm, classes, pages) -> str:
     return "\n".join(lines)
 
 
-def ensemble(paths, split: str = "test", out: Path | None = None) -> tuple[Path, dict]:
+def ensemble(paths, split: str = "test", out: Path | None = None, note=lambda msg: None) -> tuple[Path, dict]:
+    """Evaluate the mean of the runs' predictions into a new folder; (the folder, its metrics).
+    note: said a line of each run left out (a copy of another)."""
     if out is not None:
         rundir.refuse_run_owned(out)
-    members = load_members(paths)
+    members = load_members(paths, note)
     if split == "val":
         why = val_problem(members)
         if why:

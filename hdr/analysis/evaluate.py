@@ -286,11 +286,13 @@ def report_md(run: Path, metrics: dict, cm: np.ndarray, classes: list[dict], pag
 
 def in_domain_accuracy(folder: Path) -> float | None:
     """The model's accuracy on its own test split: from hdr evaluate if run, else from training."""
-    for path in (folder / rundir.EVAL / rundir.METRICS, folder / rundir.METRICS):
+    for where in (folder / rundir.EVAL, folder):
         try:
-            return float(rundir.read_json(path)[rundir.TEST_ACCURACY])
-        except (OSError, ValueError, KeyError, TypeError):
+            value = rundir.read_metrics(where).get(rundir.TEST_ACCURACY)  # checked: a number from 0 to 1
+        except (OSError, ValueError):
             continue
+        if value is not None:
+            return float(value)
     return None
 
 
@@ -299,7 +301,7 @@ def validation_rows(folder: Path, cfg, labels: np.ndarray) -> np.ndarray:
     the seeded, stratified split of dataset.validation_split."""
     from hdr.core import data as data_mod
 
-    rows = rundir.held_out_rows(rundir.read_json(folder / rundir.RUN), labels)
+    rows = rundir.held_out_rows(rundir.read_info(folder), labels)
     if rows is not None:
         return rows
     if not cfg.dataset.validation_split:
@@ -314,7 +316,7 @@ def gather(folder: Path, cfg, model, split: str, on: str | None) -> Evaluation:
 
     want = tuple(model.input_shape[1:])
     reframed = None
-    recorded = rundir.read_json(folder / rundir.RUN).get("data_dir")  # where the run found its data
+    recorded = rundir.read_info(folder).get("data_dir")  # where the run found its data
     if on is None and split == "val":
         dataset = cfg.dataset.name
         train = data_mod.load(dataset, quiet=True, recorded_dir=recorded).train
@@ -370,6 +372,13 @@ def evaluate(folder: Path, split: str = "test", on: str | None = None) -> tuple[
         on = None  # the model's own dataset: a plain evaluation
     if on is not None and split != "test":
         raise UsageError(f"--on {on} evaluates on {on}'s test split; leave out --split {split}")
+    name = rundir.eval_name(split, on)
+    with rundir.writing_into(folder, f"hdr evaluate writes {name}/ into it"):  # checked before the model runs
+        return _evaluate(folder, cfg, split, on, name)
+
+
+def _evaluate(folder: Path, cfg, split: str, on: str | None, name: str) -> tuple[Path, dict, list[dict]]:
+    """evaluate()'s work, once the folder is known to be writable."""
     model = rundir.load_model(folder)
     ev = gather(folder, cfg, model, split, on)
 
@@ -380,7 +389,6 @@ def evaluate(folder: Path, split: str = "test", on: str | None = None) -> tuple[
         metrics.update(reframed=ev.reframed, in_domain_dataset=cfg.dataset.name, in_domain_accuracy=base,
                        transfer_gap=None if base is None else base - metrics[rundir.TEST_ACCURACY])
 
-    name = rundir.eval_name(split, on)
     config_text = (folder / rundir.CONFIG).read_text()
     with rundir.evaluation_folder(folder, name) as tmp:
         write_folder(tmp, ev, cm, classes, metrics, f"{folder.name} on {ev.dataset} {ev.split}",

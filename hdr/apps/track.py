@@ -4,8 +4,10 @@ Each run becomes one MLflow run: the resolved config as parameters, history.csv 
 (epoch = step, timed as the TensorBoard events are: the run's start plus its epochs' seconds), the
 final and evaluation figures as metrics, the status, the files (config, history, plots, eval
 folders, model.keras, exports) as artifacts. The MLflow run's id is recorded in run.json under
-"mlflow", per tracking URI, so tracking a run again (after a resume, an evaluation) updates that
-MLflow run instead of making a second one. MLflow is imported only by this command.
+"mlflow", per tracking URI, with the folder it was tracked from, so tracking a run again (after a
+resume, an evaluation, a move) updates that MLflow run instead of making a second one, while a
+copy of the folder (cp -a copies run.json, record and all) gets an MLflow run of its own. MLflow
+is imported only by this command.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from hdr.runs import rundir
 from hdr.core.errors import HdrError, UsageError
 
 DEFAULT_EXPERIMENT = "hdr"
+WRITES = "hdr track records the MLflow run in its run.json"
 # run.json status -> MLflow's RunStatus name
 STATUS = {rundir.COMPLETED: "FINISHED", rundir.FAILED: "FAILED", rundir.CRASHED: "FAILED", rundir.INTERRUPTED: "KILLED",
           rundir.PRUNED: "KILLED"}
@@ -48,7 +51,8 @@ def default_uri(folder: Path, info: dict) -> str:
 def select(paths) -> list[tuple[Path, dict]]:
     """The run folders to track with their run.json, each checked before anything is logged. A
     folder of runs (a sweep, cv or runs folder) stands for its runs, of which those still
-    training are left out with a note; a running run named itself is a usage error."""
+    training or damaged are left out with a note; such a run named itself is a usage error, and
+    so is a run folder that cannot be written."""
     from hdr.runs.listing import expand
 
     def refuse(msg):
@@ -58,17 +62,27 @@ def select(paths) -> list[tuple[Path, dict]]:
     for arg in paths:
         named = (Path(arg) / rundir.RUN).is_file()
         for folder in expand([arg], refuse):
-            folder = rundir.open_run(Path(os.path.normpath(folder)))
+            folder = Path(os.path.normpath(folder))
+            try:
+                folder = rundir.open_run(folder)
+                info = rundir.read_info(folder)
+                for d in rundir.eval_folders(folder):
+                    _metrics_of(d)
+            except rundir.DamagedRun as e:
+                if named:
+                    raise
+                click.echo(f"hdr: warning: skipping {folder}: {e.name} is damaged ({e.detail})", err=True)
+                continue
             if folder.resolve() in seen:
                 continue
             seen.add(folder.resolve())
-            info = rundir.read_json(folder / rundir.RUN)
             status = rundir.effective_status(info)
             if status == rundir.RUNNING:
                 if named:
                     raise UsageError(f"{folder} is still running (pid {info.get('pid')}); track it once it ends")
                 click.echo(f"hdr: note: skipping {folder}: still running", err=True)
                 continue
+            rundir.check_writable(folder, WRITES)
             out.append((folder, info))
     if not out:
         raise UsageError("no finished run to track in " + ", ".join(map(str, paths)))
@@ -111,29 +125,26 @@ def metrics(folder: Path, info: dict) -> list[tuple[str, float, int, int]]:
     last epoch's step."""
     from hdr.engine.tensorboard_log import epoch_times, started
 
-    history = rundir.read_history(folder / rundir.HISTORY)
+    history = rundir.read_history(folder / rundir.HISTORY, rundir.history_limit(info))
     times = epoch_times(started(info), history)
     out = [(k, float(row[k]), int(row[rundir.EPOCH]), _ms(t)) for row, t in zip(history, times)
            for k in rundir.HISTORY_METRICS if row.get(k) is not None]
     step = int(history[-1][rundir.EPOCH]) if history else 0
     end = _iso_ms(info.get("ended")) or (_ms(times[-1]) if times else _ms(started(info)))
-    finals = _json(folder / rundir.METRICS)
-    for k, v in finals.items():
+    for k, v in _metrics_of(folder).items():
         if _number(v):
             out.append((f"final_{k}" if k in rundir.HISTORY_METRICS else k, float(v), step, end))
     for d in rundir.eval_folders(folder):
-        for k, v in _json(d / rundir.METRICS).items():
+        for k, v in _metrics_of(d).items():
             if _number(v):
                 out.append((f"{d.name}/{k}", float(v), step, end))
     return out
 
 
-def _json(path: Path) -> dict:
-    try:
-        data = rundir.read_json(path)
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+def _metrics_of(folder: Path) -> dict:
+    """The metrics.json of a run or an evaluation folder, checked (every number finite, so MLflow
+    takes it); {} when there is none."""
+    return rundir.read_metrics(folder) if (folder / rundir.METRICS).is_file() else {}
 
 
 def tags(folder: Path, info: dict) -> dict[str, str]:
@@ -214,6 +225,29 @@ def experiment_id(client, name: str, uri: str) -> str:
     return exp.experiment_id
 
 
+def _record(info: dict, uri: str) -> dict:
+    """run.json's record of the MLflow run at uri; {} when there is none (or not one hdr wrote)."""
+    rec = (info.get("mlflow") or {}).get(uri)
+    return rec if isinstance(rec, dict) and isinstance(rec.get("run_id"), str) else {}
+
+
+def _copied_from(existing, record: dict, folder: Path, uri: str) -> Path | None:
+    """The run folder that the recorded MLflow run belongs to, when that is another folder that
+    still records it: this one is a copy (cp -a copies run.json, and so the record). None when
+    the record is this folder's own, or its folder is gone (the run was moved)."""
+    recorded = record.get("folder") or existing.data.tags.get("hdr.folder")  # the tag: records of before
+    if not isinstance(recorded, str):
+        return None
+    other = Path(recorded)
+    try:
+        if other.resolve() == folder.resolve():
+            return None
+        theirs = _record(rundir.read_info(other), uri)
+    except (OSError, ValueError):
+        return None
+    return other if theirs.get("run_id") == existing.info.run_id else None
+
+
 def _existing(client, run_id: str | None):
     """The MLflow run recorded earlier, if the store still has it (not deleted)."""
     from mlflow.exceptions import MlflowException
@@ -232,9 +266,14 @@ def track(client, uri: str, exp_id: str, folder: Path, info: dict) -> tuple[str,
     here and not logged whole is deleted again, so a failure leaves no half run behind."""
     from mlflow.entities import Metric, Param, RunTag
 
-    record = (info.get("mlflow") or {}).get(uri) or {}
+    record = _record(info, uri)
     existing = _existing(client, record.get("run_id"))
     run_params, notes = params(folder), []
+    original = _copied_from(existing, record, folder, uri) if existing is not None else None
+    if original is not None:
+        notes.append(f"its run.json names MLflow run {existing.info.run_id} of {original}, of which this folder is "
+                     "a copy: tracked as a new MLflow run")
+        existing = None
     run_metrics, run_tags = metrics(folder, info), tags(folder, info)
     start = _iso_ms(info.get("started"))
     if existing is None:
@@ -277,10 +316,12 @@ def track(client, uri: str, exp_id: str, folder: Path, info: dict) -> tuple[str,
 
 
 def record(folder: Path, uri: str, exp_id: str, experiment: str, run_id: str) -> None:
-    """The MLflow run in run.json, per tracking URI, read fresh and rewritten atomically."""
-    info = rundir.read_json(folder / rundir.RUN)
+    """The MLflow run in run.json, per tracking URI, with the folder it was tracked from (a copy's
+    is another), read fresh and rewritten atomically."""
+    info = rundir.read_info(folder)
     runs = dict(info.get("mlflow") or {})
-    runs[uri] = {"run_id": run_id, "experiment_id": exp_id, "experiment": experiment, "tracked": rundir.now_iso()}
+    runs[uri] = {"run_id": run_id, "experiment_id": exp_id, "experiment": experiment, "tracked": rundir.now_iso(),
+                 "folder": str(folder.resolve())}
     rundir.RunInfo(folder, info).update(mlflow=runs)
 
 
@@ -291,8 +332,8 @@ def track_runs(paths, uri: str | None, experiment: str):
     client = connect(uri)
     exp_id = experiment_id(client, experiment, uri)
     for folder, info in chosen:
-        with rundir.owned(folder):  # no resume rewrites run.json meanwhile
-            info = rundir.read_json(folder / rundir.RUN)
+        with rundir.writing_into(folder, WRITES), rundir.owned(folder):  # no resume rewrites run.json meanwhile
+            info = rundir.read_info(folder)
             try:
                 run_id, created, notes = track(client, uri, exp_id, folder, info)
             except HdrError:

@@ -19,6 +19,7 @@ from hdr.cli import options
 def command(runs, split, out, quiet):
     """Average the predicted probabilities of RUNS (run folders, or sweep folders for their runs)
     and evaluate the average like hdr evaluate, with each member's accuracy beside the ensemble's.
+    A copy of a member (cp -a: the same run id, or the same model) is left out with a note.
 
     \b
       hdr sweep configs/mlp_adam.yaml --seeds 5
@@ -28,7 +29,7 @@ def command(runs, split, out, quiet):
     """
     from hdr.analysis import ensemble
 
-    folder, metrics = ensemble.ensemble(runs, split, out)
+    folder, metrics = ensemble.ensemble(runs, split, out, note=lambda msg: click.echo(f"hdr: note: {msg}", err=True))
     if not quiet:
         click.echo(ensemble.summary_text(metrics))
     click.echo(str(folder))

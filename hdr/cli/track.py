@@ -20,7 +20,8 @@ def command(runs, uri, experiment):
     """Log run folders to MLflow: config as parameters, history as metric steps, test and
     evaluation figures, status, plots, eval folders and model.keras as artifacts. A sweep, cv or
     runs folder stands for its runs. Tracking a run again updates its MLflow run (run.json keeps
-    its id). Runs still training are left out.
+    its id); a copy of a run folder gets an MLflow run of its own. Runs still training or damaged
+    are left out.
 
     \b
       hdr track runs/<id>

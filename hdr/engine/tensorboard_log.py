@@ -182,6 +182,19 @@ def series_events(series: str, start: float, history: list[dict]) -> list | None
 
 # ------------------------------------------------------------------------------ files
 
+def _own_folder(run: Path, *parts: str) -> Path:
+    """RUN/tensorboard/<parts> as the run's own folder: a symlink on the way (to a folder elsewhere)
+    is removed, and the folder made afresh by the writes, as a run's other files and folders are
+    replaced rather than written through (rundir.atomic_write, rundir.swap_in); so files outside
+    the run are never written or removed."""
+    path = Path(run)
+    for part in (LOG_DIR, *parts):
+        path = path / part
+        if path.is_symlink():
+            path.unlink()
+    return path
+
+
 def event_files(folder: Path) -> list[Path]:
     return sorted(p for p in Path(folder).glob(EVENTS) if p.is_file())
 
@@ -197,7 +210,7 @@ def _sync(folder: Path, events: list | None) -> Path | None:
             p.unlink(missing_ok=True)
         return None
     expected = framed(events)
-    if len(old) == 1:
+    if len(old) == 1 and not old[0].is_symlink():  # a link's file is not the run's: written whole instead
         current = old[0].read_bytes()
         if current and expected.startswith(current):
             if len(current) < len(expected):
@@ -246,12 +259,12 @@ class EpochLog:
         info = rundir.read_info(self.folder)
         history = rundir.history(self.folder)
         self.start = started(info)
-        root = self.folder / LOG_DIR
+        root = _own_folder(self.folder)
         if self.model_json is not None or not event_files(root):  # else keep the graph the run began with
             config = config_mod.load_run_config(self.folder / rundir.CONFIG).resolved()
             _sync(root, session_events(config, info, self.model_json))
         for series in SERIES:
-            self.files[series] = _sync(root / series, series_events(series, self.start, history))
+            self.files[series] = _sync(_own_folder(self.folder, series), series_events(series, self.start, history))
         self.history = history
         self.ended = epoch_times(self.start, history)[-1] if history else self.start
 
@@ -269,7 +282,7 @@ class EpochLog:
                 with open(path, "ab") as f:   # closed, so flushed: a live TensorBoard sees the epoch now
                     f.write(framed([event]))
             else:
-                self.files[series] = _sync(self.folder / LOG_DIR / series,
+                self.files[series] = _sync(_own_folder(self.folder, series),
                                            series_events(series, self.start, self.history))
         return None
 
@@ -300,4 +313,4 @@ def log_evaluation(folder: Path, name: str, metrics: dict, model=None) -> Path:
                         if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "size"})
     images = [_image(png[:-4], (folder / name / png).read_bytes())
               for png in (rundir.EVAL_FILES["confusion_png"], rundir.EVAL_FILES["misclassified"]) if (folder / name / png).is_file()]
-    return _sync(folder / LOG_DIR / name, [*_opening(t, step), _event(t, step, figures + images)])
+    return _sync(_own_folder(folder, name), [*_opening(t, step), _event(t, step, figures + images)])

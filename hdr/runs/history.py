@@ -14,6 +14,21 @@ def best_val(history) -> tuple[float | None, int | None]:
     return max(vals, key=lambda t: (t[0], -t[1]))
 
 
+def figures(rows) -> tuple:
+    """What listings show of a history, in one pass over rows of any number (an iterator of
+    rundir.iter_history keeps none): (best validation accuracy, its epoch (the earliest, on a tie),
+    the last epoch's validation accuracy, epochs, seconds summed or None without epochs)."""
+    best = best_epoch = last_val = None
+    epochs = seconds = 0
+    for r in rows:
+        epochs += 1
+        last_val = v = r.get(rundir.VAL_ACCURACY)
+        if v is not None and (best is None or v > best):
+            best, best_epoch = v, r[rundir.EPOCH]
+        seconds += r.get(rundir.SECONDS) or 0
+    return best, best_epoch, last_val, epochs, round(seconds, 3) if epochs else None
+
+
 def early_stop(history, monitor: str, patience: int, min_delta: float = 0.0) -> tuple[int | None, bool]:
     """Early stopping read off the history: (the best epoch so far, whether to stop now).
 

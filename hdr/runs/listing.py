@@ -25,17 +25,17 @@ import click
 
 from hdr.runs import runindex
 from hdr.core.errors import UsageError
-from hdr.runs.history import best_val
-from hdr.runs.rundir import effective_status, read_history
+from hdr.runs import history as history_mod
+from hdr.runs.rundir import DamagedRun, effective_status, read_history
 from hdr.runs import rundir
 
 # rundir.PRUNED: ended early by a search's pruner (hdr tune), a decision rather than a failure.
 STATUSES = (rundir.RUNNING, rundir.COMPLETED, rundir.FAILED, rundir.INTERRUPTED, rundir.CRASHED, rundir.PRUNED)
 # The run.json and metrics.json fields that listings and comparisons use; Run.info and
 # Run.metrics hold only these, read from the files or from the index alike.
-INFO_KEYS = ("status", "config_name", "dataset", "model", "optimizer", rundir.EPOCHS_PLANNED, "seed", "fold",
-             "pid", "host", "pid_started", "reason", "sweep_id", "sweep_point", "sweep_keys", "runtime",
-             "data_checksums")
+INFO_KEYS = ("status", "config_name", "dataset", "model", "optimizer", rundir.EPOCHS_PLANNED, rundir.EPOCHS_COMPLETED,
+             "seed", "fold", "pid", "host", "pid_started", "reason", "sweep_id", "sweep_point", "sweep_keys",
+             "runtime", "data_checksums")
 METRICS_KEYS = (rundir.TEST_ACCURACY, rundir.TEST_LOSS, rundir.VAL_ACCURACY, rundir.TRAIN_SECONDS, rundir.PARAMS)
 
 
@@ -43,25 +43,20 @@ class Damaged(ValueError):
     """A run folder hdr cannot read; the message says which file and why."""
 
 
-def history_figures(history) -> tuple:
-    """What listings show of a history: (best validation accuracy, its epoch, the last epoch's
-    validation accuracy, epochs, seconds summed or None without epochs)."""
-    best, epoch = best_val(history)
-    return (best, epoch, history[-1].get(rundir.VAL_ACCURACY) if history else None, len(history),
-            round(sum(r.get(rundir.SECONDS) or 0 for r in history), 3) if history else None)
+history_figures = history_mod.figures  # what listings show of a history (hdr/runs/history.py)
 
 
 class Rows(Sequence):
     """history.csv's rows, read when first used: a listing from the index needs only the figures
     kept there, the curves of hdr compare --out need every row."""
 
-    def __init__(self, folder: Path):
-        self.folder = folder
+    def __init__(self, folder: Path, limit: int | None = None):
+        self.folder, self.limit = folder, limit
 
     @cached_property
     def _rows(self) -> tuple:
         try:
-            return tuple(read_history(Path(self.folder) / rundir.HISTORY))
+            return tuple(read_history(Path(self.folder) / rundir.HISTORY, self.limit))
         except (OSError, ValueError):
             return ()  # changed into something unreadable since it was listed: no curve
 
@@ -236,14 +231,19 @@ def _json_mapping(path: Path, missing_ok: bool) -> dict:
 
 def _read_core(folder) -> tuple:
     """(info, metrics, history figures, params, whether params came from summary.txt) of a run
-    folder: what every listing needs. Damaged naming the file when it cannot be read."""
+    folder: what every listing needs, each field checked (rundir.checked_info ...); the history
+    is streamed, so a long one costs time, never memory. Damaged naming the file and field."""
     folder = Path(folder)
     raw = _json_mapping(folder / rundir.RUN, missing_ok=False)
     metrics = _json_mapping(folder / rundir.METRICS, missing_ok=True)
     try:
-        figures = history_figures(read_history(folder / rundir.HISTORY))
-    except (OSError, ValueError):
-        raise Damaged(f"{rundir.HISTORY} is damaged (not hdr's columns or not numbers)") from None
+        rundir.checked_info(raw, folder / rundir.RUN)
+        rundir.checked_metrics(metrics, folder / rundir.METRICS)
+        figures = history_figures(rundir.iter_history(folder / rundir.HISTORY, rundir.history_limit(raw)))
+    except DamagedRun as e:
+        raise Damaged(f"{e.name} is damaged ({e.detail})") from None
+    except OSError:
+        raise Damaged(f"{rundir.HISTORY} is unreadable") from None
     params = metrics.get(rundir.PARAMS)
     used = params is None
     if used:
@@ -275,7 +275,8 @@ def _run(folder: Path, core: tuple, flat: dict | None, history=None) -> Run:
     # object.__setattr__ (a twentieth of a second over 10,000 runs).
     run = object.__new__(Run)
     run.__dict__.update(folder=folder, info=info, config=flat, metrics=metrics,
-                        history=Rows(folder) if history is None else history, status=effective_status(info),
+                        history=Rows(folder, rundir.history_limit(info)) if history is None else history,
+                        status=effective_status(info),
                         params=params, figures=figures)
     return run
 
@@ -287,9 +288,9 @@ def load_run(folder: Path, with_config: bool = True) -> Run:
     core = _read_core(folder)
     flat = _read_config(folder) if with_config else None
     try:
-        history = tuple(read_history(folder / rundir.HISTORY))
-    except (OSError, ValueError):
-        raise Damaged(f"{rundir.HISTORY} is damaged (not hdr's columns or not numbers)") from None
+        history = tuple(read_history(folder / rundir.HISTORY, rundir.history_limit(core[0])))
+    except (OSError, ValueError):  # changed since _read_core checked it
+        raise Damaged(f"{rundir.HISTORY} is damaged") from None
     return _run(folder, core, flat, history)
 
 
@@ -352,17 +353,31 @@ def _is_file(path: str) -> bool:
         return False
 
 
+# What only a run folder holds: a folder with one of these and no run.json is a damaged run, not
+# some other folder (sweeps/, ensembles/, a sweep's logs/).
+RUN_ONLY = (rundir.CONFIG, rundir.HISTORY, rundir.MODEL, rundir.SUMMARY)
+
+
+def unrecorded(folder) -> str | None:
+    """Why a folder without run.json is named as a damaged run ("no run.json (it holds ...)");
+    None for a folder that holds none of a run's own files."""
+    held = [n for n in RUN_ONLY if _is_file(f"{folder}/{n}")]
+    return f"no {rundir.RUN} (it holds {', '.join(held)})" if held else None
+
+
 def _sweep_runs(folder: Path, warn) -> list[Path]:
     """The run folders a sweep folder's sweep.json names (input discovery, not analysis)."""
     try:
         sweep = json.loads((folder / "sweep.json").read_text())
         points = sweep.get("points", [])
+        if not isinstance(points, list):
+            raise ValueError("not a list")
     except (OSError, ValueError, AttributeError):
         warn(f"skipping {shown(folder)}: sweep.json is unreadable")
         return []
     out = []
     for point in points:
-        if isinstance(point, dict) and point.get("run"):
+        if isinstance(point, dict) and isinstance(point.get("run"), str) and point["run"]:
             p = folder / point["run"]
             if (p / rundir.RUN).is_file():
                 out.append(p)
@@ -465,6 +480,8 @@ def load_found(paths, found, warn, tokens: list | None = None) -> list[Run]:
         elif isinstance(got, runindex.Absent):
             if checked:
                 warn(f"skipping {shown(folder)}: it no longer holds a {rundir.RUN}")
+            elif why := unrecorded(folder):
+                warn(f"skipping {shown(folder)}: {why}")
         elif isinstance(got, Damaged):
             warn(f"skipping {shown(folder)}: {got}")
         else:
@@ -512,7 +529,10 @@ def list_runs(runs_dir: Path, show_all: bool = False, statuses=None, as_json: bo
     folders = [prefix + n for n in names]
     for name, folder, run in zip(names, folders, read_folders(folders, with_config=False)):
         if isinstance(run, runindex.Absent):
-            others.append({"id": name, "status": "not a run"})
+            why = unrecorded(folder)
+            if why:
+                warn(f"skipping {shown(folder)}: {why}")
+            others.append({"id": name, "status": "damaged" if why else "not a run"})
             continue
         if isinstance(run, Damaged):
             warn(f"skipping {shown(folder)}: {run}")

@@ -15,6 +15,7 @@ import csv
 import errno
 import io
 import json
+import math
 import os
 import shutil
 import platform
@@ -192,33 +193,178 @@ def write_history(path: Path, rows: list[dict]) -> None:
 
 class DamagedRun(UsageError, ValueError):
     """A file of a run folder that does not hold what hdr wrote there. A ValueError too, so that
-    listings that skip unreadable folders skip these."""
+    listings that skip unreadable folders skip these. name: the file's name; detail: what is wrong."""
+
+    def __init__(self, path: Path | str, detail: str, message: str | None = None):
+        self.name, self.detail = Path(path).name, detail
+        super().__init__(message or f"{path} is damaged ({detail}); the run cannot be read")
 
 
-def read_history(path: Path) -> list[dict]:
+# ---------------------------------------------------------------- what each field may hold
+# One check per field, for every reader (hdr runs, compare, evaluate, ensemble, track): run folders
+# are also written by other tools, copies and people, and a value hdr never writes (a 401-digit
+# accuracy, "high", NaN) makes the run damaged, named with the field, instead of failing a listing.
+
+def _real(v) -> bool:
+    """A finite JSON number, not a bool; an int beyond a float's range is none (it cannot be shown)."""
+    if type(v) is float:
+        return math.isfinite(v)
+    return type(v) is int and -sys.float_info.max <= v <= sys.float_info.max
+
+
+_FRACTION = (lambda v: _real(v) and 0 <= v <= 1, "a number from 0 to 1")
+_NON_NEGATIVE = (lambda v: _real(v) and v >= 0, "a finite number >= 0")
+_FINITE = (_real, "a finite number")
+_COUNT = (lambda v: type(v) is int and 0 <= v < 2 ** 63, "a whole number >= 0")
+_POSITIVE = (lambda v: type(v) is int and 1 <= v < 2 ** 63, "a whole number >= 1")
+_WHOLE = (lambda v: type(v) is int and -2 ** 63 <= v < 2 ** 64, "a whole number")
+_TEXT = (lambda v: type(v) is str, "text")
+_MAPPING = (lambda v: type(v) is dict, "a mapping")
+_KEYS = (lambda v: type(v) is str or type(v) is list and all(type(k) is str for k in v), "text or a list of text")
+# run.json fields that hdr reads back (others are kept for people and left alone); None: not recorded
+INFO_FIELDS = {
+    "status": (lambda v: v in STATUSES, f"one of {', '.join(STATUSES)}"), EPOCHS_COMPLETED: _COUNT,
+    EPOCHS_PLANNED: _COUNT, "seed": _WHOLE, "fold": _POSITIVE, "folds": _POSITIVE, "fold_seed": _WHOLE,
+    "pid": _WHOLE, "pid_started": _WHOLE, "host": _TEXT, "id": _TEXT, "config_name": _TEXT, "dataset": _TEXT,
+    "model": _TEXT, "optimizer": _TEXT, "reason": _TEXT, "sweep_id": _TEXT, "sweep_point": _TEXT,
+    "sweep_keys": _KEYS, "cv_id": _TEXT, "runtime": _MAPPING, "data_checksums": _MAPPING, "data_dir": _TEXT,
+    "started": _TEXT, "ended": _TEXT, "mlflow": _MAPPING,
+}
+REQUIRED_INFO = ("status",)
+# metrics.json (also an evaluation's) and history.csv fields; any other number must be finite
+FIGURE_FIELDS = {PARAMS: _COUNT, BEST_EPOCH: _POSITIVE, "epochs": _COUNT, EPOCH: _POSITIVE}
+
+
+def _figure_rule(key: str):
+    """The rule of a figure hdr knows: by name, or by what it is (any accuracy, loss or time that
+    hdr or Keras names so); None for others."""
+    if key in FIGURE_FIELDS:
+        return FIGURE_FIELDS[key]
+    if key.endswith(ACCURACY):
+        return _FRACTION
+    return _NON_NEGATIVE if key.endswith((LOSS, SECONDS, LEARNING_RATE)) else None
+
+
+def _shown_value(v) -> str:
+    if type(v) is int and abs(v) >= 10 ** 20:
+        return f"a {len(str(abs(v)))}-digit number"
+    text = json.dumps(v)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def field_problem(key: str, value, rule=None) -> str | None:
+    """What is wrong with a field's value: by rule, else as a figure (metrics.json, history.csv),
+    where a number hdr has no rule for must still be finite; None when nothing is, or for None
+    (not measured, not recorded)."""
+    if value is None:
+        return None
+    if rule is None:
+        rule = _figure_rule(key)
+        if rule is None:
+            if type(value) not in (int, float):
+                return None  # a dataset's name, pages, a block of settings: not a figure
+            rule = _FINITE
+    ok, what = rule
+    if ok(value):
+        return None
+    return f"{key if key.isprintable() else json.dumps(key)} is {_shown_value(value)}, not {what}"  # no terminal codes
+
+
+def checked_info(info, path: Path) -> dict:
+    """run.json's record, every field hdr reads back checked; DamagedRun naming the field."""
+    if not isinstance(info, dict):
+        what = f"it holds a {type(info).__name__}, not hdr's record of the run"
+        raise DamagedRun(path, what, f"{path} is damaged: {what}")
+    for key in REQUIRED_INFO:
+        if info.get(key) is None:
+            raise DamagedRun(path, f"it has no {key}")
+    for key, rule in INFO_FIELDS.items():
+        problem = field_problem(key, info.get(key), rule)
+        if problem:
+            raise DamagedRun(path, problem)
+    return info
+
+
+def checked_metrics(metrics, path: Path) -> dict:
+    """A metrics.json's figures checked (accuracies from 0 to 1, losses and times finite and >= 0,
+    counts whole, any other number finite); DamagedRun naming the field."""
+    if not isinstance(metrics, dict):
+        raise DamagedRun(path, f"it holds a {type(metrics).__name__}, not a mapping")
+    for key, value in metrics.items():
+        problem = field_problem(key, value)
+        if problem:
+            raise DamagedRun(path, problem)
+    return metrics
+
+
+def _json_file(path: Path):
+    try:
+        return read_json(path)
+    except (ValueError, OSError):
+        raise DamagedRun(path, "unreadable or corrupt", f"{path} is unreadable or corrupt") from None
+
+
+def history_limit(info: dict) -> int | None:
+    """The most epochs history.csv can hold by run.json: the epochs planned, or completed where a
+    run was extended. An epoch is written to history.csv before run.json counts it, so a run that
+    did not end cleanly may hold one more. None where run.json says neither."""
+    planned, done = info.get(EPOCHS_PLANNED), info.get(EPOCHS_COMPLETED)
+    if planned is None and done is None:
+        return None
+    cut = 0 if info.get("status") in (COMPLETED, PRUNED) else 1  # both counted after the last epoch
+    return max(planned or 0, (done or 0) + cut)
+
+
+def iter_history(path: Path, limit: int | None = None):
+    """history.csv's rows one at a time, each value checked as hdr writes it (epochs rising, at most
+    limit of them, figures in range), so that a reader keeps only what it needs of a history of
+    any length. DamagedRun naming the line and the column."""
     if not Path(path).exists():
-        return []
-    rows = []
+        return
     with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        if reader.fieldnames is not None and reader.fieldnames[:1] != [EPOCH]:
-            raise DamagedRun(f"{path} is damaged (its header is not hdr's); the run cannot be read")
-        for row in reader:
-            parsed = {}
-            try:
-                for k, v in row.items():
-                    if k is None or k not in HISTORY_FIELDS:
-                        raise ValueError(f"unexpected column {k!r}")
-                    if v in ("", None):
-                        parsed[k] = None
-                    elif k == EPOCH:
-                        parsed[k] = int(v)
-                    else:
-                        parsed[k] = float(v)
-            except ValueError as e:
-                raise DamagedRun(f"{path} is damaged (line {reader.line_num}: {e}); the run cannot be read") from None
-            rows.append(parsed)
-    return rows
+        reader = csv.reader(f)
+        try:
+            yield from _history_rows(path, reader, limit)
+        except (csv.Error, UnicodeDecodeError) as e:  # not text, or a field past csv's limit
+            raise DamagedRun(path, str(e)) from None
+
+
+def _history_rows(path: Path, reader, limit: int | None):
+    header = next(reader, None)
+    if header is None:
+        return
+    if header[:1] != [EPOCH]:
+        raise DamagedRun(path, "its header is not hdr's")
+    unknown = [k for k in header if k not in HISTORY_FIELDS]
+    if unknown:
+        raise DamagedRun(path, f"line 1: unexpected column {unknown[0]!r}")
+    columns = [(k, int if k == EPOCH else float, *_figure_rule(k)) for k in header]
+    last = 0
+    for values in reader:
+        if not values:
+            continue  # a blank line
+        try:
+            if len(values) > len(columns):
+                raise ValueError(f"{len(values)} values under {len(columns)} columns")
+            row = dict.fromkeys(header)  # a short row: its missing values are not measured
+            for (k, kind, ok, what), v in zip(columns, values):
+                if v:
+                    row[k] = value = kind(v)
+                    if not ok(value):
+                        raise ValueError(f"{k} is {_shown_value(value)}, not {what}")
+            epoch = row[EPOCH]
+            if epoch is None or epoch <= last:
+                raise ValueError("no epoch" if epoch is None else f"epoch {epoch} after epoch {last}")
+            if limit is not None and epoch > limit:
+                raise ValueError(f"epoch {epoch} is beyond the {limit} epochs {RUN} plans or counts")
+        except ValueError as e:
+            raise DamagedRun(path, f"line {reader.line_num}: {e}") from None
+        last = epoch
+        yield row
+
+
+def read_history(path: Path, limit: int | None = None) -> list[dict]:
+    return list(iter_history(path, limit))
 
 
 def open_run(path: str | Path) -> Path:
@@ -231,14 +377,41 @@ def open_run(path: str | Path) -> Path:
     missing = [f for f in REQUIRED_FILES if not (p / f).is_file()]
     if missing:
         raise UsageError(f"{p} is not a complete run folder: missing {', '.join(missing)}")
-    try:
-        info = read_json(p / RUN)
-    except (ValueError, OSError):
-        raise DamagedRun(f"{p}/{RUN} is unreadable or corrupt") from None
-    if not isinstance(info, dict):
-        raise DamagedRun(f"{p}/{RUN} is damaged: it holds a {type(info).__name__}, not hdr's record of the run")
-    read_history(p / HISTORY)
+    info = read_info(p)
+    if (p / METRICS).is_file():
+        read_metrics(p)
+    for _ in iter_history(p / HISTORY, history_limit(info)):
+        pass  # checked, never held: a history may be long
     return p
+
+
+_UNWRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+@contextmanager
+def writing_into(folder: Path, what: str):
+    """Check that this process can write into run folder `folder` (a read-only file system, a
+    folder of another user), before the block computes what it will write; within the block, a
+    write into the folder that the file system refuses is the same one line. what: what the
+    command writes there ("hdr evaluate writes eval/ into it")."""
+    folder = Path(folder)
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-check.", suffix=".tmp")  # .tmp: a resume drops it
+        os.close(fd)
+        os.unlink(probe)
+        yield
+    except OSError as e:
+        inside = e.filename is not None and Path(os.path.abspath(e.filename)).is_relative_to(os.path.abspath(folder))
+        if e.errno not in _UNWRITABLE or not inside:
+            raise
+        raise UsageError(f"{folder} cannot be written ({e.strerror}), and {what}; make the folder writable, or "
+                         f"work on a copy (cp -a {folder} COPY)") from None
+
+
+def check_writable(folder: Path, what: str) -> None:
+    """writing_into's check alone, for a command that checks every folder before writing any."""
+    with writing_into(folder, what):
+        pass
 
 
 def load_model(path: str | Path):
@@ -248,7 +421,7 @@ def load_model(path: str | Path):
     folder = open_run(path)
     model_path = folder / MODEL
     if not model_path.is_file():
-        status = effective_status(read_json(folder / RUN))
+        status = effective_status(read_info(folder))
         hint = {
             RUNNING: "it is still training; wait for it to finish",
             INTERRUPTED: f"it was interrupted; finish it with: hdr train --resume {folder}",
@@ -399,11 +572,15 @@ def write_metrics(folder: Path, metrics: dict) -> None:
 
 
 def read_metrics(folder: Path) -> dict:
-    return read_json(Path(folder) / METRICS)
+    """A run's (or an evaluation folder's) metrics.json, checked (checked_metrics)."""
+    path = Path(folder) / METRICS
+    return checked_metrics(_json_file(path), path)
 
 
 def read_info(folder: Path) -> dict:
-    return read_json(Path(folder) / RUN)
+    """A run's run.json, checked (checked_info)."""
+    path = Path(folder) / RUN
+    return checked_info(_json_file(path), path)
 
 
 def history(folder: Path) -> list[dict]:
@@ -454,7 +631,9 @@ def swap_in(tmp: Path, dest: Path) -> None:
         if old is not None:
             os.rename(old, dest)
         raise
-    if old is not None:
+    if old is not None and old.is_symlink():
+        old.unlink()  # a link to a folder elsewhere: only the link was the run's
+    elif old is not None:
         shutil.rmtree(old, ignore_errors=True)
 
 

@@ -90,7 +90,7 @@ def test_cv_trains_each_fold_and_summarises(cli_run, tmp_path, real_data):
     lines = result.stdout.splitlines()
     folder = Path(lines[-1])
     assert folder.parent == tmp_path / "cv"
-    match = re.fullmatch(r"accuracy: mean=(\d+\.\d{3})% std=(\d+\.\d{3})% n=2", lines[-3])
+    match = re.fullmatch(r"accuracy: mean=(\d+\.\d{2})% std=(\d+\.\d{2})% n=2", lines[-3])
     assert match, lines
     info = json.loads((folder / "cv.json").read_text())
     assert info["status"] == "completed" and info["folds"] == 2 and sum(info["fold_sizes"]) == 7291
@@ -100,7 +100,7 @@ def test_cv_trains_each_fold_and_summarises(cli_run, tmp_path, real_data):
     summary = info["summary"]["val_accuracy"]
     assert summary["mean"] == pytest.approx(np.mean(vals))
     assert summary["std"] == pytest.approx(np.std(vals, ddof=1))
-    assert float(match.group(1)) == pytest.approx(100 * summary["mean"], abs=5e-4)
+    assert float(match.group(1)) == pytest.approx(100 * summary["mean"], abs=5e-3)
     assert info["summary"]["test_accuracy"]["n"] == 2
     for r, size in zip(results, info["fold_sizes"]):
         run = folder / r["run"]

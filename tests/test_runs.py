@@ -42,8 +42,8 @@ def test_runs_lists_test_accuracy(tmp_path):
     result = CliRunner().invoke(cli, ["runs", str(tmp_path)])
     assert result.exit_code == 0, result.output
     header, _, row = result.stdout.splitlines()[:3]
-    assert "test acc" in header and "best val acc" in header
-    assert "0.9612" in row and "0.9500" in row and "2/3" in row
+    assert "test acc %" in header and "best val %" in header
+    assert "96.12" in row and "95.00" in row and "2/3" in row  # one format in every command (hdr.core.numbers)
 
 
 def test_one_damaged_folder_does_not_break_the_listing(tmp_path):
@@ -416,3 +416,14 @@ def test_simple_table_is_tabulates_text():
     for rows in ([], [["a", "", "x"]], [["bé", " padded ", "日本語"], ["", "c", ""]], [["e\u0301", "wide日", "z  "]]):
         assert runs.simple_table(headers, rows) == tabulate(rows, headers=headers, tablefmt="simple",
                                                            disable_numparse=True)
+
+
+def test_one_number_format_everywhere():
+    """Shares as percentages with two decimals, losses with four, parameters short (issue 23)."""
+    from hdr.core import numbers
+
+    assert numbers.percent(0.98754) == "98.75%" and numbers.pct(0.98754) == "98.75"
+    assert numbers.points(0.0012) == "+0.12" and numbers.loss(0.041234) == "0.0412"
+    assert numbers.param(0.017826497151386938) == "0.01783" and numbers.param(64) == "64"
+    assert numbers.metric("val_accuracy", 0.5) == "50.00%" and numbers.metric("val_loss", 0.5) == "0.5000"
+    assert numbers.percent(None) == "-"

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from hdr.analysis.stats import Stat, sample_of, seed_means, seeds_text, stat, within_noise
+from hdr.core import numbers
 from hdr.core.errors import UsageError
 from hdr.runs.rundir import atomic_write
 from hdr.runs.listing import Run, load_runs, narrow, shown, simple_table  # noqa: F401  (load_runs: for callers)
@@ -458,7 +459,7 @@ def noise_lines(result: Result) -> list[str]:
 
 
 def _pct(v) -> str | None:
-    return None if v is None else f"{100 * v:.2f}"
+    return None if v is None else numbers.pct(v)
 
 
 def _num(v, digits: int) -> str | None:
@@ -468,7 +469,7 @@ def _num(v, digits: int) -> str | None:
 def _pm(s: Stat) -> str | None:
     if s.mean is None:
         return None
-    return f"{100 * s.mean:.2f} ± {100 * s.std:.2f}" if s.std is not None else f"{100 * s.mean:.2f}"
+    return f"{numbers.pct(s.mean)} ± {numbers.pct(s.std)}" if s.std is not None else numbers.pct(s.mean)
 
 
 def _vs(delta, best: bool, noise=None) -> str | None:
@@ -476,7 +477,7 @@ def _vs(delta, best: bool, noise=None) -> str | None:
         return "best"
     if delta is None:
         return None
-    return f"{100 * delta:+.2f}" + (" ~noise" if noise else "")
+    return numbers.points(delta) + (" ~noise" if noise else "")
 
 
 def _epochs_cell(s: Stat) -> str | None:

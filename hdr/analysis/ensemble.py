@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hdr.core import numbers
 from hdr.analysis import evaluate as ev_mod
 from hdr.runs import rundir
 from hdr.core.errors import UsageError
@@ -163,7 +164,7 @@ def report_md(metrics: dict, cm, classes, pages) -> str:
              f"Best member: {m['best_member']}. The ensemble gets {m['ensemble_right_best_wrong']} digits right "
              f"that the best member gets wrong, and {m['best_right_ensemble_wrong']} wrong that it gets right.", "",
              "## Metrics", ""]
-    rows = [{"metric": k, "value": f"{m[k]:.4f}"} for k in
+    rows = [{"metric": k, "value": numbers.metric(k, m[k])} for k in
             (f"{split}_loss", f"{split}_accuracy", "error_rate", "macro_precision", "macro_recall", "macro_f1")]
     rows.insert(3, {"metric": "errors", "value": f"{m['errors']} of {m['size']}"})
     lines += [ev_mod._md_table(rows, colalign=("left", "right")), ""]
@@ -220,7 +221,7 @@ def ensemble(paths, split: str = "test", out: Path | None = None, note=lambda ms
 def summary_text(metrics: dict) -> str:
     """Each member's accuracy, then the ensemble's with its agreement counts."""
     key = f"{metrics['split']}_accuracy"
-    lines = [f"{row['run']}  {row[key]:.4f}" for row in metrics["members"]]
-    lines.append(f"ensemble  {metrics[key]:.4f}  (right where the best member is wrong: "
+    lines = [f"{row['run']}  {numbers.percent(row[key])}" for row in metrics["members"]]
+    lines.append(f"ensemble  {numbers.percent(metrics[key])}  (right where the best member is wrong: "
                  f"{metrics['ensemble_right_best_wrong']}, wrong where it is right: {metrics['best_right_ensemble_wrong']})")
     return "\n".join(lines)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hdr.core import numbers
 from hdr.runs import rundir
 from hdr.core.errors import HdrError, UsageError
 
@@ -174,7 +175,7 @@ def confusion_png(cm: np.ndarray, path: Path, title: str) -> None:
     ax.tick_params(which="minor", length=0)
     n = int(cm.sum())
     ax.set_title(f"{title}\ncell: count and % of the true label's row; "
-                 f"accuracy {np.trace(cm) / max(n, 1):.4f} on {n} digits", fontsize=9)
+                 f"accuracy {numbers.percent(np.trace(cm) / max(n, 1))} on {n} digits", fontsize=9)
     save_figure(fig, path)
 
 
@@ -256,14 +257,14 @@ def report_md(run: Path, metrics: dict, cm: np.ndarray, classes: list[dict], pag
     if m.get("reframed"):
         lines += [f"Images re-framed: {m['reframed']}.", ""]
     lines += ["## Metrics", ""]
-    rows = [{"metric": k, "value": f"{m[k]:.4f}"} for k in
+    rows = [{"metric": k, "value": numbers.metric(k, m[k])} for k in
             (f"{m['split']}_loss", f"{m['split']}_accuracy", "error_rate", "macro_precision", "macro_recall",
              "macro_f1")]
     rows.insert(3, {"metric": "errors", "value": f"{m['errors']} of {m['size']}"})
     if m.get("in_domain_accuracy") is not None:
         rows += [{"metric": f"in-domain accuracy ({m['in_domain_dataset']} test)",
-                  "value": f"{m['in_domain_accuracy']:.4f}"},
-                 {"metric": "transfer gap (in-domain - this)", "value": f"{m['transfer_gap']:+.4f}"}]
+                  "value": numbers.percent(m['in_domain_accuracy'])},
+                 {"metric": "transfer gap (in-domain - this), points", "value": numbers.points(m['transfer_gap'])}]
     lines += [_md_table(rows, colalign=("left", "right")), ""]
     lines += ["## Config", "", "```yaml", config_text.rstrip(), "```", ""]
     curves = [p for p in rundir.CURVES.values() if (run / p).is_file()]
@@ -404,18 +405,22 @@ def summary_text(metrics: dict, classes: list[dict]) -> str:
     from tabulate import tabulate
 
     m = metrics
-    lines = [f"{m['dataset']} {m['split']} ({m['size']} digits): loss {m[m['split'] + '_loss']:.4f}, "
-             f"accuracy {m[m['split'] + '_accuracy']:.4f}, error rate {m['error_rate']:.4f} ({m['errors']} wrong)",
-             f"macro precision {m['macro_precision']:.4f}, recall {m['macro_recall']:.4f}, f1 {m['macro_f1']:.4f}"]
+    p = numbers.percent
+    lines = [f"{m['dataset']} {m['split']} ({m['size']} digits): loss {numbers.loss(m[m['split'] + '_loss'])}, "
+             f"accuracy {p(m[m['split'] + '_accuracy'])}, error rate {p(m['error_rate'])} ({m['errors']} wrong)",
+             f"macro precision {p(m['macro_precision'])}, recall {p(m['macro_recall'])}, f1 {p(m['macro_f1'])}"]
     if m.get("reframed"):
         lines.append(f"re-framed: {m['reframed']}")
     if "in_domain_accuracy" in m:
         if m["in_domain_accuracy"] is None:
             lines.append("in-domain accuracy unknown (no test_accuracy in the run's metrics.json)")
         else:
-            lines.append(f"in-domain ({m['in_domain_dataset']} test) accuracy {m['in_domain_accuracy']:.4f}; "
-                         f"on {m['dataset']} {m[rundir.TEST_ACCURACY]:.4f}; transfer gap {m['transfer_gap']:+.4f}")
-    rows = [{k: c[k] for k in ("label", "support", "correct", "accuracy", "precision", "recall", "f1")}
-            for c in classes]
-    lines += ["", tabulate(rows, headers="keys", tablefmt="simple", floatfmt=".4f")]
+            lines.append(f"in-domain ({m['in_domain_dataset']} test) accuracy {p(m['in_domain_accuracy'])}; "
+                         f"on {m['dataset']} {p(m[rundir.TEST_ACCURACY])}; transfer gap "
+                         f"{numbers.points(m['transfer_gap'])} points")
+    shares = ("accuracy", "precision", "recall", "f1")
+    rows = [{"label": c["label"], "support": c["support"], "correct": c["correct"],
+             **{f"{k} %": numbers.pct(c[k]) for k in shares}} for c in classes]
+    lines += ["", tabulate(rows, headers="keys", tablefmt="simple", disable_numparse=True,
+                           colalign=("left",) + ("right",) * 6)]
     return "\n".join(lines)

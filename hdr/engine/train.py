@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hdr.core import numbers
 from hdr.engine import config as config_mod
 from hdr.core import data as data_mod
 from hdr.runs import rundir
@@ -150,7 +151,7 @@ class RunCallback(keras.callbacks.Callback):
             if done > 0:
                 self.bar.update(done)
             if loss is not None:
-                self.bar.set_postfix(loss=f"{float(loss):.4f}", acc=f"{float(logs.get(rundir.ACCURACY, 0)):.4f}",
+                self.bar.set_postfix(loss=numbers.loss(float(loss)), acc=numbers.percent(float(logs.get(rundir.ACCURACY, 0))),
                                      refresh=False)
 
     def abandoned(self) -> bool:
@@ -257,9 +258,10 @@ class Trainer:
             if reason and self.pruned is None:
                 self.pruned = reason
         if not self.quiet:
-            parts = [f"loss {row[rundir.LOSS]:.4f}", f"accuracy {row[rundir.ACCURACY]:.4f}"]
+            parts = [f"loss {numbers.loss(row[rundir.LOSS])}", f"accuracy {numbers.percent(row[rundir.ACCURACY])}"]
             if row[rundir.VAL_ACCURACY] is not None:
-                parts += [f"val_loss {row[rundir.VAL_LOSS]:.4f}", f"val_accuracy {row[rundir.VAL_ACCURACY]:.4f}"]
+                parts += [f"val_loss {numbers.loss(row[rundir.VAL_LOSS])}",
+                          f"val_accuracy {numbers.percent(row[rundir.VAL_ACCURACY])}"]
             print(f"epoch {epoch}/{self.cfg.training.epochs}: " + ", ".join(parts) + f" ({row[rundir.SECONDS]:.1f}s)",
                   file=sys.stderr)
             if stop:
@@ -551,7 +553,7 @@ def _resume(folder: Path, quiet: bool, t0: float, hooks=()) -> None:
 def outcome_line(folder: Path) -> str:
     """What `hdr train` says of a completed run before its folder."""
     m = rundir.read_metrics(folder)
-    return (f"test accuracy {m[rundir.TEST_ACCURACY]:.4f}, test loss {m[rundir.TEST_LOSS]:.4f}, "
+    return (f"test accuracy {numbers.percent(m[rundir.TEST_ACCURACY])}, test loss {numbers.loss(m[rundir.TEST_LOSS])}, "
             f"{m['epochs']} epoch{'s' if m['epochs'] != 1 else ''} in {m[rundir.TRAIN_SECONDS]:.1f}s")
 
 

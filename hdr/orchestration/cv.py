@@ -19,6 +19,7 @@ import click
 import numpy as np
 
 from hdr.analysis import figures, stats
+from hdr.core import numbers
 from hdr.core.data import stratified_folds
 from hdr.core.errors import HdrError, Stopped, UsageError
 from hdr.orchestration import executors, resuming
@@ -118,8 +119,8 @@ def _result(info: dict, i: int, run: Path | None, status: str, error: str | None
         m = rundir.read_json(run / rundir.METRICS)
         result.update(val_accuracy=m[rundir.VAL_ACCURACY], best_val_accuracy=m.get(rundir.BEST_VAL_ACCURACY),
                       test_accuracy=m[rundir.TEST_ACCURACY])
-        return result, (f"fold {i}/{k}: validation accuracy {100 * m[rundir.VAL_ACCURACY]:.3f}%, "
-                        f"test accuracy {100 * m[rundir.TEST_ACCURACY]:.3f}% ({run.name})")
+        return result, (f"fold {i}/{k}: validation accuracy {numbers.percent(m[rundir.VAL_ACCURACY])}, "
+                        f"test accuracy {numbers.percent(m[rundir.TEST_ACCURACY])} ({run.name})")
     if status == rundir.INTERRUPTED:  # the last line says how to finish it: hdr cv --resume
         epochs = len(rundir.read_history(run / rundir.HISTORY)) if run else 0
         return result, f"fold {i}/{k}: stopped after {epochs} epoch{'s' if epochs != 1 else ''}"
@@ -197,8 +198,8 @@ def _conclude(folder: Path, info: dict, results: dict, k: int, name: str, cfg, s
     if completed:
         figures.box_plot(summary, folder / "folds.png", f"{k}-fold cross-validation: {name} ({cfg.dataset.name})")
         v, t = summary[rundir.VAL_ACCURACY], summary[rundir.TEST_ACCURACY]
-        click.echo(f"accuracy: mean={100 * v['mean']:.3f}% std={100 * v['std']:.3f}% n={v['n']}")
-        click.echo(f"test accuracy: mean={100 * t['mean']:.3f}% std={100 * t['std']:.3f}% n={t['n']}")
+        click.echo(f"accuracy: mean={numbers.percent(v['mean'])} std={numbers.percent(v['std'])} n={v['n']}")
+        click.echo(f"test accuracy: mean={numbers.percent(t['mean'])} std={numbers.percent(t['std'])} n={t['n']}")
     click.echo(str(folder))
     if failed:
         raise HdrError(f"{len(failed)} of {k} folds failed: {'; '.join(failed)} (see {folder}/cv.json)")

@@ -23,6 +23,7 @@ from pathlib import Path
 import click
 
 from hdr.orchestration import executors, resuming
+from hdr.core import numbers
 from hdr.runs import rundir
 from hdr.engine.config import split_values
 from hdr.core.errors import HdrError, Stopped, UsageError
@@ -196,7 +197,7 @@ class Sweep:
             return None, False
         self.done += 1
         if p.test_accuracy is not None:
-            what = f"test accuracy {100 * p.test_accuracy:.2f}%"
+            what = f"test accuracy {numbers.percent(p.test_accuracy)}"
         elif p.status == rundir.INTERRUPTED:  # the sweep's own last line says how to finish it
             what = f"stopped after {job.epochs} epoch{'s' if job.epochs != 1 else ''}"
         else:

@@ -35,6 +35,7 @@ from pathlib import Path
 import click
 
 from hdr.orchestration import executors, resuming
+from hdr.core import numbers
 from hdr.runs import rundir
 from hdr.core.errors import HdrError, Stopped, UsageError
 from hdr.engine.config import split_values
@@ -209,6 +210,11 @@ def overrides_of(space: dict[str, Dist], params: dict) -> list[str]:
     return [f"{k}={yaml_value(params[k]) if space[k].kind != 'choice' else params[k]}" for k in space if k in params]
 
 
+def params_text(space: dict[str, Dist], params: dict) -> str:
+    """The parameters as a progress line shows them (overrides_of keeps every digit)."""
+    return " ".join(f"{k}={numbers.param(params[k])}" for k in space if k in params)
+
+
 def grid_space(space: dict[str, Dist], trials: int) -> dict[str, list]:
     """The grid --sampler grid walks: choices as given, each range cut into as many points as
     make the grid about `trials` points."""
@@ -355,7 +361,7 @@ class Tune:
             with self.lock:
                 trial.set_user_attr("error", str(e))
                 self._tell(trial, state=optuna.trial.TrialState.FAIL)
-            self.say(f"trial {trial.number}: {' '.join(overrides_of(self.space, trial.params))}: invalid: {e}")
+            self.say(f"trial {trial.number}: {params_text(self.space, trial.params)}: invalid: {e}")
             return self.next_job()
 
     def say(self, line: str) -> None:
@@ -380,7 +386,7 @@ class Tune:
             prune = trial.should_prune()
         if prune:
             return f"{self.settings['pruner']} pruner, trial {number}, after epoch {row['epoch']} " \
-                   f"({self.metric} {value:.4f})"
+                   f"({self.metric} {numbers.metric(self.metric, value)})"
         return None
 
     def tell(self, trial, run: Path | None, status: str) -> float | None:
@@ -420,9 +426,9 @@ class Tune:
             return None, False  # stays RUNNING in the study: --resume finishes it
         value = self.tell(job.meta["trial"], run, status)
         self.done += 1
-        params = " ".join(job.meta["overrides"])
+        params = params_text(self.space, job.meta["trial"].params)
         if status == rundir.COMPLETED:
-            what = f"{self.metric} {value:.4f}" if value is not None else "no validation figure"
+            what = f"{self.metric} {numbers.metric(self.metric, value)}" if value is not None else "no validation figure"
         elif status == rundir.PRUNED:
             epochs = len(rundir.read_history(run / rundir.HISTORY)) if run else 0
             what = f"pruned after {epochs} epoch{'s' if epochs != 1 else ''}"
@@ -464,11 +470,12 @@ def trials_table(study, space: dict[str, Dist], metric: str, folder: Path) -> tu
         if v is None:
             return "-"
         if key == metric:
-            return f"{v:.4f}"
-        return f"{v:.4g}" if isinstance(v, float) else str(v)
+            return numbers.pct(v) if "loss" not in metric else numbers.loss(v)
+        return numbers.param(v)
 
     keys = ["trial", "state", *space, metric, "epochs", "run"]
-    text = tabulate([[shown(r[k], k) for k in keys] for r in rows], headers=keys, tablefmt="github")
+    headers = [f"{k} %" if k == metric and "loss" not in metric else k for k in keys]
+    text = tabulate([[shown(r[k], k) for k in keys] for r in rows], headers=headers, tablefmt="github")
     return text, rows
 
 
@@ -489,7 +496,7 @@ def write_results(study, settings: dict, space: dict[str, Dist], folder: Path) -
     best = study.best_trial
     run = folder / best.user_attrs["run"]
     rundir.atomic_write(folder / "best.yaml", f"# the best trial of {folder.name}: trial {best.number}, {metric} "
-                        f"{best.value:.4f} (run {run.name}); hdr train best.yaml trains it again\n"
+                        f"{numbers.metric(metric, best.value)} (run {run.name}); hdr train best.yaml trains it again\n"
                         + (run / rundir.CONFIG).read_text())
     _plots(study, folder, metric)
     metrics = rundir.read_json(run / rundir.METRICS) if (run / rundir.METRICS).is_file() else {}
@@ -617,13 +624,13 @@ def _conclude(tune: Tune, signum) -> None:
     click.echo((folder / "trials.md").read_text().rstrip())
     click.echo()
     if best is not None:
-        params = " ".join(overrides_of(space, best["params"]))
+        params = params_text(space, best["params"])
         click.echo(f"best: trial {best['trial']} ({params}), {settings['metric']} "
-                   f"{best['value']:.4f}, chosen on validation data; {folder / 'best.yaml'}")
+                   f"{numbers.metric(settings['metric'], best['value'])}, chosen on validation data; {folder / 'best.yaml'}")
         if best[rundir.TEST_ACCURACY] is not None and signum is None:
             # Once, at the end, and labelled: never an input to the choice.
             click.echo(f"test accuracy of the best trial (reported once, not used to choose): "
-                       f"{100 * best[rundir.TEST_ACCURACY]:.2f}%")
+                       f"{numbers.percent(best[rundir.TEST_ACCURACY])}")
         tune.save(best=best)
     click.echo(str(folder))
     if signum is not None:

@@ -25,6 +25,7 @@ import click
 
 from hdr.runs import runindex
 from hdr.core.errors import UsageError
+from hdr.core import numbers
 from hdr.runs import history as history_mod
 from hdr.runs.rundir import DamagedRun, effective_status, read_history
 from hdr.runs import rundir
@@ -116,6 +117,10 @@ class Run:
             rundir.PARAMS: self.params,
             "status": self.status,
         }
+
+
+def _pct(v) -> str:
+    return "" if v is None else numbers.pct(v)
 
 
 def shown(text) -> str:
@@ -549,15 +554,12 @@ def list_runs(runs_dir: Path, show_all: bool = False, statuses=None, as_json: bo
     if not records:
         return f"no runs in {shown(runs_dir)}" + (f" with status {', '.join(sorted(statuses))}" if statuses else "")
 
-    def pct(v):
-        return "" if v is None else f"{v:.4f}"
-
     rows = [[str(r["id"]), str(r["status"]), str(r.get("config", "")), str(r.get("dataset", "")),
              str(r.get("model", "")), str(r.get("optimizer", "")),
              f"{r[rundir.EPOCHS_COMPLETED]}/{r[rundir.EPOCHS_PLANNED] if r[rundir.EPOCHS_PLANNED] is not None else '?'}"
-             if rundir.EPOCHS_COMPLETED in r else "", pct(r.get(rundir.BEST_VAL_ACCURACY)), pct(r.get(rundir.TEST_ACCURACY))]
+             if rundir.EPOCHS_COMPLETED in r else "", _pct(r.get(rundir.BEST_VAL_ACCURACY)), _pct(r.get(rundir.TEST_ACCURACY))]
             for r in records]
     if not "".join(chain.from_iterable(rows)).isprintable():  # checked once, not per cell
         rows = [list(map(shown, r)) for r in rows]
-    headers = ["id", "status", "config", "dataset", "model", "optimizer", "epochs", "best val acc", "test acc"]
+    headers = ["id", "status", "config", "dataset", "model", "optimizer", "epochs", "best val %", "test acc %"]
     return simple_table(headers, rows)

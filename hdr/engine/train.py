@@ -112,8 +112,13 @@ def _progress(total: int, epoch: int, epochs: int, quiet: bool):
         return None
     from tqdm import tqdm
 
+    try:  # a terminal that reports no size (0x0: a bare pty, some CI and IDE consoles) makes tqdm hide the bar
+        sized = os.get_terminal_size(sys.stderr.fileno()).lines > 0
+    except (OSError, ValueError, AttributeError):
+        sized = True  # not a terminal: disable=None turns the bar off anyway
     return tqdm(total=total, desc=f"epoch {epoch}/{epochs}", unit="batch", file=sys.stderr,
-                leave=True, dynamic_ncols=True, mininterval=0.5, disable=None)  # None: off when not a terminal
+                leave=True, dynamic_ncols=sized, ncols=None if sized else 80, nrows=None if sized else 24,
+                mininterval=0.5, disable=None)  # None: off when not a terminal
 
 
 class _EpochAbandoned(Exception):

@@ -45,6 +45,8 @@ TENSORBOARD = "tensorboard"     # TensorBoard event files (hdr.engine.tensorboar
 EXPORT = "export"               # hdr export's default place
 EVAL = "eval"                   # hdr evaluate: eval/, eval-val/, eval-on-<dataset>/ (eval_name)
 ENSEMBLES = "ensembles"         # beside the runs: hdr ensemble's folders
+ARCHIVE = "archive"             # beside the runs: hdr runs --archive moves runs here
+TRASH = ".hdr-trash"            # beside the runs: hdr runs --delete renames a run here, then removes it
 REQUIRED_FILES = (CONFIG, RUN)
 # inside an evaluation folder (eval*/, and hdr ensemble's)
 EVAL_FILES = {"metrics": METRICS, "confusion_csv": "confusion_matrix.csv", "confusion_png": "confusion_matrix.png",
@@ -92,6 +94,8 @@ TEST_ACCURACY, TEST_LOSS = "test_accuracy", "test_loss"
 BEST_VAL_ACCURACY, BEST_EPOCH = "best_val_accuracy", "best_epoch"
 TRAIN_SECONDS, PARAMS = "train_seconds", "params"
 EPOCHS_COMPLETED, EPOCHS_PLANNED = "epochs_completed", "epochs_planned"  # run.json
+LABEL = "label"                 # run.json: the user's label (hdr train --label, hdr runs --set-label)
+MAX_LABEL = 80
 
 
 def now_iso() -> str:
@@ -228,7 +232,7 @@ INFO_FIELDS = {
     "pid": _WHOLE, "pid_started": _WHOLE, "host": _TEXT, "id": _TEXT, "config_name": _TEXT, "dataset": _TEXT,
     "model": _TEXT, "optimizer": _TEXT, "reason": _TEXT, "sweep_id": _TEXT, "sweep_point": _TEXT,
     "sweep_keys": _KEYS, "cv_id": _TEXT, "runtime": _MAPPING, "data_checksums": _MAPPING, "data_dir": _TEXT,
-    "started": _TEXT, "ended": _TEXT, "mlflow": _MAPPING,
+    "started": _TEXT, "ended": _TEXT, "mlflow": _MAPPING, LABEL: _TEXT,
 }
 REQUIRED_INFO = ("status",)
 # metrics.json (also an evaluation's) and history.csv fields; any other number must be finite
@@ -653,6 +657,79 @@ def evaluation_folder(folder: Path, name: str):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+# ---------------------------------------------------------------- labels, archiving, deleting
+
+def checked_label(text: str, option: str = "--label") -> str:
+    """A label as given, stripped; UsageError when it is not one printable line of at most MAX_LABEL
+    characters. Read back, a label is only checked to be text (a hand edit does not lose the run)."""
+    label = text.strip()
+    if not label.isprintable():  # newlines, tabs, terminal codes
+        raise UsageError(f"{option}: a label is one line of printable characters; remove the control characters")
+    if len(label) > MAX_LABEL:
+        raise UsageError(f"{option}: the label has {len(label)} characters, at most {MAX_LABEL}; shorten it")
+    return label
+
+
+def set_label(folder: Path, label: str) -> None:
+    """Write label into run.json (an empty one removes it), holding the run: never while it trains,
+    which rewrites run.json itself."""
+    with owned(folder):
+        info = read_info(folder)
+        if label:
+            info[LABEL] = label
+        else:
+            info.pop(LABEL, None)
+        RunInfo(folder, info).save()
+
+
+def removable(path: str | Path) -> str | None:
+    """Why the folder that path names may not be archived or deleted (a one-line reason); None
+    when it may: a real folder (not a link, whose target lies elsewhere) holding run.json, whose
+    lock no process holds."""
+    p = Path(path)
+    if p.is_symlink():
+        return "it is a symbolic link; hdr removes only run folders themselves (remove the link with rm)"
+    if not p.is_dir():
+        return "no such folder" if not p.exists() else "not a folder"
+    if not (p / RUN).is_file() or (p / RUN).is_symlink():
+        return f"not a run folder (it holds no {RUN})"
+    if in_use(p):
+        return "it is training (another process holds it); stop it first, or wait for it to end"
+    return None
+
+
+def archive(folder: Path) -> Path:
+    """Move a run folder into ARCHIVE beside it (one rename: the run is whole in one place or the
+    other); the new place."""
+    folder = Path(folder)
+    dest_dir = folder.parent / ARCHIVE
+    dest_dir.mkdir(exist_ok=True)
+    dest = dest_dir / folder.name
+    with owned(folder):  # held across the move, so no training starts in between
+        if dest.exists() or dest.is_symlink():
+            raise UsageError(f"{dest} already exists; rename or delete one of the two runs first")
+        os.rename(folder, dest)
+    return dest
+
+
+def delete(folder: Path) -> None:
+    """Remove a run folder: first renamed into TRASH beside it (one step: from then on no command
+    sees a half-deleted run), then removed. What a failed removal leaves in TRASH goes at the next
+    delete. rmtree removes symbolic links inside the run, never what they point to."""
+    folder = Path(folder)
+    trash = folder.parent / TRASH
+    trash.mkdir(exist_ok=True)
+    gone = trash / f"{folder.name}-{os.getpid()}-{secrets.token_hex(3)}"
+    with owned(folder):
+        os.rename(folder, gone)
+    for leftover in sorted(trash.iterdir()):
+        shutil.rmtree(leftover, ignore_errors=leftover != gone)
+    try:
+        trash.rmdir()
+    except OSError:
+        pass  # something is still in it (another delete running): it goes next time
 
 
 # ---------------------------------------------------------------- what a run owns

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from contextlib import contextmanager
 from stat import S_ISDIR, S_ISREG
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from functools import cached_property
 from itertools import chain
 from pathlib import Path
@@ -24,7 +25,7 @@ from pathlib import Path
 import click
 
 from hdr.runs import runindex
-from hdr.core.errors import UsageError
+from hdr.core.errors import HdrError, UsageError
 from hdr.core import numbers
 from hdr.runs import history as history_mod
 from hdr.runs.rundir import DamagedRun, effective_status, read_history
@@ -36,7 +37,7 @@ STATUSES = (rundir.RUNNING, rundir.COMPLETED, rundir.FAILED, rundir.INTERRUPTED,
 # Run.metrics hold only these, read from the files or from the index alike.
 INFO_KEYS = ("status", "config_name", "dataset", "model", "optimizer", rundir.EPOCHS_PLANNED, rundir.EPOCHS_COMPLETED,
              "seed", "fold", "pid", "host", "pid_started", "reason", "sweep_id", "sweep_point", "sweep_keys",
-             "runtime", "data_checksums")
+             "runtime", "data_checksums", rundir.LABEL)
 METRICS_KEYS = (rundir.TEST_ACCURACY, rundir.TEST_LOSS, rundir.VAL_ACCURACY, rundir.TRAIN_SECONDS, rundir.PARAMS)
 
 
@@ -116,6 +117,7 @@ class Run:
             rundir.TRAIN_SECONDS: seconds,
             rundir.PARAMS: self.params,
             "status": self.status,
+            "run_label": self.info.get(rundir.LABEL),  # "label" in compare's views is the differing keys
         }
 
 
@@ -507,8 +509,15 @@ def _record(run: Run) -> dict:
         "model": info.get("model", ""), "optimizer": info.get("optimizer", ""),
         rundir.EPOCHS_COMPLETED: s["epochs"], rundir.EPOCHS_PLANNED: info.get(rundir.EPOCHS_PLANNED),
         rundir.BEST_VAL_ACCURACY: s[rundir.BEST_VAL_ACCURACY], rundir.BEST_EPOCH: s[rundir.BEST_EPOCH],
-        rundir.TEST_ACCURACY: s[rundir.TEST_ACCURACY],
+        rundir.TEST_ACCURACY: s[rundir.TEST_ACCURACY], rundir.LABEL: info.get(rundir.LABEL),
     }
+
+
+def has_label(run: Run, patterns) -> bool:
+    """Whether the run's label matches one of patterns: exactly, or as a shell pattern where one
+    holds * ? or [ (--label 'baseline*'). A run without a label matches none."""
+    label = run.info.get(rundir.LABEL)
+    return bool(label) and any(fnmatchcase(label, p) for p in patterns)
 
 
 def parse_statuses(items) -> set[str] | None:
@@ -520,16 +529,18 @@ def parse_statuses(items) -> set[str] | None:
     return wanted or None
 
 
-def list_runs(runs_dir: Path, show_all: bool = False, statuses=None, as_json: bool = False, warn=None) -> str:
+def list_runs(runs_dir: Path, show_all: bool = False, statuses=None, as_json: bool = False, warn=None,
+              labels=()) -> str:
     """The runs in runs_dir as a table (or JSON). show_all also lists folders that are not
-    runs; statuses keeps only runs whose status is one of them."""
+    runs; statuses keeps only runs whose status is one of them, labels those whose label matches
+    one of them (has_label). The archive (rundir.ARCHIVE) is listed only when named as runs_dir."""
     warn = warn or _warn
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         raise UsageError(f"runs folder not found: {shown(runs_dir)} (train something first, or give the folder)")
     records, others = [], []
     with os.scandir(runs_dir) as entries:
-        names = sorted(e.name for e in entries if e.is_dir())
+        names = sorted(e.name for e in entries if e.is_dir() and e.name not in (rundir.ARCHIVE, rundir.TRASH))
     prefix = _prefix(runs_dir)
     folders = [prefix + n for n in names]
     for name, folder, run in zip(names, folders, read_folders(folders, with_config=False)):
@@ -545,14 +556,15 @@ def list_runs(runs_dir: Path, show_all: bool = False, statuses=None, as_json: bo
             continue
         if isinstance(run, Exception):
             raise run
-        if statuses is None or run.status in statuses:
+        if (statuses is None or run.status in statuses) and (not labels or has_label(run, labels)):
             records.append(_record(run))
-    if show_all and statuses is None:
+    if show_all and statuses is None and not labels:
         records += others
     if as_json:
         return json.dumps(records, indent=2)
     if not records:
-        return f"no runs in {shown(runs_dir)}" + (f" with status {', '.join(sorted(statuses))}" if statuses else "")
+        return (f"no runs in {shown(runs_dir)}" + (f" with status {', '.join(sorted(statuses))}" if statuses else "")
+                + (f" labelled {' or '.join(labels)}" if labels else ""))
 
     rows = [[str(r["id"]), str(r["status"]), str(r.get("config", "")), str(r.get("dataset", "")),
              str(r.get("model", "")), str(r.get("optimizer", "")),
@@ -562,4 +574,80 @@ def list_runs(runs_dir: Path, show_all: bool = False, statuses=None, as_json: bo
     if not "".join(chain.from_iterable(rows)).isprintable():  # checked once, not per cell
         rows = [list(map(shown, r)) for r in rows]
     headers = ["id", "status", "config", "dataset", "model", "optimizer", "epochs", "best val %", "test acc %"]
+    if any(r.get(rundir.LABEL) for r in records):  # a column only where some run has a label
+        headers.append(rundir.LABEL)
+        for row, r in zip(rows, records):
+            row.append(shown(r.get(rundir.LABEL) or ""))
     return simple_table(headers, rows)
+
+
+# ------------------------------------------------------------------------------ hdr runs --set-label, --archive, --delete
+
+def _checked_runs(paths, why_not) -> list[Path]:
+    """The run folders named, each named once; UsageError naming the first that why_not refuses,
+    before anything is changed."""
+    out, seen = [], set()
+    for p in map(Path, paths):
+        why = why_not(p)
+        if why:
+            raise UsageError(f"{shown(p)}: {why}; nothing was changed")
+        key = os.path.realpath(p)
+        if key not in seen:
+            seen.add(key)
+            out.append(p)
+    return out
+
+
+def _labellable(p: Path) -> str | None:
+    if not p.is_dir() or not (p / rundir.RUN).is_file():
+        return f"not a run folder (it holds no {rundir.RUN})"
+    return "it is training; set its label once it has ended" if rundir.in_use(p) else None
+
+
+def label_runs(paths, text: str) -> list[str]:
+    """Set (or, with "", remove) the label of each run; a line per run."""
+    label = rundir.checked_label(text, "--set-label")
+    folders = _checked_runs(paths, _labellable)
+    for f in folders:
+        rundir.set_label(f, label)
+    return [f"{shown(f)}: label {label!r}" if label else f"{shown(f)}: label removed" for f in folders]
+
+
+def _line(folder: Path) -> str:
+    """A run as the confirmation prompt lists it: folder, status, label."""
+    try:
+        info = rundir.read_info(folder)
+        status, label = effective_status(info), info.get(rundir.LABEL)
+    except UsageError:  # a damaged run.json: it may still go
+        status, label = "damaged", None
+    return "  " + "  ".join(shown(x) for x in (folder, status, label) if x)
+
+
+def remove_runs(paths, how: str, confirm) -> list[str]:
+    """Archive (how="archive") or delete (how="delete") the run folders paths name, once
+    confirm(prompt) says yes; a line per run. Every folder is checked first (rundir.removable):
+    a link, a folder that is not a run, a run in training, a run archived already (to archive)
+    stops the whole command with nothing changed."""
+    def why_not(p):
+        why = rundir.removable(p)
+        if why is None and how == "archive" and Path(os.path.abspath(p)).parent.name == rundir.ARCHIVE:
+            why = f"it is archived already (to bring it back: mv {shown(p)} {shown(Path(p).parent.parent)}/)"
+        return why
+
+    folders = _checked_runs(paths, why_not)
+    verb = {"archive": f"Archive (move into {rundir.ARCHIVE}/ beside it)", "delete": "Delete for good"}[how]
+    n = f"{len(folders)} run{'s' if len(folders) > 1 else ''}"
+    if not confirm("\n".join([f"{verb}: {n}", *map(_line, folders), "Go ahead?"])):
+        return []
+    done = []
+    for f in folders:
+        try:
+            if how == "archive":
+                done.append(f"archived {shown(f)} -> {shown(rundir.archive(f))}")
+            else:
+                rundir.delete(f)
+                done.append(f"deleted {shown(f)}")
+        except OSError as e:
+            gone = f" ({len(done)} of {n} done)" if done else ""
+            raise HdrError(f"{shown(f)}: cannot {how} it: {e.strerror}{gone}") from None
+    return done

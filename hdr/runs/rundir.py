@@ -725,7 +725,7 @@ def delete(folder: Path) -> None:
     with owned(folder):
         os.rename(folder, gone)
     for leftover in sorted(trash.iterdir()):
-        shutil.rmtree(leftover, ignore_errors=leftover != gone)
+        shutil.rmtree(leftover, ignore_errors=True)  # a link placed here is not followed: rmtree refuses links
     try:
         trash.rmdir()
     except OSError:

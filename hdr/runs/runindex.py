@@ -49,7 +49,7 @@ from pathlib import Path
 from stat import S_ISREG
 
 NAME = ".hdr-index"
-VERSION = 2  # 2: every field checked when read (rundir.checked_info ...)
+VERSION = 3  # 2: every field checked when read (rundir.checked_info ...); 3: run.json's label kept
 MARGIN_NS = 2_000_000_000   # at least the coarsest timestamp granularity of a common file system (FAT: 2 s)
 MIN_RUNS = 50               # below this, reading every folder is as quick as reading an index
 CORE = (rundir.RUN, rundir.METRICS, rundir.HISTORY)

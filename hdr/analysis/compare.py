@@ -28,7 +28,7 @@ from hdr.analysis.stats import Stat, sample_of, seed_means, seeds_text, stat, wi
 from hdr.core import numbers
 from hdr.core.errors import UsageError
 from hdr.runs.rundir import atomic_write
-from hdr.runs.listing import Run, load_runs, narrow, shown, simple_table  # noqa: F401  (load_runs: for callers)
+from hdr.runs.listing import RUN_LABEL, Run, load_runs, narrow, shown, simple_table  # noqa: F401  (load_runs: for callers)
 from hdr.runs import rundir
 
 SEED_KEY = "training.seed"
@@ -513,6 +513,8 @@ def _run_columns(result: Result, rows=None) -> list[Column]:
              Column("train s", [_num(x[rundir.TRAIN_SECONDS], 1) for x in s], drop=2),
              Column(rundir.PARAMS, [x[rundir.PARAMS] for x in s], drop=1),
              Column("status", [x["status"] for x in s], "left")]
+    if any(x.get(RUN_LABEL) for x in s):  # the user's labels (hdr train --label), where a run has one
+        cols.append(Column(rundir.LABEL, [x.get(RUN_LABEL) for x in s], "left", drop=7))
     return cols
 
 
@@ -638,7 +640,8 @@ def markdown(result: Result) -> str:
 
 def csv_text(result: Result) -> str:
     fields = ["run", "folder", "label", *result.keys, "status", rundir.BEST_VAL_ACCURACY, rundir.BEST_EPOCH,
-              rundir.VAL_ACCURACY, rundir.TEST_ACCURACY, rundir.TEST_LOSS, "epochs", rundir.EPOCHS_PLANNED, rundir.TRAIN_SECONDS, rundir.PARAMS]
+              rundir.VAL_ACCURACY, rundir.TEST_ACCURACY, rundir.TEST_LOSS, "epochs", rundir.EPOCHS_PLANNED, rundir.TRAIN_SECONDS, rundir.PARAMS,
+              RUN_LABEL]
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
     w.writeheader()

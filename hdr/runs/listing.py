@@ -38,6 +38,9 @@ STATUSES = (rundir.RUNNING, rundir.COMPLETED, rundir.FAILED, rundir.INTERRUPTED,
 INFO_KEYS = ("status", "config_name", "dataset", "model", "optimizer", rundir.EPOCHS_PLANNED, rundir.EPOCHS_COMPLETED,
              "seed", "fold", "pid", "host", "pid_started", "reason", "sweep_id", "sweep_point", "sweep_keys",
              "runtime", "data_checksums", rundir.LABEL)
+# The user's label (run.json's rundir.LABEL) in a Run's summary, and so in compare's JSON and CSV,
+# where "label" already names a run by the config keys that differ.
+RUN_LABEL = "run_label"
 METRICS_KEYS = (rundir.TEST_ACCURACY, rundir.TEST_LOSS, rundir.VAL_ACCURACY, rundir.TRAIN_SECONDS, rundir.PARAMS)
 
 
@@ -117,7 +120,7 @@ class Run:
             rundir.TRAIN_SECONDS: seconds,
             rundir.PARAMS: self.params,
             "status": self.status,
-            "run_label": self.info.get(rundir.LABEL),  # "label" in compare's views is the differing keys
+            RUN_LABEL: self.info.get(rundir.LABEL),
         }
 
 

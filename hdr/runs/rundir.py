@@ -92,6 +92,7 @@ TEST_ACCURACY, TEST_LOSS = "test_accuracy", "test_loss"
 BEST_VAL_ACCURACY, BEST_EPOCH = "best_val_accuracy", "best_epoch"
 TRAIN_SECONDS, PARAMS = "train_seconds", "params"
 EPOCHS_COMPLETED, EPOCHS_PLANNED = "epochs_completed", "epochs_planned"  # run.json
+STEPS_PER_EXECUTION = "steps_per_execution"  # run.json: the batches per call a run used
 
 
 def now_iso() -> str:

@@ -218,8 +218,9 @@ class Trainer:
         self.signal_received = signum
         after_hangup(signum)
         if not self.quiet:
+            n = self.steps_per_execution
             print(f"\n{signal.Signals(signum).name}: stopping after the current "
-                  f"{self.steps_per_execution} batches, keeping every completed epoch "
+                  f"{'batch' if n == 1 else f'{n} batches'}, keeping every completed epoch "
                   "(again to stop at once)", file=sys.stderr)
 
     def install_signal_handlers(self):

@@ -287,3 +287,42 @@ def test_fit_over_the_feed_trains_on_each_epochs_order_across_a_resume():
     assert same(through_feed(2, 3, expected[1]), expected[2])          # resumed after epoch 1
     repeated = by_hand([train.epoch_order(seed, 0, n)] * 3)            # the check can see a repeated order
     assert not same(repeated[2], expected[2])
+
+
+@pytest.mark.parametrize("config,spe", [("cnn_adam.yaml", 1), ("fast/mnist.yaml", 16), ("fast/usps.yaml", 16),
+                                        ("slp_sgd.yaml", 16), ("records/mnist_cnn.yaml", 1)])
+def test_auto_steps_per_execution_keeps_one_call_short(config, spe):
+    """A stop waits for the call into the backend: auto gives cnn_adam's 0.35 s batches of 200 one a
+    call (16 made Ctrl-C take 6 s), while the small fast configs keep the 16 they gain from."""
+    from hdr.engine import config as config_mod, models
+
+    cfg = config_mod.load(CONFIGS / config)
+    model = models.build(cfg, (28, 28, 1) if cfg.dataset.name == "mnist" else (16, 16, 1))
+    assert cfg.training.steps_per_execution == "auto"
+    assert models.steps_per_execution(model, cfg) == spe
+    assert models.steps_per_execution(model, cfg, "gpu (1x)") == 16  # a GPU runs the call a hundred times faster
+
+
+def test_auto_steps_per_execution_gives_the_history_of_one_and_is_recorded(cli_run, tiny_data, tmp_path):
+    """auto (here 4 a call: the budget of a CPU call over the MLP's work per batch) trains exactly
+    as 1 batch a call; run.json says what was used; an explicit value is kept."""
+    import yaml
+
+    from hdr.engine import models
+
+    args = [CONFIGS / "mlp_adam.yaml", "model.hidden=[64]", "model.dropout=0.3", "training.epochs=2",
+            "training.batch_size=32"]
+    per_call = int(models.CALL_BUDGET_MACS["cpu"] // (3 * (784 * 64 + 64 * 10) * 32))
+    runs = {}
+    for spe in ("auto", 1, 7):
+        with pytest.MonkeyPatch.context() as mp:
+            # a budget of 4 such batches a call, so auto differs from 1 and from the explicit 7
+            mp.setitem(models.CALL_BUDGET_MACS, "cpu", models.CALL_BUDGET_MACS["cpu"] * 4 / per_call)
+            r = cli_run("train", *args, f"training.steps_per_execution={spe}", "--runs-dir", tmp_path / str(spe), "-q")
+        assert r.exit_code == 0, r.stderr
+        runs[spe] = Path(r.stdout.strip().splitlines()[-1])
+    used = {spe: json.loads((f / "run.json").read_text())["steps_per_execution"] for spe, f in runs.items()}
+    assert used == {"auto": 4, 1: 1, 7: 7}
+    assert yaml.safe_load((runs["auto"] / "config.yaml").read_text())["training"]["steps_per_execution"] == "auto"
+    drop = lambda rows: [{k: v for k, v in row.items() if k != "seconds"} for row in rows]  # noqa: E731
+    assert drop(history(runs["auto"])) == drop(history(runs[1])) == drop(history(runs[7]))

@@ -139,3 +139,51 @@ def test_later_commands_find_the_data_the_run_was_trained_on(cli_run, tmp_path, 
     e = cli_run("evaluate", folder, "--split", "val", "-q")
     assert e.exit_code == 0, e.output
     assert not (tmp_path / "empty-cache").exists()
+
+
+def completed_run(cli_run, runs: Path, *overrides) -> Path:
+    r = cli_run("train", CONFIGS / "mlp_adam.yaml", "model.hidden=[32]", "model.dropout=0.3", "training.batch_size=32",
+                *overrides, "--runs-dir", runs, "-q")
+    assert r.exit_code == 0, r.stderr
+    return Path(r.stdout.strip().splitlines()[-1])
+
+
+def set_epochs(folder: Path, epochs: int) -> None:
+    cfg = yaml.safe_load((folder / "config.yaml").read_text())
+    cfg["training"]["epochs"] = epochs
+    rundir.atomic_write(folder / "config.yaml", yaml.safe_dump(cfg))
+
+
+def test_a_completed_run_extended_equals_the_longer_run_from_the_start(cli_run, tiny_data, tmp_path):
+    """README: training.epochs may be raised to extend a completed run. model.keras holds the last
+    epoch's weights and optimizer state, so 2 epochs then 3 more are exactly 5 from the start."""
+    folder = completed_run(cli_run, tmp_path / "a", "training.epochs=2")
+    set_epochs(folder, 5)
+    r = cli_run("train", "--resume", folder, "-q")
+    assert r.exit_code == 0, r.stderr
+    whole = completed_run(cli_run, tmp_path / "b", "training.epochs=5")
+    drop = lambda rows: [{k: v for k, v in row.items() if k != "seconds"} for row in rows]  # noqa: E731
+    assert drop(rundir.read_history(folder / "history.csv")) == drop(rundir.read_history(whole / "history.csv"))
+    info = rundir.read_json(folder / "run.json")
+    assert (info["status"], info["epochs_planned"], info["epochs_completed"]) == ("completed", 5, 5)  # not "5/2"
+    m, w = rundir.read_metrics(folder), rundir.read_metrics(whole)
+    assert (m["epochs"], m["test_accuracy"]) == (5, w["test_accuracy"])
+    assert not (folder / "checkpoint").exists()
+
+
+@pytest.mark.parametrize("overrides,why", [
+    ([], "nothing to resume; to extend it, raise training.epochs in {folder}/config.yaml above 2"),
+    (["optimizer.schedule=cosine"], "cannot be extended exactly: its cosine schedule spans the 2 epochs"),
+    (["optimizer.ema_momentum=0.9"], "cannot be extended exactly: its model.keras holds the averaged weights"),
+])
+def test_a_completed_run_that_cannot_be_extended_exactly_is_refused_in_one_line(cli_run, tiny_data, tmp_path,
+                                                                                 overrides, why):
+    folder = completed_run(cli_run, tmp_path, "training.epochs=2", *overrides)
+    if overrides:
+        set_epochs(folder, 4)
+    before = (folder / "history.csv").read_text()
+    r = cli_run("train", "--resume", folder, "-q")
+    assert r.exit_code == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert why.format(folder=folder) in r.stderr
+    assert (folder / "history.csv").read_text() == before
+    assert rundir.read_json(folder / "run.json")["status"] == "completed"

@@ -276,10 +276,12 @@ class Training(Strict):
     epochs: Epochs = 5
     batch_size: Batch = 128
     seed: Annotated[int, Field(ge=0, lt=2**32)] = 1  # what every backend's seeding accepts
-    # 16: the same history as 1 (checked in tests/test_perf_paths.py), fewer round trips into the
-    # backend and fewer progress/stop checks (every 16 batches); see BENCHMARKS.md.
-    steps_per_execution: Annotated[int, Field(gt=0, le=MAX_STEPS_PER_EXECUTION)] = Field(
-        16, description="batches run per call into the backend; larger is faster, same result")
+    # Any value gives the same history as 1 (tests/test_perf_paths.py); more is fewer round trips
+    # into the backend but a later stop, which waits for the call: auto sizes it per model
+    # (hdr.engine.models.auto_steps_per_execution) and run.json records what was used.
+    steps_per_execution: Annotated[int, Field(gt=0, le=MAX_STEPS_PER_EXECUTION)] | Literal["auto"] = Field(
+        "auto", description="batches run per call into the backend; larger is faster, same result; auto: up to "
+                            "16, as many as take about half a second")
     precision: Literal["float32", "mixed_bfloat16", "mixed_float16"] = Field(
         "float32", description="mixed_bfloat16 is faster on GPUs and CPUs with AVX-512 BF16 or AMX (much slower "
                                "on other CPUs), results differ slightly")
@@ -669,30 +671,60 @@ def load_run_config(path: str | Path) -> Config:
 
 
 def resumable(folder: Path) -> tuple[dict, Config]:
-    """(run.json, config) of a run folder that `hdr train --resume` may continue, or the one-line
-    UsageError saying why not: completed, still running, its config.yaml edited, no checkpoint.
+    """(run.json, config) of a run folder that `hdr train --resume` may continue (a completed one
+    only to extend it: _extendable), or the one-line UsageError saying why not: still running, its
+    config.yaml edited, no checkpoint.
     Files only, no framework: the CLI asks before it imports Keras. The caller holds (or has just
     probed) the folder's lock."""
     folder = Path(folder)
     info = rundir.read_json(folder / rundir.RUN)
     status = rundir.effective_status(info)
-    if status == rundir.COMPLETED:
-        raise UsageError(f"{folder} is already completed ({info.get(rundir.EPOCHS_COMPLETED)} epochs); nothing to resume")
     if status == rundir.RUNNING:
         raise UsageError(f"{folder} is still running (pid {info.get('pid')}); stop it first")
     cfg = load_run_config(folder / rundir.CONFIG)
+    if status == rundir.COMPLETED:
+        _extendable(folder, info, cfg)
     if info.get("config_fingerprint") not in (None, fingerprint(cfg)):
         raise UsageError(f"{folder}/{rundir.CONFIG} was changed after the run started, and a run goes on only with the "
                          "config it began with (training.epochs aside); to train the changed config, start a new "
                          f"run: hdr train {folder}/{rundir.CONFIG}")
     history = rundir.read_history(folder / rundir.HISTORY)
-    if not history or not rundir.checkpoint(folder, len(history)).is_file():
+    if status != rundir.COMPLETED and (not history or not rundir.checkpoint(folder, len(history)).is_file()):
         raise UsageError(f"{folder} has no checkpoint of a completed epoch to resume from; start a new run instead")
     return info, cfg
 
 
 # Schedules whose shape depends on the length of the run.
 _RUN_LENGTH_SCHEDULES = {"cosine", "onecycle"}
+EXTENDABLE = ("a completed run can be extended (a raised training.epochs in its config) when its schedule is "
+              "constant, exponential or step, without optimizer.ema_momentum, and early stopping neither ended it "
+              "nor restored an earlier epoch")
+
+
+def _extendable(folder: Path, info: dict, cfg: Config) -> None:
+    """Nothing, where `hdr train --resume` of a completed run can go on exactly as if it had been
+    planned longer: its model.keras is the last epoch's weights and optimizer state (the
+    checkpoint it was linked from), its schedule does not span the planned run. Else the
+    UsageError saying why not."""
+    done = len(rundir.read_history(folder / rundir.HISTORY))
+    metrics = rundir.read_json(folder / rundir.METRICS) if (folder / rundir.METRICS).is_file() else {}
+    stopping = metrics.get("early_stopping") or {}
+    why = None
+    if cfg.optimizer.schedule in _RUN_LENGTH_SCHEDULES:
+        why = f"its {cfg.optimizer.schedule} schedule spans the {info.get(rundir.EPOCHS_PLANNED, done)} epochs it was planned for"
+    elif cfg.optimizer.ema_momentum is not None:
+        why = f"its {rundir.MODEL} holds the averaged weights of optimizer.ema_momentum, not the trained ones"
+    elif stopping.get("restored_best"):
+        why = f"early stopping put the weights of epoch {stopping.get(rundir.BEST_EPOCH)} into its {rundir.MODEL}"
+    elif stopping.get("stopped_epoch") is not None:
+        why = f"early stopping ended it at epoch {done}"
+    elif not (folder / rundir.MODEL).is_file():
+        why = f"it has no {rundir.MODEL}"
+    elif cfg.training.epochs <= done:
+        raise UsageError(f"{folder} is already completed ({done} epochs); nothing to resume; to extend it, raise "
+                         f"training.epochs in {folder}/{rundir.CONFIG} above {done}")
+    if why:
+        raise UsageError(f"{folder} is completed and cannot be extended exactly: {why} ({EXTENDABLE})")
 
 
 def fingerprint(cfg: Config) -> str:

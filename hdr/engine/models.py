@@ -6,6 +6,8 @@ model takes raw pixels.
 
 from __future__ import annotations
 
+import math
+
 from hdr.core.backend import quiet_import
 
 keras = quiet_import()
@@ -238,12 +240,51 @@ def loss_for(cfg: Config):
     return SmoothedCrossentropy(cfg.training.label_smoothing, data_mod.get(cfg.dataset.name).num_classes)
 
 
-def compile_model(model: keras.Model, cfg: Config, steps_per_epoch: int) -> keras.Model:
+# ---------------------------------------------------------------- batches per call into the backend
+
+# A stop (Ctrl-C) is seen between calls into the backend, so one call should take at most ~0.5 s.
+# Training costs about 3 forward passes; a 2-core CPU trains at ~9e9 multiply-adds a second
+# (configs/cnn_adam.yaml: ~0.35 s a batch of 200), a GPU a hundred times that or more.
+CALL_BUDGET_MACS = {"cpu": 4e9, "gpu": 4e11}
+MAX_AUTO_STEPS = 16  # more gains next to nothing even for the smallest models (BENCHMARKS.md)
+
+
+def forward_macs(model: keras.Model) -> int:
+    """Multiply-adds of one example's forward pass through the convolutions and dense layers (nearly
+    all of the work): each kernel weight once per output position."""
+    total = 0
+    for layer in _flat(model.layers):
+        kernel = getattr(layer, "kernel", None)
+        if kernel is not None:
+            positions = math.prod(d or 1 for d in layer.output.shape[1:-1])  # Dense: 1; Conv2D: h x w
+            total += math.prod(kernel.shape) * positions
+    return total
+
+
+def _flat(layers_):
+    for layer in layers_:
+        yield from _flat(layer.layers) if hasattr(layer, "layers") else (layer,)
+
+
+def auto_steps_per_execution(model: keras.Model, batch_size: int, device: str = "cpu") -> int:
+    """As many batches per call (1 to MAX_AUTO_STEPS) as fit the device's call budget."""
+    budget = CALL_BUDGET_MACS["cpu" if device.startswith("cpu") else "gpu"]  # describe()'s device
+    per_batch = 3 * max(1, forward_macs(model)) * batch_size
+    return int(min(MAX_AUTO_STEPS, max(1, budget // per_batch)))
+
+
+def steps_per_execution(model: keras.Model, cfg: Config, device: str = "cpu") -> int:
+    """The config's training.steps_per_execution, or for auto the model's own."""
+    spe = cfg.training.steps_per_execution
+    return auto_steps_per_execution(model, cfg.training.batch_size, device) if spe == "auto" else spe
+
+
+def compile_model(model: keras.Model, cfg: Config, steps_per_epoch: int, device: str = "cpu") -> keras.Model:
     model.compile(
         optimizer=build_optimizer(cfg, steps_per_epoch),
         loss=loss_for(cfg),
         metrics=["accuracy"],
-        steps_per_execution=cfg.training.steps_per_execution,
+        steps_per_execution=steps_per_execution(model, cfg, device),
     )
     return model
 

@@ -193,6 +193,7 @@ class Trainer:
         self.signal_received: int | None = None
         self.diverged_at: int | None = None
         self.steps_per_epoch = prepared.steps_per_epoch
+        self.steps_per_execution = run.info.get(rundir.STEPS_PER_EXECUTION, self.cfg.training.steps_per_execution)
         # Called with (epoch, history row) after each committed epoch; a hook that returns a
         # reason ends the run as pruned (hdr tune's pruner), others only watch (TensorBoard).
         self.hooks = list(hooks)
@@ -222,8 +223,9 @@ class Trainer:
         self.signal_received = signum
         after_hangup(signum)
         if not self.quiet:
+            n = self.steps_per_execution
             print(f"\n{signal.Signals(signum).name}: stopping after the current "
-                  f"{self.cfg.training.steps_per_execution} batches, keeping every completed epoch "
+                  f"{'batch' if n == 1 else f'{n} batches'}, keeping every completed epoch "
                   "(again to stop at once)", file=sys.stderr)
 
     def install_signal_handlers(self):
@@ -467,12 +469,12 @@ def _checkpoint_bytes(folder: Path, model) -> int:
     return done[-1].stat().st_size if done else int(model.count_params()) * 4 * 3
 
 
-def _build(cfg, input_shape, steps_per_epoch):
+def _build(cfg, input_shape, steps_per_epoch, device="cpu"):
     from hdr.engine import models
 
     with precision(cfg):
         model = models.build(cfg, input_shape)
-        return models.compile_model(model, cfg, steps_per_epoch)
+        return models.compile_model(model, cfg, steps_per_epoch, device)
 
 
 def train(cfg: config_mod.Config, config_name: str, runs_dir: Path, quiet: bool = False,
@@ -486,7 +488,9 @@ def train(cfg: config_mod.Config, config_name: str, runs_dir: Path, quiet: bool 
     t0 = time.perf_counter()
     prepared = prepare(cfg, quiet=quiet, info=extra_info)
     seed_everything(cfg.training.seed)
-    model = _build(cfg, prepared.data.input_shape, prepared.steps_per_epoch)  # config errors surface before any folder exists
+    runtime = describe()
+    # config errors surface before any folder exists
+    model = _build(cfg, prepared.data.input_shape, prepared.steps_per_epoch, runtime["device"])
 
     folder = rundir.create(runs_dir, config_name)
     rundir.write(folder, rundir.CONFIG, config_mod.dump(cfg))
@@ -499,7 +503,8 @@ def train(cfg: config_mod.Config, config_name: str, runs_dir: Path, quiet: bool 
         "data_checksums": prepared.data.checksums,
         "data_dir": str(prepared.data.folder),  # later commands on this run find the same files
         "config_fingerprint": config_mod.fingerprint(cfg),  # resume refuses an edited config.yaml
-        "runtime": describe(),
+        "runtime": runtime,
+        rundir.STEPS_PER_EXECUTION: model.steps_per_execution,  # what training.steps_per_execution: auto chose
     }
     info.update(extra_info or {})
     if not quiet and cfg.training.precision == "mixed_bfloat16" and info["runtime"]["device"] == "cpu" \
@@ -526,7 +531,8 @@ def _tensorboard(cfg: config_mod.Config, folder: Path, model) -> list:
 
 
 def resume(folder: Path, quiet: bool = False, hooks=()) -> Path:
-    """Continue an interrupted or crashed run from its last completed epoch, in place."""
+    """Continue an interrupted or crashed run from its last completed epoch, in place; or extend a
+    completed one whose config.yaml now plans more epochs."""
     t0 = time.perf_counter()
     folder = rundir.open_run(folder)
     with rundir.owned(folder):  # a second `hdr train --resume` of the same run stops here
@@ -539,6 +545,12 @@ def _resume(folder: Path, quiet: bool, t0: float, hooks=()) -> None:
     rundir.drop_partial_writes(folder)  # a process killed mid-write left them
     history = rundir.read_history(folder / rundir.HISTORY)
     ckpt = rundir.checkpoint(folder, len(history))
+    if rundir.effective_status(info) == rundir.COMPLETED:
+        # An extension (config.resumable checked it can be exact): model.keras is the last epoch's
+        # weights and optimizer state; as its checkpoint again, a stop before the next epoch resumes too.
+        ckpt.parent.mkdir(exist_ok=True)
+        with rundir.replacing(ckpt, suffix=".tmp.keras") as tmp:
+            shutil.copyfile(folder / rundir.MODEL, tmp)
     prepared = prepare(cfg, quiet=quiet, info=info, recorded_dir=info.get("data_dir"))  # a fold keeps its rows
     from hdr.engine import models  # noqa: F401  (registers hdr's schedules and losses, which checkpoints name)
 
@@ -551,7 +563,9 @@ def _resume(folder: Path, quiet: bool, t0: float, hooks=()) -> None:
     run = rundir.RunInfo(folder, info)
     resumes = info.get("resumed", []) + [{"at_epoch": len(history), "time": rundir.now_iso(),
                                           "command": rundir.command_line()}]
-    run.update(status=rundir.RUNNING, **rundir.this_process(), ended=None, reason=None, resumed=resumes)
+    run.update(status=rundir.RUNNING, **rundir.this_process(), ended=None, reason=None, resumed=resumes,
+               **{rundir.EPOCHS_PLANNED: cfg.training.epochs,  # a resume may extend or shorten the run
+                  rundir.STEPS_PER_EXECUTION: model.steps_per_execution})
     _run_loop(Trainer(prepared, folder, run, quiet, [*hooks, *_tensorboard(cfg, folder, model)]), model, t0)
 
 

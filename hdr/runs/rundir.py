@@ -96,6 +96,7 @@ TRAIN_SECONDS, PARAMS = "train_seconds", "params"
 EPOCHS_COMPLETED, EPOCHS_PLANNED = "epochs_completed", "epochs_planned"  # run.json
 LABEL = "label"                 # run.json: the user's label (hdr train --label, hdr runs --set-label)
 MAX_LABEL = 80
+STEPS_PER_EXECUTION = "steps_per_execution"  # run.json: the batches per call a run used
 
 
 def now_iso() -> str:

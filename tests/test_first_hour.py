@@ -66,10 +66,11 @@ def fake_run(folder: Path, status: str, epochs_done: int = 2, checkpoint: bool =
 # ---------------------------------------------------------------- refusals before any framework import
 
 def test_resuming_a_completed_run_is_refused_before_keras(tmp_path):
-    run = fake_run(tmp_path / "done", rundir.COMPLETED)
+    run = fake_run(tmp_path / "done", rundir.COMPLETED, epochs_done=config.validate(BASE).training.epochs)
     code, line, imported = probe("train", "--resume", run)
     assert (code, imported) == (2, "-"), line
-    assert line == f"hdr: error: {run} is already completed (2 epochs); nothing to resume"
+    done = config.validate(BASE).training.epochs
+    assert line.startswith(f"hdr: error: {run} is already completed ({done} epochs); nothing to resume")
 
 
 def test_resuming_a_run_in_use_is_refused_before_keras(tmp_path):

@@ -709,6 +709,9 @@ def _extendable(folder: Path, info: dict, cfg: Config) -> None:
     done = len(rundir.read_history(folder / rundir.HISTORY))
     metrics = rundir.read_json(folder / rundir.METRICS) if (folder / rundir.METRICS).is_file() else {}
     stopping = metrics.get("early_stopping") or {}
+    if cfg.training.epochs <= done:  # not asked to extend it
+        raise UsageError(f"{folder} is already completed ({done} epochs); nothing to resume; to extend it, raise "
+                         f"training.epochs in {folder}/{rundir.CONFIG} above {done}")
     why = None
     if cfg.optimizer.schedule in _RUN_LENGTH_SCHEDULES:
         why = f"its {cfg.optimizer.schedule} schedule spans the {info.get(rundir.EPOCHS_PLANNED, done)} epochs it was planned for"
@@ -720,9 +723,6 @@ def _extendable(folder: Path, info: dict, cfg: Config) -> None:
         why = f"early stopping ended it at epoch {done}"
     elif not (folder / rundir.MODEL).is_file():
         why = f"it has no {rundir.MODEL}"
-    elif cfg.training.epochs <= done:
-        raise UsageError(f"{folder} is already completed ({done} epochs); nothing to resume; to extend it, raise "
-                         f"training.epochs in {folder}/{rundir.CONFIG} above {done}")
     if why:
         raise UsageError(f"{folder} is completed and cannot be extended exactly: {why} ({EXTENDABLE})")
 

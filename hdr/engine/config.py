@@ -740,6 +740,10 @@ def fingerprint(cfg: Config) -> str:
     for block in data["model"].get("conv", []):
         if block["stride"] == 1:
             block.pop("stride")  # the layer runs made before the key existed had: their resume goes on
+    if data["training"].get("steps_per_execution") == "auto":
+        # The old default's value: auto changes no result, and the sweeps, searches and cross-
+        # validations started when 16 was the default still find their config unchanged.
+        data["training"]["steps_per_execution"] = 16
     if cfg.optimizer.schedule not in _RUN_LENGTH_SCHEDULES:
         data["training"].pop("epochs")
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()

@@ -61,7 +61,7 @@ def run(config, overrides, k, options, runs_dir, resume_dir, quiet):
     if info is None:
         folds = _folds(cfg, k, quiet)  # the data is read once, before any folder
         # The executor before the folder: a cluster that cannot be reached leaves nothing behind.
-        ex = executors.make(options, _no_pruning, k, log=_say)
+        ex = executors.make(options, executors.no_pruning, k, log=executors.to_stderr)
         folder = rundir.create(runs_dir / "cv", name)
         with resuming.hold(folder, "cross-validation") as lock:
             info = _record(folder, config, overrides, k, cfg, name, folds)
@@ -78,17 +78,9 @@ def run(config, overrides, k, options, runs_dir, resume_dir, quiet):
             results, jobs = _todo(folder, info, cfg, name, k)
             signum = None
             if jobs:
-                ex = executors.make(options, _no_pruning, len(jobs), log=_say)
+                ex = executors.make(options, executors.no_pruning, len(jobs), log=executors.to_stderr)
                 signum = _train(ex, options, lock, jobs, info, results, folder, k, quiet)
             _conclude(folder, info, results, k, name, cfg, signum)
-
-
-def _no_pruning(job, epoch, row):
-    return None
-
-
-def _say(msg: str) -> None:
-    click.echo(msg, err=True)
 
 
 def _todo(folder: Path, info: dict, cfg, name: str, k: int) -> tuple[dict, list[executors.Job]]:

@@ -661,6 +661,16 @@ class Options:
             f" --gpus-per-run {self.gpus_per_run:g}" if self.gpus_per_run else "")
 
 
+def no_pruning(job, epoch, row):
+    """on_epoch for commands that only watch their runs (sweep, cv)."""
+    return None
+
+
+def to_stderr(message: str) -> None:
+    """log for make(): an executor's own lines (a lost Ray node) on stderr."""
+    print(message, file=sys.stderr, flush=True)
+
+
 def make(options: Options, on_epoch, at_most: int, log=None):
     """The executor the options ask for; at_most: the runs there are (no more local workers)."""
     options.check()

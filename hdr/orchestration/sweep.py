@@ -149,7 +149,7 @@ class Sweep:
         for p in self.points:
             what, run = resuming.state(p.run or found.get(str(p.index))) if self.resumed else ("train", None)
             if what == "done":
-                self.settle(p, run, rundir.read_info(run).get("status"))
+                self.settle(p, run)
                 continue
             log = logs / f"point-{p.index:03d}.log"
             if what == "resume":
@@ -167,13 +167,16 @@ class Sweep:
                                       meta={"point": p}))
         return jobs
 
-    def settle(self, p: Point, run: Path | None, status: str, exit_code: int | None = None,
+    def settle(self, p: Point, run: Path | None, status: str | None = None, exit_code: int | None = None,
                error: str | None = None) -> None:
-        """Record how a point's run ended; with no exit code given, from its own run.json."""
+        """Record how a point's run ended: as the executor answered, or (no status given) as its
+        own run.json says."""
+        if status is None:
+            info = rundir.read_info(run)
+            status = info.get("status")
+            exit_code = 0 if status in (rundir.COMPLETED, rundir.PRUNED) else 1
+            error = info.get("reason") if status == rundir.FAILED else None
         p.run, p.status, p.exit_code, p.error, p.test_accuracy = run, status, exit_code, error, None
-        if exit_code is None and run is not None:
-            p.exit_code = 0 if status in (rundir.COMPLETED, rundir.PRUNED) else 1
-            p.error = rundir.read_info(run).get("reason") if status == rundir.FAILED else None
         if run is not None and status == rundir.COMPLETED:
             try:
                 p.test_accuracy = rundir.read_json(run / rundir.METRICS).get(rundir.TEST_ACCURACY)
@@ -183,11 +186,10 @@ class Sweep:
     def on_done(self, job: executors.Job, answer: dict) -> tuple[str | None, bool]:
         p: Point = job.meta["point"]
         run = Path(answer["run"]) if answer.get("run") else (job.run or self.find_run(p))
-        status = resuming.settled(answer["status"], run)
-        if status == answer["status"]:
-            self.settle(p, run, status, answer["exit_code"], answer["error"])
+        if resuming.settled(answer["status"], run) == answer["status"]:
+            self.settle(p, run, answer["status"], answer["exit_code"], answer["error"])
         else:
-            self.settle(p, run, status)
+            self.settle(p, run)  # the run's own record wins
         if job.log is not None:
             with open(job.log, "a") as f:
                 where = f" on Ray node {answer['node']}" if answer.get("node") else ""
@@ -282,7 +284,7 @@ def run(config, overrides, grid_items, seeds, options, runs_dir, resume_dir, dry
                 click.echo(f"{resume_dir}: every point is already done; nothing to resume", err=True)
                 sweep.end(None)  # it may have been stopped as its last run ended
                 return _conclude(sweep, None)
-            _train(sweep, executors.make(options, _no_pruning, len(todo), log=_say), options, todo, quiet, lock)
+            _train(sweep, executors.make(options, executors.no_pruning, len(todo), log=executors.to_stderr), options, todo, quiet, lock)
         return
     if not config:
         raise UsageError("missing CONFIG: give a YAML config file (see configs/) or --resume SWEEP")
@@ -291,20 +293,12 @@ def run(config, overrides, grid_items, seeds, options, runs_dir, resume_dir, dry
     if dry_run:
         return _list(points, overrides, seeds)
     # The executor first: a cluster that cannot be reached leaves no sweep folder behind.
-    ex = executors.make(options, _no_pruning, len(points), log=_say)
+    ex = executors.make(options, executors.no_pruning, len(points), log=executors.to_stderr)
     folder = rundir.create(runs_dir / "sweeps", Path(config).stem)
     with resuming.hold(folder, "sweep") as lock:
         sweep = Sweep(folder, config, list(overrides), grid, points, runs_dir, seeds, quiet)
         sweep.save()  # at once: from now on the folder can be resumed
         _train(sweep, ex, options, sweep.todo(), quiet, lock)
-
-
-def _no_pruning(job, epoch, row):
-    return None
-
-
-def _say(msg: str) -> None:
-    click.echo(msg, err=True)
 
 
 def _train(sweep: Sweep, ex, options: executors.Options, todo: list[executors.Job], quiet: bool, lock: int) -> None:

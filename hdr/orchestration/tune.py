@@ -558,7 +558,7 @@ def _executor(options, settings) -> tuple:
     """The executor, and the dict through which its epochs reach the Tune made later."""
     relay: dict = {}
     ex = executors.make(options, lambda job, epoch, row: relay["tune"].on_epoch(job, epoch, row), settings["trials"],
-                        log=lambda msg: click.echo(msg, err=True))
+                        log=executors.to_stderr)
     return ex, relay
 
 
